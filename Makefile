@@ -1,0 +1,35 @@
+# softmax_exp: every target bootstraps .venv when it is missing.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: venv train test gradcheck bench ui lint clean
+
+venv: $(STAMP)
+
+# The stamp's name carries a hash of pyproject.toml: an edit there reinstalls, a second call does not.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+train: $(STAMP)
+	$(PY) -m softmax_exp.gradcheck
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+gradcheck: $(STAMP)
+	$(PY) -m softmax_exp.gradcheck
+
+bench: $(STAMP)
+	$(PY) -m softmax_exp.bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

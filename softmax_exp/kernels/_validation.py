@@ -1,0 +1,101 @@
+"""Input checks shared by every kernel's public function.
+
+The checks here are cheap: shapes, dtypes, the labels and W. X is never scanned up front (that would cost
+one full read of X, as much as the fused kernel itself); instead a non-finite result is traced back to X or W
+by :func:`check_finite_result` before it is returned.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_inputs(W, X, y, reg, idx=None):
+    """Validate kernel arguments and return them in canonical form.
+
+    Parameters
+    ----------
+    W : ndarray (D, C), float32 or float64
+    X : ndarray (N, D), same dtype as W
+    y : ndarray (N,), integers in [0, C)
+    reg : float, finite and >= 0
+    idx : ndarray (B,), optional integers in [0, N): rows of X the loss is taken over
+
+    Returns
+    -------
+    (W, X, y, reg, idx) with y and idx as intp arrays (small; copied only when not already intp)
+    and reg as a Python float. X and W are never copied or cast.
+    """
+    if not isinstance(X, np.ndarray) or X.ndim != 2:
+        raise ValueError(f"X must be a 2-D numpy array (N, D); got {_describe(X)}")
+    if not isinstance(W, np.ndarray) or W.ndim != 2:
+        raise ValueError(f"W must be a 2-D numpy array (D, C); got {_describe(W)}")
+    if X.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"X must be float32 or float64; got dtype {X.dtype}")
+    if W.dtype != X.dtype:
+        raise ValueError(
+            f"W and X must have the same dtype; got W {W.dtype} and X {X.dtype} "
+            f"(cast W, e.g. W.astype(X.dtype): X is never cast silently)"
+        )
+    N, D = X.shape
+    if W.shape[0] != D:
+        raise ValueError(f"W must have shape (D, C) with D = X.shape[1] = {D}; got W shape {W.shape}")
+    C = W.shape[1]
+    if C < 1 or N < 1:
+        raise ValueError(f"X and W must be non-empty; got X shape {X.shape}, W shape {W.shape}")
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != N:
+        raise ValueError(f"y must be 1-D of length N = {N}; got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y must hold integer class labels; got dtype {y.dtype}")
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= C:
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"y must be in [0, C) = [0, {C}); found label {bad}")
+    try:
+        reg = float(reg)
+    except (TypeError, ValueError):
+        raise ValueError(f"reg must be a real number; got {reg!r}") from None
+    if not math.isfinite(reg) or reg < 0:
+        raise ValueError(f"reg must be finite and >= 0; got {reg}")
+    if not np.isfinite(W).all():
+        raise ValueError("W contains NaN or inf; reinitialise W (a diverged training gives this)")
+    if idx is not None:
+        idx = np.asarray(idx)
+        if idx.ndim != 1 or idx.shape[0] < 1:
+            raise ValueError(f"idx must be a non-empty 1-D array of row indices; got shape {idx.shape}")
+        if not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"idx must hold integer row indices; got dtype {idx.dtype}")
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= N:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"idx must be in [0, N) = [0, {N}); found index {bad}")
+        idx = idx.astype(np.intp, copy=False)
+    return W, X, y.astype(np.intp, copy=False), reg, idx
+
+
+def check_finite_result(loss, dW, W, X, idx=None):
+    """Raise ValueError naming X when a non-finite result comes from NaN or inf in the rows used.
+
+    Called after the kernel ran, so the common (finite) path costs only a check of dW (D x C).
+    A non-finite result from finite inputs (scores beyond the dtype's range) is returned as is.
+    """
+    if math.isfinite(loss) and np.isfinite(dW).all():
+        return
+    rows = X if idx is None else X[np.unique(idx)]
+    if not np.isfinite(rows).all():
+        bad = np.argwhere(~np.isfinite(rows))[0]
+        row = int(bad[0]) if idx is None else int(np.unique(idx)[bad[0]])
+        raise ValueError(
+            f"X contains NaN or inf (first at row {row}, column {int(bad[1])}); clean or impute the data"
+        )
+
+
+def _describe(a) -> str:
+    if isinstance(a, np.ndarray):
+        return f"ndarray with shape {a.shape}"
+    return type(a).__name__

@@ -1,0 +1,259 @@
+"""Softmax loss on Numba's parallel backend: a straightforward two-pass kernel and a fused one-pass kernel.
+
+Both split the rows into a fixed number of chunks that depends on the number of rows only, never on the
+thread count. Each chunk owns its accumulators (no two ``prange`` iterations write one element) and the
+chunks are reduced afterwards in a fixed order, so a result is bit-for-bit the same with 1, 2 or 16 threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ._validation import check_finite_result, check_inputs
+
+# Reassociation lets LLVM vectorise the dot products and axpys; contraction lets it use FMA. No nnan/ninf:
+# the NaN and inf semantics the validation relies on are kept.
+_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+
+# Rows per chunk at least this many, and at most this many chunks: enough chunks to balance two to a few
+# dozen threads, few enough that the per-chunk (C, D) accumulators stay small.
+_MIN_ROWS_PER_CHUNK = 256
+_MAX_CHUNKS = 32
+
+# Rows handled together by the fused kernel: the block of X (8 rows) stays in L1/L2 between the score pass
+# and the gradient pass, so X is read from memory once. The gradient loop below is written for 8.
+_BLOCK = 8
+
+
+@njit(cache=True)
+def _num_chunks(n):
+    return max(1, min(_MAX_CHUNKS, n // _MIN_ROWS_PER_CHUNK))
+
+
+# --------------------------------------------------------------------------------------------------------
+# numba_naive: pass 1 computes the probabilities row by row, pass 2 forms X^T dS chunk by chunk.
+# --------------------------------------------------------------------------------------------------------
+
+
+@njit(parallel=True, cache=True)
+def _naive_impl(W, X, y, reg, idx):
+    n = idx.shape[0]
+    D, C = W.shape
+    dscores = np.empty((n, C), dtype=np.float64)
+    row_loss = np.empty(n, dtype=np.float64)
+    for k in prange(n):
+        i = idx[k]
+        shift = -np.inf
+        for j in range(C):
+            s = 0.0
+            for d in range(D):
+                s += X[i, d] * W[d, j]
+            dscores[k, j] = s
+            if s > shift:
+                shift = s
+        sy = dscores[k, y[i]] - shift
+        denom = 0.0
+        for j in range(C):
+            dscores[k, j] = math.exp(dscores[k, j] - shift)
+            denom += dscores[k, j]
+        row_loss[k] = math.log(denom) - sy
+        for j in range(C):
+            dscores[k, j] = dscores[k, j] / denom / n
+        dscores[k, y[i]] -= 1.0 / n
+
+    nchunks = _num_chunks(n)
+    partial = np.zeros((nchunks, D, C), dtype=np.float64)
+    for ch in prange(nchunks):
+        for k in range(ch * n // nchunks, (ch + 1) * n // nchunks):
+            i = idx[k]
+            for d in range(D):
+                for j in range(C):
+                    partial[ch, d, j] += X[i, d] * dscores[k, j]
+
+    dW = np.empty_like(W)
+    for d in prange(D):
+        for j in range(C):
+            g = 0.0
+            for ch in range(nchunks):
+                g += partial[ch, d, j]
+            dW[d, j] = g + reg * W[d, j]
+    loss = 0.0
+    for k in range(n):
+        loss += row_loss[k]
+    return loss / n, dW
+
+
+# --------------------------------------------------------------------------------------------------------
+# numba_fused: one pass over X. Per block of rows: scores, stable softmax, loss, gradient contribution.
+# --------------------------------------------------------------------------------------------------------
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _fused_impl(W, X, y, reg, idx):
+    n = idx.shape[0]
+    D, C = W.shape
+    # W^T padded to an even number of classes (a zero class), so the inner loops work on class pairs.
+    Cp = C + (C & 1)
+    WT = np.zeros((Cp, D), dtype=W.dtype)
+    for j in range(C):
+        for d in range(D):
+            WT[j, d] = W[d, j]
+    zero = WT[0, 0] - WT[0, 0]  # a zero of the dtype of X, so float32 sums stay float32
+    nchunks = _num_chunks(n)
+    acc = np.zeros((nchunks, Cp, D), dtype=W.dtype)  # dW^T per chunk, in the dtype of X
+    chunk_loss = np.zeros(nchunks, dtype=np.float64)
+    inv_n = 1.0 / n
+    for ch in prange(nchunks):
+        accT = acc[ch]
+        rows = np.empty(_BLOCK, dtype=np.intp)
+        scores = np.empty((_BLOCK, Cp), dtype=W.dtype)
+        g = np.zeros((_BLOCK, Cp), dtype=W.dtype)
+        loss = 0.0
+        stop = (ch + 1) * n // nchunks
+        for b0 in range(ch * n // nchunks, stop, _BLOCK):
+            nb = min(_BLOCK, stop - b0)
+            # a short last block repeats its last row with a zero gradient weight: full blocks only below
+            for r in range(_BLOCK):
+                rows[r] = idx[b0 + min(r, nb - 1)]
+            # scores of the block, two rows by two classes at a time; the rows come from memory here and
+            # stay in cache (L1/L2) for the gradient pass
+            for r in range(0, _BLOCK, 2):
+                x0 = X[rows[r]]
+                x1 = X[rows[r + 1]]
+                for j in range(0, Cp, 2):
+                    w0 = WT[j]
+                    w1 = WT[j + 1]
+                    s00 = zero
+                    s01 = zero
+                    s10 = zero
+                    s11 = zero
+                    for d in range(D):
+                        a = x0[d]
+                        b = x1[d]
+                        s00 += a * w0[d]
+                        s01 += a * w1[d]
+                        s10 += b * w0[d]
+                        s11 += b * w1[d]
+                    scores[r, j] = s00
+                    scores[r, j + 1] = s01
+                    scores[r + 1, j] = s10
+                    scores[r + 1, j + 1] = s11
+            # stable softmax, loss and dscores / n for each real row, in float64 (C values per row)
+            for r in range(nb):
+                yi = y[rows[r]]
+                shift = float(scores[r, 0])
+                for j in range(1, C):
+                    shift = max(shift, float(scores[r, j]))
+                sy = float(scores[r, yi]) - shift
+                denom = 0.0
+                for j in range(C):
+                    denom += math.exp(float(scores[r, j]) - shift)
+                loss += math.log(denom) - sy
+                for j in range(C):
+                    g[r, j] = math.exp(float(scores[r, j]) - shift) / denom * inv_n
+                g[r, yi] = g[r, yi] - inv_n
+            for r in range(nb, _BLOCK):
+                for j in range(Cp):
+                    g[r, j] = zero
+            # gradient: dW^T[j] += sum_r g[r, j] * X[row r], eight rows by two classes at a time
+            x0 = X[rows[0]]
+            x1 = X[rows[1]]
+            x2 = X[rows[2]]
+            x3 = X[rows[3]]
+            x4 = X[rows[4]]
+            x5 = X[rows[5]]
+            x6 = X[rows[6]]
+            x7 = X[rows[7]]
+            for j in range(0, Cp, 2):
+                a0 = accT[j]
+                a1 = accT[j + 1]
+                g0, g1, g2, g3 = g[0, j], g[1, j], g[2, j], g[3, j]
+                g4, g5, g6, g7 = g[4, j], g[5, j], g[6, j], g[7, j]
+                h0, h1, h2, h3 = g[0, j + 1], g[1, j + 1], g[2, j + 1], g[3, j + 1]
+                h4, h5, h6, h7 = g[4, j + 1], g[5, j + 1], g[6, j + 1], g[7, j + 1]
+                for d in range(D):
+                    v0 = x0[d]
+                    v1 = x1[d]
+                    v2 = x2[d]
+                    v3 = x3[d]
+                    v4 = x4[d]
+                    v5 = x5[d]
+                    v6 = x6[d]
+                    v7 = x7[d]
+                    a0[d] += g0 * v0 + g1 * v1 + g2 * v2 + g3 * v3 + g4 * v4 + g5 * v5 + g6 * v6 + g7 * v7
+                    a1[d] += h0 * v0 + h1 * v1 + h2 * v2 + h3 * v3 + h4 * v4 + h5 * v5 + h6 * v6 + h7 * v7
+        chunk_loss[ch] = loss
+
+    dW = np.empty_like(W)
+    for d in prange(D):
+        for j in range(C):
+            t = acc[0, j, d]
+            for ch in range(1, nchunks):
+                t += acc[ch, j, d]
+            dW[d, j] = t + reg * W[d, j]
+    loss = 0.0
+    for ch in range(nchunks):
+        loss += chunk_loss[ch]
+    return loss / n, dW
+
+
+@njit(cache=True)
+def _reg_loss(W, reg):
+    s = 0.0
+    for d in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            s += float(W[d, j]) * float(W[d, j])
+    return 0.5 * reg * s
+
+
+def _rows(X, idx):
+    return np.arange(X.shape[0], dtype=np.intp) if idx is None else idx
+
+
+def softmax_loss_numba_naive(W, X, y, reg, idx=None):
+    """Softmax loss and gradient with Numba ``prange`` loops over rows, in two passes over X.
+
+    Pass 1 computes every row's scores and probabilities (rows in parallel); pass 2 forms X^T dS with one
+    accumulator per chunk of rows. Arithmetic in float64. Same contract as ``softmax_loss_naive``.
+
+    Returns
+    -------
+    loss : float
+    dW : ndarray (D, C), dtype of W
+    """
+    W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
+    data_loss, dW = _naive_impl(W, X, y, reg, _rows(X, idx))
+    loss = data_loss + _reg_loss(W, reg)
+    check_finite_result(loss, dW, W, X, idx)
+    return loss, dW
+
+
+def softmax_loss_numba_fused(W, X, y, reg, idx=None):
+    """Softmax loss and gradient in one parallel pass over X (or over the rows ``X[idx]``).
+
+    Rows are taken in blocks of a few; for each block the scores, the stable softmax, the loss and the
+    gradient contribution are computed while the rows are in cache. Products and accumulators are in the
+    dtype of X (float32 is never upcast); the softmax of each row and the loss are in float64.
+    With ``idx`` the minibatch rows are read in place: no ``X[idx]`` copy.
+
+    Parameters
+    ----------
+    W : ndarray (D, C), float32 or float64
+    X : ndarray (N, D), same dtype as W
+    y : ndarray (N,), int labels in [0, C)
+    reg : float >= 0
+    idx : ndarray (B,), int, optional -- rows of X to take the loss over
+
+    Returns
+    -------
+    loss : float
+    dW : ndarray (D, C), dtype of W
+    """
+    W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
+    data_loss, dW = _fused_impl(W, X, y, reg, _rows(X, idx))
+    loss = data_loss + _reg_loss(W, reg)
+    check_finite_result(loss, dW, W, X, idx)
+    return loss, dW

@@ -1,0 +1,40 @@
+"""Softmax loss with numpy array operations only: no Python loop."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import check_finite_result, check_inputs
+
+
+def softmax_loss_vectorized(W, X, y, reg, idx=None):
+    """Softmax loss and gradient as a handful of numpy array operations (BLAS for the two products).
+
+    Same contract as :func:`softmax_exp.kernels.naive.softmax_loss_naive`. The work is done in the dtype
+    of X (float32 stays float32); the loss is summed in float64. With ``idx``, the rows X[idx] are copied,
+    which is what a numpy minibatch step does.
+
+    Returns
+    -------
+    loss : float
+    dW : ndarray (D, C), dtype of W
+    """
+    W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
+    if idx is not None:
+        X, y = X[idx], y[idx]
+    num_train = X.shape[0]
+    scores = X @ W
+    scores -= scores.max(axis=1, keepdims=True)
+    exp_scores = np.exp(scores)
+    sum_exp = exp_scores.sum(axis=1, keepdims=True)
+    rows = np.arange(num_train)
+    log_sum = np.log(sum_exp[:, 0], dtype=np.float64)
+    loss = float(np.sum(log_sum - scores[rows, y], dtype=np.float64)) / num_train
+    loss += 0.5 * reg * float(np.sum(W * W, dtype=np.float64))
+    dscores = exp_scores / sum_exp
+    dscores[rows, y] -= 1
+    dscores /= num_train
+    dW = X.T @ dscores
+    dW += W.dtype.type(reg) * W
+    check_finite_result(loss, dW, W, X)
+    return loss, dW
