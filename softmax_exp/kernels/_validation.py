@@ -52,10 +52,6 @@ def check_inputs(W, X, y, reg, idx=None):
         raise ValueError(f"y must be 1-D of length N = {N}; got shape {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"y must hold integer class labels; got dtype {y.dtype}")
-    lo, hi = int(y.min()), int(y.max())
-    if lo < 0 or hi >= C:
-        bad = lo if lo < 0 else hi
-        raise ValueError(f"y must be in [0, C) = [0, {C}); found label {bad}")
     try:
         reg = float(reg)
     except (TypeError, ValueError):
@@ -75,6 +71,12 @@ def check_inputs(W, X, y, reg, idx=None):
             bad = lo if lo < 0 else hi
             raise ValueError(f"idx must be in [0, N) = [0, {N}); found index {bad}")
         idx = idx.astype(np.intp, copy=False)
+    # only the labels the loss is taken over are checked: a minibatch step looks at B labels, not N
+    used = y if idx is None else y[idx]
+    lo, hi = int(used.min()), int(used.max())
+    if lo < 0 or hi >= C:
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"y must be in [0, C) = [0, {C}); found label {bad}")
     return W, X, y.astype(np.intp, copy=False), reg, idx
 
 

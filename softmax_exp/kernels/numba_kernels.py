@@ -19,8 +19,9 @@ from ._validation import check_finite_result, check_inputs
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 # Rows per chunk at least this many, and at most this many chunks: enough chunks to balance two to a few
-# dozen threads, few enough that the per-chunk (C, D) accumulators stay small.
-_MIN_ROWS_PER_CHUNK = 256
+# dozen threads on a full pass, few enough that the per-chunk (C, D) accumulators stay small next to the
+# rows read (a minibatch of 200 rows gets 2 chunks: zeroing and summing more would cost more than it saves).
+_MIN_ROWS_PER_CHUNK = 100
 _MAX_CHUNKS = 32
 
 # Rows handled together by the fused kernel: the block of X (8 rows) stays in L1/L2 between the score pass
@@ -103,6 +104,7 @@ def _fused_impl(W, X, y, reg, idx):
             WT[j, d] = W[d, j]
     zero = WT[0, 0] - WT[0, 0]  # a zero of the dtype of X, so float32 sums stay float32
     nchunks = _num_chunks(n)
+    nblocks = (n + _BLOCK - 1) // _BLOCK  # chunks own whole blocks: only the very last block is short
     acc = np.zeros((nchunks, Cp, D), dtype=W.dtype)  # dW^T per chunk, in the dtype of X
     chunk_loss = np.zeros(nchunks, dtype=np.float64)
     inv_n = 1.0 / n
@@ -112,17 +114,19 @@ def _fused_impl(W, X, y, reg, idx):
         scores = np.empty((_BLOCK, Cp), dtype=W.dtype)
         g = np.zeros((_BLOCK, Cp), dtype=W.dtype)
         loss = 0.0
-        stop = (ch + 1) * n // nchunks
-        for b0 in range(ch * n // nchunks, stop, _BLOCK):
-            nb = min(_BLOCK, stop - b0)
+        for blk in range(ch * nblocks // nchunks, (ch + 1) * nblocks // nchunks):
+            b0 = blk * _BLOCK
+            nb = min(_BLOCK, n - b0)
             # a short last block repeats its last row with a zero gradient weight: full blocks only below
             for r in range(_BLOCK):
                 rows[r] = idx[b0 + min(r, nb - 1)]
-            # scores of the block, two rows by two classes at a time; the rows come from memory here and
-            # stay in cache (L1/L2) for the gradient pass
-            for r in range(0, _BLOCK, 2):
+            # scores of the block, four rows by two classes at a time (eight independent sums); the rows
+            # come from memory here and stay in cache (L1/L2) for the gradient pass
+            for r in range(0, _BLOCK, 4):
                 x0 = X[rows[r]]
                 x1 = X[rows[r + 1]]
+                x2 = X[rows[r + 2]]
+                x3 = X[rows[r + 3]]
                 for j in range(0, Cp, 2):
                     w0 = WT[j]
                     w1 = WT[j + 1]
@@ -130,17 +134,29 @@ def _fused_impl(W, X, y, reg, idx):
                     s01 = zero
                     s10 = zero
                     s11 = zero
+                    s20 = zero
+                    s21 = zero
+                    s30 = zero
+                    s31 = zero
                     for d in range(D):
-                        a = x0[d]
-                        b = x1[d]
-                        s00 += a * w0[d]
-                        s01 += a * w1[d]
-                        s10 += b * w0[d]
-                        s11 += b * w1[d]
+                        u = w0[d]
+                        v = w1[d]
+                        s00 += x0[d] * u
+                        s01 += x0[d] * v
+                        s10 += x1[d] * u
+                        s11 += x1[d] * v
+                        s20 += x2[d] * u
+                        s21 += x2[d] * v
+                        s30 += x3[d] * u
+                        s31 += x3[d] * v
                     scores[r, j] = s00
                     scores[r, j + 1] = s01
                     scores[r + 1, j] = s10
                     scores[r + 1, j + 1] = s11
+                    scores[r + 2, j] = s20
+                    scores[r + 2, j + 1] = s21
+                    scores[r + 3, j] = s30
+                    scores[r + 3, j + 1] = s31
             # stable softmax, loss and dscores / n for each real row, in float64 (C values per row)
             for r in range(nb):
                 yi = y[rows[r]]

@@ -19,9 +19,17 @@ def softmax_loss_vectorized(W, X, y, reg, idx=None):
     loss : float
     dW : ndarray (D, C), dtype of W
     """
-    W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
+    W, X_all, y, reg, idx = check_inputs(W, X, y, reg, idx)
+    X = X_all
     if idx is not None:
-        X, y = X[idx], y[idx]
+        X, y = X_all[idx], y[idx]
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN in X is reported below, in one line
+        loss, dW = _loss_and_grad(W, X, y, reg)
+    check_finite_result(loss, dW, W, X_all, idx)
+    return loss, dW
+
+
+def _loss_and_grad(W, X, y, reg):
     num_train = X.shape[0]
     scores = X @ W
     scores -= scores.max(axis=1, keepdims=True)
@@ -36,5 +44,4 @@ def softmax_loss_vectorized(W, X, y, reg, idx=None):
     dscores /= num_train
     dW = X.T @ dscores
     dW += W.dtype.type(reg) * W
-    check_finite_result(loss, dW, W, X)
     return loss, dW
