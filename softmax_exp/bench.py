@@ -1,0 +1,232 @@
+"""Benchmark of the softmax kernels: ``python -m softmax_exp.bench``.
+
+Every time is the median over repeats, and every row is also given as a ratio to a reference measured in the
+same process, on the same array: for a full pass, the *read floor* is one numpy pass over X
+(``X.sum(axis=0)``), the least any loss-and-gradient must do. Ratios, not milliseconds, are what carry from
+one run to another on a shared, noisy machine.
+
+Sections (``--sections``):
+  kernels    loss + gradient over all of X, per kernel and dtype, vs the read floor
+  minibatch  loss + gradient of a minibatch of rows: ``X[idx]`` copy + kernel, vs the fused kernel with idx
+  step       one SGD step (sample idx, loss + gradient, update W) of the numpy reference vs the fused kernel
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import numba
+import numpy as np
+
+from softmax_exp.kernels import KERNELS, get_kernel, set_num_threads
+
+SECTIONS = ("kernels", "minibatch", "step")
+
+
+@dataclass
+class Row:
+    label: str
+    shape: str
+    dtype: str
+    ms: float
+    bytes_read: float  # bytes of X read by one call
+    ref_ms: float  # the row's reference time (read floor, or numpy reference)
+    ref_name: str
+    note: str = ""
+
+    def format(self) -> str:
+        gbs = self.bytes_read / (self.ms * 1e-3) / 1e9 if self.ms > 0 else float("nan")
+        return (
+            f"{self.label:<28} {self.shape:>18} {self.dtype:>8} {self.ms:>10.2f} {gbs:>8.2f} "
+            f"{self.ms / self.ref_ms:>8.2f}x {self.ref_name:<14} {self.note}"
+        )
+
+
+HEADER = (
+    f"{'case':<28} {'N x D x C':>18} {'dtype':>8} {'median ms':>10} {'GB/s X':>8} "
+    f"{'ratio':>9} {'to':<14} note"
+)
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of fn() in milliseconds over ``repeats`` calls, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def make_problem(n: int, d: int, c: int, dtype, seed: int = 0):
+    """A random problem shaped like preprocessed CIFAR-10: X (n, d) centred, bias column; W 0.001*randn."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d), dtype=np.float32).astype(dtype, copy=False) * dtype(60.0)
+    X[:, -1] = 1
+    W = (rng.standard_normal((d, c)) * 1e-3).astype(dtype)
+    y = rng.integers(0, c, n)
+    return W, X, y
+
+
+def _sklearn_loss_gradient(c: int):
+    """scikit-learn's multinomial loss + gradient (what LogisticRegression's lbfgs calls), or None."""
+    try:
+        from sklearn._loss.loss import HalfMultinomialLoss
+        from sklearn.linear_model._linear_loss import LinearModelLoss
+    except ImportError:  # private API: absent or moved in this scikit-learn
+        return None
+    lml = LinearModelLoss(base_loss=HalfMultinomialLoss(n_classes=c), fit_intercept=False)
+
+    def loss_grad(W, X, y, reg):
+        return lml.loss_gradient(np.ascontiguousarray(W.T), X, y, l2_reg_strength=reg)
+
+    return loss_grad
+
+
+def bench_kernels(args) -> list[Row]:
+    rows = []
+    n, d, c = args.shape
+    for dtype in args.dtypes:
+        dt = np.dtype(dtype).type
+        W, X, y = make_problem(n, d, c, dt)
+        shape = f"{n}x{d}x{c}"
+        floor = median_ms(partial(X.sum, axis=0), args.repeats)
+        rows.append(Row("read floor X.sum(axis=0)", shape, dtype, floor, X.nbytes, floor, "read floor"))
+        vec_ms = None
+        for name in args.kernels:
+            kernel = get_kernel(name)
+            if name == "naive":  # Python loops: time a slice of the rows, scale to all of them
+                m = min(n, args.naive_rows)
+                Xs, ys = X[:m], y[:m]
+                ms = median_ms(partial(kernel, W, Xs, ys, 0.1), max(1, args.repeats // 3)) * n / m
+                note = f"timed on {m} rows, scaled x{n / m:.1f}"
+            else:
+                reps = max(1, args.repeats // 3) if name == "numba_naive" else args.repeats
+                ms = median_ms(partial(kernel, W, X, y, 0.1), reps)
+                note = ""
+            if name == "vectorized":
+                vec_ms = ms
+            if name == "numba_fused" and vec_ms is not None:
+                note = f"{vec_ms / ms:.2f}x faster than vectorized"
+            rows.append(Row(name, shape, dtype, ms, X.nbytes, floor, "read floor", note))
+        if args.sklearn and (sk := _sklearn_loss_gradient(c)) is not None:
+            yf = y.astype(dt)
+            ms = median_ms(partial(sk, W, X, yf, 0.1), args.repeats)
+            rows.append(Row("sklearn loss_gradient", shape, dtype, ms, X.nbytes, floor, "read floor"))
+        del W, X, y
+    return rows
+
+
+def bench_minibatch(args) -> list[Row]:
+    rows = []
+    n, d, c = args.shape
+    b = args.batch_size
+    dtype = args.dtypes[0]
+    W, X, y = make_problem(n, d, c, np.dtype(dtype).type)
+    idx = np.random.default_rng(1).integers(0, n, b)
+    shape = f"{b} of {n}x{d}x{c}"
+    vectorized, fused = get_kernel("vectorized"), get_kernel("numba_fused")
+    ref = median_ms(lambda: vectorized(W, X[idx], y[idx], 0.1), args.repeats * 20)
+    nbytes = b * d * X.itemsize
+    rows.append(Row("X[idx] + vectorized", shape, dtype, ref, nbytes, ref, "numpy ref"))
+    ms = median_ms(lambda: vectorized(W, X, y, 0.1, idx), args.repeats * 20)
+    rows.append(Row("vectorized(idx=)", shape, dtype, ms, nbytes, ref, "numpy ref", "copies X[idx] inside"))
+    ms = median_ms(lambda: fused(W, X, y, 0.1, idx), args.repeats * 20)
+    rows.append(Row("numba_fused(idx=)", shape, dtype, ms, nbytes, ref, "numpy ref", "no copy"))
+    return rows
+
+
+def bench_step(args) -> list[Row]:
+    """One SGD step: sample a minibatch with replacement, loss + gradient, ``W -= lr * dW``."""
+    n, d, c = args.shape
+    b = args.batch_size
+    dtype = args.dtypes[0]
+    W, X, y = make_problem(n, d, c, np.dtype(dtype).type)
+    vectorized, fused = get_kernel("vectorized"), get_kernel("numba_fused")
+    lr = 1e-7
+    rng = np.random.default_rng(2)
+    W_ref, W_fused = W.copy(), W.copy()
+
+    def numpy_step():
+        idx = rng.integers(0, n, b)
+        _, dW = vectorized(W_ref, X[idx], y[idx], 0.1)
+        W_ref[...] -= lr * dW
+
+    def fused_step():
+        idx = rng.integers(0, n, b)
+        _, dW = fused(W_fused, X, y, 0.1, idx)
+        W_fused[...] -= lr * dW
+
+    shape = f"{b} of {n}x{d}x{c}"
+    ref = median_ms(numpy_step, args.repeats * 20)
+    ms = median_ms(fused_step, args.repeats * 20)
+    nbytes = b * d * X.itemsize
+    return [
+        Row("numpy step (copy+vec)", shape, dtype, ref, nbytes, ref, "numpy step"),
+        Row("fused step (idx)", shape, dtype, ms, nbytes, ref, "numpy step", f"{ref / ms:.2f}x faster"),
+    ]
+
+
+def machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"machine: {cpu}, {os.cpu_count()} cores; python {platform.python_version()}, "
+        f"numpy {np.__version__}, "
+        f"numba {numba.__version__} ({numba.get_num_threads()} threads)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m softmax_exp.bench",
+        description="Time the softmax kernels; print ratios to references measured in the same run.",
+    )
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
+    parser.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
+    parser.add_argument(
+        "--shape", nargs=3, type=int, default=[49000, 3073, 10], metavar=("N", "D", "C"),
+        help="rows, features (with the bias column), classes (default: CIFAR-10 as in the course)",
+    )
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
+    parser.add_argument("--repeats", type=int, default=7, help="timed calls per case (median taken)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="numba threads (default: NUMBA_NUM_THREADS)"
+    )
+    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--naive-rows", type=int, default=1000, help="rows the naive loop kernel is timed on")
+    parser.add_argument("--no-sklearn", dest="sklearn", action="store_false", help="skip scikit-learn's row")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.batch_size < 1 or min(args.shape) < 1:
+        parser.error("--repeats, --batch-size and every --shape value must be >= 1")
+    try:
+        set_num_threads(args.threads)
+    except ValueError as e:
+        parser.error(str(e))
+
+    print(machine_line())
+    print(HEADER)
+    print("-" * len(HEADER))
+    runners = {"kernels": bench_kernels, "minibatch": bench_minibatch, "step": bench_step}
+    for section in args.sections:
+        for row in runners[section](args):
+            print(row.format(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
