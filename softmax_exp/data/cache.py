@@ -1,0 +1,148 @@
+"""A write-once cache of preprocessed arrays, one folder of .npy files and a meta.json per entry.
+
+Entries live in ``<cache_dir>/<name>-<fingerprint[:16]>/``. An entry is built in a temporary folder
+inside cache_dir, every file is fsynced, and the folder is renamed into place in one ``os.rename``,
+so an entry either exists complete or not at all. Builders of one entry take an exclusive
+``fcntl.flock`` on ``.<entry>.lock``: a second process waits, then memory-maps what the first wrote.
+Should two builders still race (say, on a file system without working locks), the loser of the
+rename discards its folder and uses the winner's. Entries are read with ``np.load(mmap_mode="r")``.
+
+The fingerprint is the sha256 of the source signature (CIFAR-10: batch file names, sizes and
+mtime_ns; image folders: relative paths, sizes and mtime_ns; digits: a content hash), the
+preprocessing options and FORMAT_VERSION. Bump FORMAT_VERSION whenever the preprocessing code
+changes its output.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from softmax_exp.data.errors import DataError
+from softmax_exp.data.preprocess import Allocate
+
+FORMAT_VERSION = 1
+META = "meta.json"
+STALE_SECONDS = 3600  # a temp folder untouched this long was left by a killed builder
+Build = Callable[[Allocate], tuple[dict[str, np.ndarray], dict[str, Any]]]
+
+
+def fingerprint(signature: dict[str, Any], preprocessing: dict[str, Any]) -> str:
+    """sha256 hex digest of the source signature, the preprocessing options and FORMAT_VERSION."""
+    blob = json.dumps(
+        {"format_version": FORMAT_VERSION, "source": signature, "preprocessing": preprocessing},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def entry_path(cache_dir: Path, name: str, fp: str) -> Path:
+    """Folder of the cache entry for dataset ``name`` with fingerprint ``fp``."""
+    return cache_dir / f"{name}-{fp[:16]}"
+
+
+def load_or_build(
+    cache_dir: Path, name: str, fp: str, build: Build
+) -> tuple[dict[str, np.ndarray], dict[str, Any], Path]:
+    """Memory-map the entry, building it first if it does not exist.
+
+    ``build(allocate)`` returns (arrays, info): arrays maps file stems to arrays (X arrays should
+    come from ``allocate(stem, shape, dtype)``, which memory-maps a .npy file in the entry being
+    written); info is JSON-able and stored in meta.json. Returns (read-only arrays, meta, entry
+    folder).
+    """
+    entry = entry_path(cache_dir, name, fp)
+    if entry.exists():
+        return _load(entry, fp)
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise DataError(f"cache_dir {cache_dir} is a file; set dataset.cache_dir to a folder")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / f".{entry.name}.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if not entry.exists():
+            _remove_stale(cache_dir.glob(f".tmp-{entry.name}-*"))
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=cache_dir))
+            try:
+                _write(tmp, build, fp)
+                _publish(tmp, entry)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)  # gone after a rename; else the debris
+    return _load(entry, fp)
+
+
+def _write(folder: Path, build: Build, fp: str) -> None:
+    def allocate(stem: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        path = folder / f"{stem}.npy"
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+    arrays, info = build(allocate)
+    for stem, array in arrays.items():
+        if isinstance(array, np.memmap):
+            array.flush()
+        else:
+            np.save(folder / f"{stem}.npy", array)
+    meta = {**info, "arrays": sorted(arrays), "fingerprint": fp, "format_version": FORMAT_VERSION}
+    (folder / META).write_text(json.dumps(meta, indent=1))
+    for path in folder.iterdir():
+        _fsync(path)
+    _fsync(folder)
+
+
+def _remove_stale(folders: Iterable[Path]) -> None:
+    # By age, not just because we hold the lock: with no working locks it may be a live builder's.
+    now = time.time()
+    for folder in folders:
+        try:
+            if now - folder.stat().st_mtime > STALE_SECONDS:
+                shutil.rmtree(folder, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+
+
+def _publish(tmp: Path, entry: Path) -> bool:
+    """Rename tmp to entry; False (tmp removed) when another writer's entry is already there."""
+    try:
+        os.rename(tmp, entry)
+    except OSError as e:
+        if e.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not entry.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
+    _fsync(entry.parent)
+    return True
+
+
+def _load(entry: Path, fp: str) -> tuple[dict[str, np.ndarray], dict[str, Any], Path]:
+    try:
+        meta = json.loads((entry / META).read_text())
+        if meta.get("fingerprint") != fp or meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError("meta.json belongs to another entry")
+        arrays = {
+            stem: np.load(entry / f"{stem}.npy", mmap_mode="r", allow_pickle=False)
+            for stem in meta["arrays"]
+        }
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(
+            f"cache entry {entry} is damaged ({e}); delete the folder and load again"
+        ) from e
+    return arrays, meta, entry
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

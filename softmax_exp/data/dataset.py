@@ -1,0 +1,59 @@
+"""The Dataset record every loader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Preprocessed splits of one image dataset, ready for a linear classifier.
+
+    X_<split> : (N_split, D) float32 or float64 (per config), C-contiguous, read-only (an np.memmap
+        when loaded from the cache). Rows are images flattened in HWC order, minus ``mean_image``,
+        then (bias_trick) a last column of ones: D = H*W*channels + 1.
+    y_<split> : (N_split,) int64 in [0, num_classes)
+    Splits: train, val, test, and dev (a seeded sample of training rows).
+    mean_image : (H*W*channels,) float64, the training mean that was subtracted (zeros if not).
+    image_shape : (H, W, channels); ``W[:-1].T.reshape(-1, *image_shape)`` (bias row dropped) gives
+        one weight image per class.
+    fingerprint : sha256 hex digest of the source files and preprocessing options.
+    cache_path : folder of the cache entry, None when not cached.
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    X_dev: np.ndarray
+    y_dev: np.ndarray
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, int, int]
+    mean_image: np.ndarray
+    bias_trick: bool
+    fingerprint: str
+    cache_path: str | None
+
+    @property
+    def num_classes(self) -> int:
+        """C, the number of classes."""
+        return len(self.class_names)
+
+    @property
+    def dim(self) -> int:
+        """D, the number of features per row (including the bias column)."""
+        return int(self.X_train.shape[1])
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(
+            f"{s}={getattr(self, 'X_' + s).shape}" for s in ("train", "val", "test", "dev")
+        )
+        return (
+            f"Dataset({self.name!r}, {shapes}, dtype={self.X_train.dtype}, "
+            f"classes={self.num_classes}, fingerprint={self.fingerprint[:16]})"
+        )

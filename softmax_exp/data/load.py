@@ -1,0 +1,60 @@
+"""``load_dataset``: config -> checked options -> source -> preprocessed (and cached) arrays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from softmax_exp.data.cache import fingerprint, load_or_build
+from softmax_exp.data.cifar10 import open_cifar10
+from softmax_exp.data.dataset import Dataset
+from softmax_exp.data.digits import open_digits
+from softmax_exp.data.imagefolder import open_imagefolder
+from softmax_exp.data.options import parse_options
+from softmax_exp.data.preprocess import Allocate, allocate_in_memory, build_arrays
+
+_SOURCES = {"digits": open_digits, "cifar10": open_cifar10, "imagefolder": open_imagefolder}
+
+
+def load_dataset(cfg: Any) -> Dataset:
+    """Load the dataset described by ``cfg``, the ``dataset`` config node (DictConfig or Mapping).
+
+    With ``cache: true`` the preprocessed arrays are built once into the cache and memory-mapped;
+    otherwise they are computed in memory. Either way they are read-only. Raises DataError on bad
+    input.
+    """
+    opts = parse_options(cfg)
+    source = _SOURCES[opts.name](opts)
+    fp = fingerprint(source.signature, opts.preprocessing())
+
+    def build(allocate: Allocate) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        raw = source.read()
+        arrays = build_arrays(raw, opts.dtype, opts.subtract_mean, opts.bias_trick, allocate)
+        info = {
+            "name": opts.name,
+            "class_names": list(raw.class_names),
+            "image_shape": list(raw.image_shape),
+            "bias_trick": opts.bias_trick,
+            "dtype": opts.dtype.name,
+        }
+        return arrays, info
+
+    if opts.cache:
+        arrays, info, path = load_or_build(opts.cache_dir, opts.name, fp, build)
+        cache_path: str | None = str(path)
+    else:
+        arrays, info = build(allocate_in_memory)
+        for array in arrays.values():
+            array.flags.writeable = False
+        cache_path = None
+    return Dataset(
+        name=opts.name,
+        **{f"{a}_{s}": arrays[f"{a}_{s}"] for a in "Xy" for s in ("train", "val", "test", "dev")},
+        class_names=tuple(info["class_names"]),
+        image_shape=tuple(info["image_shape"]),
+        mean_image=arrays["mean_image"],
+        bias_trick=opts.bias_trick,
+        fingerprint=fp,
+        cache_path=cache_path,
+    )

@@ -1,0 +1,140 @@
+"""The course's preprocessing: pick split rows, subtract the training mean image, append ones.
+
+Sources hand over uint8 pixel pools with rows flattened in HWC order. Everything here works in
+chunks of rows, so preparing CIFAR-10 never holds a float64 copy of the training set: the mean is
+summed chunk by chunk (exact, the pixels are integers) and each output chunk is computed in float64
+and then cast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from softmax_exp.data.errors import DataError
+
+SPLITS = ("train", "val", "test", "dev")
+CHUNK_ROWS = 2048
+_SHUFFLE_STREAM, _DEV_STREAM = 0, 1
+
+Allocate = Callable[[str, tuple[int, ...], np.dtype], np.ndarray]
+
+
+@dataclass(frozen=True)
+class SplitRows:
+    """The rows of one split: ``pixels[rows]`` with labels ``labels[rows]``.
+
+    pixels : (M, P) uint8 pool, P = H*W*channels in HWC order
+    labels : (M,) int64 pool labels in [0, C)
+    rows : (n,) int64 indices into the pool
+    """
+
+    pixels: np.ndarray
+    labels: np.ndarray
+    rows: np.ndarray
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    """What a source reads: class names, image shape (H, W, channels) and one SplitRows per
+    split."""
+
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, int, int]
+    splits: dict[str, SplitRows]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A located dataset: ``signature`` identifies the source files cheaply (JSON-able, goes into
+    the
+    fingerprint); ``read()`` loads and checks them (only called on a cache miss)."""
+
+    signature: dict[str, Any]
+    read: Callable[[], RawDataset]
+
+
+def shuffled(n: int, split_seed: int) -> np.ndarray:
+    """(n,) int64 permutation of range(n), fixed by split_seed."""
+    return np.random.default_rng([split_seed, _SHUFFLE_STREAM]).permutation(n).astype(np.int64)
+
+
+def dev_rows(num_training: int, num_dev: int, split_seed: int) -> np.ndarray:
+    """(num_dev,) int64 positions in the training split, sampled without replacement (the course's
+    dev set)."""
+    if num_dev > num_training:
+        raise DataError(
+            f"dataset.num_dev ({num_dev}) exceeds dataset.num_training ({num_training}); "
+            "the dev set is sampled from the training rows, lower num_dev"
+        )
+    rng = np.random.default_rng([split_seed, _DEV_STREAM])
+    return rng.choice(num_training, num_dev, replace=False).astype(np.int64)
+
+
+def check_fits(sizes: dict[str, int], available: int, pool: str) -> None:
+    """Raise DataError unless the split sizes (option name -> rows) fit in ``available`` rows."""
+    total = sum(sizes.values())
+    if total > available:
+        terms = " + ".join(f"dataset.{k} ({n})" for k, n in sizes.items())
+        raise DataError(f"{terms} = {total} exceeds the {available} {pool}; lower the split sizes")
+
+
+def mean_image(split: SplitRows) -> np.ndarray:
+    """(P,) float64 mean of the split's pixel rows."""
+    total = np.zeros(split.pixels.shape[1], dtype=np.float64)
+    for start in range(0, len(split.rows), CHUNK_ROWS):
+        total += split.pixels[split.rows[start : start + CHUNK_ROWS]].sum(axis=0, dtype=np.float64)
+    return total / max(len(split.rows), 1)
+
+
+def write_features(split: SplitRows, mean: np.ndarray, bias_trick: bool, out: np.ndarray) -> None:
+    """Fill ``out`` (n, P) or (n, P + 1) with ``pixels[rows] - mean`` and, with the bias trick,
+    ones.
+
+    The difference is taken in float64 and cast to out.dtype, as the course does before any cast.
+    """
+    P = split.pixels.shape[1]
+    for start in range(0, len(split.rows), CHUNK_ROWS):
+        block = split.pixels[split.rows[start : start + CHUNK_ROWS]].astype(np.float64)
+        block -= mean
+        stop = start + len(block)
+        out[start:stop, :P] = block
+        if bias_trick:
+            out[start:stop, P] = 1.0
+
+
+def allocate_in_memory(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Allocator for build_arrays that keeps everything in RAM."""
+    return np.empty(shape, dtype=dtype)
+
+
+def build_arrays(
+    raw: RawDataset,
+    dtype: np.dtype,
+    subtract_mean: bool,
+    bias_trick: bool,
+    allocate: Allocate = allocate_in_memory,
+) -> dict[str, np.ndarray]:
+    """Preprocess every split.
+
+    Returns ``X_<split>`` (n, D) of ``dtype`` with D = P (+1 with the bias trick), ``y_<split>``
+    (n,) int64 for split in SPLITS, and ``mean_image`` (P,) float64 (zeros when subtract_mean is
+    false). X arrays come from ``allocate(name, shape, dtype)`` (e.g. a memory map in a cache
+    entry).
+    """
+    P = raw.splits["train"].pixels.shape[1]
+    if subtract_mean:
+        mean = mean_image(raw.splits["train"])
+    else:
+        mean = np.zeros(P, dtype=np.float64)
+    arrays: dict[str, np.ndarray] = {"mean_image": mean}
+    for name in SPLITS:
+        split = raw.splits[name]
+        X = allocate(f"X_{name}", (len(split.rows), P + int(bias_trick)), np.dtype(dtype))
+        write_features(split, mean, bias_trick, X)
+        arrays[f"X_{name}"] = X
+        arrays[f"y_{name}"] = split.labels[split.rows].astype(np.int64)
+    return arrays
