@@ -93,6 +93,24 @@ def _sklearn_loss_gradient(c: int):
     return loss_grad
 
 
+def _torch_loss_gradient():
+    """PyTorch CPU autograd of the same loss (cross_entropy + 0.5 * reg * sum(W^2)), or None if absent."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+
+    def loss_grad(W, X, y, reg):
+        Xt = torch.from_numpy(X)  # shares memory: no copy of X
+        Wt = torch.from_numpy(W).clone().requires_grad_(True)
+        loss = F.cross_entropy(Xt @ Wt, torch.from_numpy(y)) + 0.5 * reg * (Wt * Wt).sum()
+        loss.backward()
+        return float(loss), Wt.grad.numpy()
+
+    return loss_grad
+
+
 def bench_kernels(args) -> list[Row]:
     rows = []
     n, d, c = args.shape
@@ -123,6 +141,9 @@ def bench_kernels(args) -> list[Row]:
             yf = y.astype(dt)
             ms = median_ms(partial(sk, W, X, yf, 0.1), args.repeats)
             rows.append(Row("sklearn loss_gradient", shape, dtype, ms, X.nbytes, floor, "read floor"))
+        if args.torch and (tl := _torch_loss_gradient()) is not None:
+            ms = median_ms(partial(tl, W, X, y, 0.1), args.repeats)
+            rows.append(Row("torch autograd (CPU)", shape, dtype, ms, X.nbytes, floor, "read floor"))
         del W, X, y
     return rows
 
@@ -210,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--naive-rows", type=int, default=1000, help="rows the naive loop kernel is timed on")
     parser.add_argument("--no-sklearn", dest="sklearn", action="store_false", help="skip scikit-learn's row")
+    parser.add_argument(
+        "--no-torch", dest="torch", action="store_false",
+        help="skip PyTorch's row (shown only when torch is installed: pip install -e '.[torch]')",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.batch_size < 1 or min(args.shape) < 1:
         parser.error("--repeats, --batch-size and every --shape value must be >= 1")
