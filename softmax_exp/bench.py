@@ -106,7 +106,7 @@ def _torch_loss_gradient():
         Wt = torch.from_numpy(W).clone().requires_grad_(True)
         loss = F.cross_entropy(Xt @ Wt, torch.from_numpy(y)) + 0.5 * reg * (Wt * Wt).sum()
         loss.backward()
-        return float(loss), Wt.grad.numpy()
+        return float(loss.detach()), Wt.grad.numpy()
 
     return loss_grad
 
