@@ -1,0 +1,84 @@
+"""softmax_exp.tracking against a real MLflow SQLite store in tmp_path."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from train_helpers import client_for, fresh_store
+
+from softmax_exp import tracking
+
+
+def test_resolve_tracking_uri_makes_local_stores_absolute(tmp_path):
+    assert tracking.resolve_tracking_uri("sqlite:///m.db", tmp_path) == f"sqlite:///{tmp_path}/m.db"
+    assert tracking.resolve_tracking_uri("sqlite:////abs/m.db", tmp_path) == "sqlite:////abs/m.db"
+    assert tracking.resolve_tracking_uri("mlruns", tmp_path) == (tmp_path / "mlruns").as_uri()
+    assert tracking.resolve_tracking_uri("file:mlruns", tmp_path) == (tmp_path / "mlruns").as_uri()
+    assert tracking.resolve_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    with pytest.raises(ValueError, match="tracking.uri must be a non-empty string"):
+        tracking.resolve_tracking_uri("")
+    assert tracking.default_artifact_root("sqlite:////a/b/mlflow.db") == "/a/b/mlartifacts"
+    assert tracking.default_artifact_root("http://x") is None
+
+
+def test_flatten_uses_dotted_keys():
+    flat = tracking.flatten({"a": 1, "b": {"c": {"d": "x"}, "e": [1, 2]}, "f": {}})
+    assert flat == {"a": 1, "b.c.d": "x", "b.e": [1, 2], "f": {}}
+
+
+def test_default_config_store_is_the_project_db():
+    from train_helpers import compose_cfg
+
+    cfg = compose_cfg(None, "tracking.enabled=true")
+    assert cfg.tracking.uri == f"sqlite:///{tracking.project_root()}/mlflow.db"
+    assert cfg.tracking.experiment == "digits"
+
+
+def test_run_batches_metrics_and_ends_once(tmp_path, tmp_path_factory):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    uri = f"sqlite:///{store}"
+    run = tracking.Run.start(uri, "exp", "r1", tags={"kernel": "numba_fused"})
+    run.log_params({f"p{i}": i for i in range(150)} | {"long": "x" * 7000})
+    values = np.linspace(3.0, 1.0, 2500)
+    run.log_series("loss", values[:1200], 0)
+    assert len(run._metrics) < tracking.MAX_METRICS_PER_BATCH  # a full batch went out at once
+    run.log_series("loss", values[1200:], 1200)
+    run.log_metric("val_acc", 0.5, 2500)
+    run.end("FINISHED")
+    run.end("FAILED")  # a second end changes nothing
+    client = client_for(store)
+    got = client.get_run(run.run_id)
+    assert got.info.status == "FINISHED" and got.info.run_name == "r1"
+    assert len(got.data.params) == 151 and len(got.data.params["long"]) == 6000
+    history = sorted(client.get_metric_history(run.run_id, "loss"), key=lambda m: m.step)
+    assert [m.step for m in history] == list(range(2500))
+    np.testing.assert_array_equal([m.value for m in history], values)
+    exp = client.get_experiment(got.info.experiment_id)
+    assert Path(exp.artifact_location) == tmp_path / "mlartifacts" / "exp"
+
+
+def test_run_context_ends_failed_or_killed(tmp_path, tmp_path_factory):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    uri = f"sqlite:///{store}"
+    with pytest.raises(RuntimeError):
+        with tracking.Run.start(uri, "exp", "boom") as failed:
+            raise RuntimeError("boom")
+    with pytest.raises(KeyboardInterrupt):
+        with tracking.Run.start(uri, "exp", "ctrl-c", parent_run_id=failed.run_id) as killed:
+            raise KeyboardInterrupt
+    client = client_for(store)
+    a, b = client.get_run(failed.run_id), client.get_run(killed.run_id)
+    assert a.info.status == "FAILED" and a.data.tags["failure_reason"] == "RuntimeError: boom"
+    assert b.info.status == "KILLED" and b.data.tags[tracking.PARENT_TAG] == failed.run_id
+    assert [r.info.run_id for r in tracking.child_runs(uri, failed.run_id)] == [killed.run_id]
+
+
+def test_environment_tags():
+    tags = tracking.environment_tags()
+    assert set(tags) >= {"git_commit", "git_dirty", "numpy_version", "numba_version",
+                         "mlflow_version"}
+    assert tags["git_dirty"] in ("true", "false", "unknown")
+    assert not math.isnan(float(tags["numpy_version"].split(".")[0]))
