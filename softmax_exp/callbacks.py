@@ -1,0 +1,183 @@
+"""The Hydra callback that makes a multirun one sweep: a parent MLflow run, a summary, an exit status.
+
+``on_multirun_start`` (main process, before any job) creates the parent run and writes ``sweep.json`` into
+the sweep directory, where every job, in this process or a joblib worker, finds it. ``on_multirun_end``
+(main process, after all jobs) gathers the jobs' ``result.json`` files, writes ``summary.csv`` and
+``val_acc_heatmap.png``, prints the course's table, closes the parent run FINISHED or FAILED, and records
+the failures so that :func:`softmax_exp.train.main` exits non-zero.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import math
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from softmax_exp import sweep
+
+# What went wrong in the sweeps of this process; softmax_exp.train.main exits non-zero if anything did.
+FAILED_JOBS: list[sweep.JobResult] = []
+ERRORS: list[str] = []  # the callback's own failures (Hydra would turn them into mere warnings)
+_OPEN: list[SweepCallback] = []
+
+
+def sweep_failed() -> bool:
+    """Whether a job of a sweep, or the sweep's bookkeeping, failed in this process."""
+    return bool(FAILED_JOBS or ERRORS)
+
+
+def _recorded(method):
+    """Record an exception of a callback method in ERRORS and print it (Hydra only warns)."""
+
+    @functools.wraps(method)
+    def wrapper(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            method(self, config, **kwargs)
+        except Exception as e:
+            ERRORS.append(f"{method.__name__}: {type(e).__name__}: {e}")
+            print(f"error: the sweep's {method.__name__} failed: {type(e).__name__}: {e}",
+                  file=sys.stderr, flush=True)
+
+    return wrapper
+
+
+class SweepCallback(Callback):
+    """Parent run, summary and exit status of a multirun (configured under ``hydra.callbacks``)."""
+
+    def __init__(self) -> None:
+        self._parent = None  # tracking.Run of the open sweep, in the main process only
+        _OPEN.append(self)
+
+    @_recorded
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from softmax_exp import tracking
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        overrides = [str(o) for o in config.hydra.overrides.task]
+        # named by what it varies and sets; where its outputs go is not part of the name
+        name = " ".join(o for o in overrides
+                        if not o.lstrip("+~").startswith(("hydra", "tracking."))) or sweep_dir.name
+        info: dict[str, Any] = {
+            "sweep_id": uuid.uuid4().hex,
+            "name": name,
+            "num_jobs": count_jobs(config),
+            "sweep_keys": sweep_keys(config),
+            "parent_run_id": None,
+            "experiment_id": None,
+        }
+        tcfg = config.tracking
+        if tcfg.enabled:
+            uri = tracking.resolve_tracking_uri(tcfg.uri)
+            self._parent = tracking.Run.start(
+                uri, tcfg.experiment, f"sweep {name}", artifact_root=tcfg.artifact_root,
+                tags={"sweep_dir": str(sweep_dir.resolve()), "sweep_id": info["sweep_id"],
+                      "num_jobs": info["num_jobs"], **tracking.environment_tags()},
+            )
+            atexit.register(self._abandon)
+            self._parent.log_params(_shared_params(config, info["sweep_keys"]))
+            info["parent_run_id"] = self._parent.run_id
+            info["tracking_uri"] = uri
+            info["experiment_id"] = self._parent.client.get_run(self._parent.run_id).info.experiment_id
+        sweep.write_sweep_info(sweep_dir, info)
+
+    @_recorded
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        info = sweep.read_sweep_info(sweep_dir)
+        if info is None:
+            return
+        results = sweep.collect_results(sweep_dir, info["sweep_id"])
+        summary = sweep.write_summary_csv(sweep_dir / sweep.SUMMARY_FILE, results)
+        heatmap = None
+        if results:
+            from softmax_exp.plots import save_val_acc_heatmap_png
+
+            heatmap = save_val_acc_heatmap_png(
+                sweep_dir / sweep.HEATMAP_FILE, [r.lr for r in results], [r.reg for r in results],
+                [r.val_acc for r in results], title=f"val_acc: {info['name']}"[:80])
+        print(sweep.format_table(results), flush=True)
+        failed = [r for r in results if r.failed]
+        missing = info["num_jobs"] is not None and len(results) < info["num_jobs"]
+        if failed:
+            print(f"{len(failed)} of {len(results)} jobs failed (see {summary})", flush=True)
+        FAILED_JOBS.extend(failed)
+        if missing:  # a job killed hard (a worker crash) leaves no result.json
+            print(f"{info['num_jobs'] - len(results)} job(s) left no result", flush=True)
+            FAILED_JOBS.append(sweep.JobResult(-1, "missing", "FAILED", math.nan, math.nan,
+                                               reason="a job left no result"))
+        if self._parent is not None:
+            best = sweep.best_result(results)
+            try:
+                if best is not None:
+                    self._parent.log_metric("best_val_acc", best.val_acc, step=0)
+                    self._parent.set_tags({"best_run_id": best.run_id, "best_run_name": best.run_name})
+                self._parent.set_tags({"num_failed": len(failed)})
+                self._parent.log_artifact(summary)
+                if heatmap is not None:
+                    self._parent.log_artifact(heatmap)
+            finally:
+                status = "FAILED" if failed or missing else "FINISHED"
+                reason = f"{len(failed)} job(s) failed" if failed else None
+                self._parent.end(status, reason)
+
+    def _abandon(self) -> None:
+        """At exit, a parent run still open means the sweep died: never leave it RUNNING."""
+        if self._parent is not None and not self._parent.ended:
+            self._parent.end("FAILED", "the sweep stopped before all jobs ended")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # sent to joblib workers with the Hydra context: the open MLflow run stays in this process
+        return {"_parent": None}
+
+
+def abort_sweeps(status: str = "KILLED") -> None:
+    """End every open parent run of this process (Ctrl-C in the main process)."""
+    for cb in _OPEN:
+        if cb._parent is not None and not cb._parent.ended:
+            cb._parent.end(status, "interrupted")
+
+
+
+def count_jobs(config: DictConfig) -> int | None:
+    """How many jobs the sweep will launch: the product of the sweep lists for the basic sweeper,
+    n_trials for optuna; None if unknown."""
+    sweeper = config.hydra.sweeper
+    target = str(sweeper.get("_target_", ""))
+    if "optuna" in target.lower():
+        return int(sweeper.n_trials)
+    if "BasicSweeper" not in target:
+        return None
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+    parsed = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
+    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+
+
+def sweep_keys(config: DictConfig) -> list[str]:
+    """The config keys the sweep varies (what names a job's run): sweep overrides and sweeper params."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sweeper = config.hydra.sweeper
+    keys = [str(k) for k in (sweeper.get("params") or {})]
+    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    keys += [o.get_key_element() for o in parsed if o.is_sweep_override()]
+    return list(dict.fromkeys(k.lstrip("+~") for k in keys))
+
+
+def _shared_params(config: DictConfig, swept: list[str]) -> dict[str, Any]:
+    """What all jobs of the sweep share: the config, flattened, without hydra and the swept keys."""
+    from softmax_exp import tracking
+
+    task_cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    flat = tracking.flatten(OmegaConf.to_container(task_cfg, resolve=True))
+    prefixes = tuple(f"{k}." for k in swept)
+    return {k: v for k, v in flat.items() if k not in swept and not k.startswith(prefixes)}

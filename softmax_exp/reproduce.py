@@ -1,0 +1,122 @@
+"""Re-run a logged training and say whether it gives the same result.
+
+``python -m softmax_exp.reproduce RUN_ID [--tracking-uri URI]``:
+
+The run's resolved ``config.yaml`` artifact is trained again (untracked) with the logged kernel and Numba
+thread count; its final loss, train_acc, val_acc (and test_acc) are compared with the logged ones, and W
+with the logged ``model.npz``, bit for bit. Exit status 0 when everything matches, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from softmax_exp import tracking
+from softmax_exp.model import Softmax
+
+COMPARED = ("loss", "train_acc", "val_acc", "test_acc")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One compared quantity: its logged and reproduced values and whether they are identical."""
+
+    name: str
+    logged: float | str
+    reproduced: float | str
+    match: bool
+
+
+def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
+    """Train the run ``run_id`` of the store ``tracking_uri`` again; compare metrics and W."""
+    from softmax_exp.train import JobContext, fit
+
+    uri = tracking.resolve_tracking_uri(tracking_uri or _default_uri())
+    client = tracking.get_client(uri)
+    run = client.get_run(run_id)
+    with tempfile.TemporaryDirectory(prefix="softmax_exp_reproduce_") as tmp:
+        config_path = client.download_artifacts(run_id, "config.yaml", tmp)
+        model_path = client.download_artifacts(run_id, "model.npz", tmp)
+        logged_W = Softmax.load(model_path).W
+        cfg = OmegaConf.load(config_path)
+    cfg.tracking.enabled = False
+    cfg.progress = False
+    threads = run.data.tags.get("numba_threads")
+    cfg.num_threads = int(threads) if threads and threads.isdigit() else cfg.num_threads
+    outcome = fit(cfg, JobContext())
+
+    rows = []
+    for name in COMPARED:
+        logged = run.data.metrics.get(name)
+        mine = outcome.metrics.get(name)
+        if logged is None and mine is None:
+            continue
+        rows.append(Comparison(name, _num(logged), _num(mine), _same(logged, mine)))
+    same_W = logged_W.shape == outcome.model.W.shape and np.array_equal(logged_W, outcome.model.W)
+    diff = "identical" if same_W else _w_difference(logged_W, outcome.model.W)
+    rows.append(Comparison("W", "model.npz", diff, same_W))
+    fingerprint = run.data.tags.get("dataset_fingerprint", "")
+    if fingerprint:
+        from softmax_exp.data import load_dataset
+
+        now = load_dataset(cfg.dataset).fingerprint
+        rows.append(Comparison("dataset_fingerprint", fingerprint[:16], now[:16], now == fingerprint))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: print one line per compared quantity and a verdict; return the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m softmax_exp.reproduce", description=__doc__)
+    parser.add_argument("run_id", help="the MLflow run to reproduce")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow store (default: the project's sqlite:///<root>/mlflow.db)")
+    args = parser.parse_args(argv)
+    try:
+        rows = reproduce(args.run_id, args.tracking_uri)
+    except Exception as e:  # a missing run or artifact, a bad config: one line, not a traceback
+        print(f"error: cannot reproduce run {args.run_id}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    for r in rows:
+        print(f"{r.name:20s} logged {_show(r.logged):>24s}  reproduced {_show(r.reproduced):>24s}  "
+              f"{'match' if r.match else 'MISMATCH'}")
+    ok = all(r.match for r in rows)
+    print("reproduced: identical" if ok else "NOT reproduced: see MISMATCH above")
+    return 0 if ok else 1
+
+
+def _default_uri() -> str:
+    return f"sqlite:///{tracking.project_root() / tracking.DB_NAME}"
+
+
+def _num(v) -> float | str:
+    return "-" if v is None else float(v)
+
+
+def _same(a, b) -> bool:
+    if a is None or b is None:
+        return False
+    a, b = float(a), float(b)
+    if abs(a) == sys.float_info.max:  # MLflow stores +-inf as the largest double
+        a = math.copysign(math.inf, a)
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _show(v) -> str:
+    return v if isinstance(v, str) else repr(v)
+
+
+def _w_difference(a: np.ndarray, b: np.ndarray) -> str:
+    if a.shape != b.shape:
+        return f"shape {b.shape} != {a.shape}"
+    return f"max |diff| {float(np.max(np.abs(a.astype(np.float64) - b))):.3g}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

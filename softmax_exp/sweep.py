@@ -1,0 +1,113 @@
+"""Bookkeeping of a multirun sweep, in files under the sweep directory (works with any launcher).
+
+``sweep.json`` (written before the jobs start) tells every job its sweep id, the number of jobs and the
+parent MLflow run. Each job leaves ``result.json`` in its own output directory, whatever happened to it.
+At the end the results are gathered into ``summary.csv`` and the course's cross-validation table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+SWEEP_FILE = "sweep.json"
+RESULT_FILE = "result.json"
+SUMMARY_FILE = "summary.csv"
+HEATMAP_FILE = "val_acc_heatmap.png"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """One job of a sweep. Accuracies are NaN when the job did not get that far; status is MLflow's
+    (FINISHED, FAILED, KILLED); reason says why a job failed."""
+
+    job: int
+    run_name: str
+    status: str
+    lr: float
+    reg: float
+    train_acc: float = math.nan
+    val_acc: float = math.nan
+    test_acc: float = math.nan
+    reason: str = ""
+    run_id: str = ""
+    output_dir: str = ""
+    sweep_id: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status != "FINISHED"
+
+
+def write_sweep_info(sweep_dir: str | Path, info: dict[str, Any]) -> Path:
+    """Write ``sweep.json`` (keys: sweep_id, name, num_jobs, parent_run_id, experiment_id, sweep_keys)."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=1))
+    tmp.replace(path)  # atomic: a job never reads half a file
+    return path
+
+
+def read_sweep_info(sweep_dir: str | Path) -> dict[str, Any] | None:
+    """The sweep's ``sweep.json``, or None when there is none (a sweep started without the callback)."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_result(output_dir: str | Path, result: JobResult) -> Path:
+    """Write a job's ``result.json`` into its output directory."""
+    path = Path(output_dir) / RESULT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(result), indent=1))
+    return path
+
+
+def collect_results(sweep_dir: str | Path, sweep_id: str) -> list[JobResult]:
+    """Every ``result.json`` under ``sweep_dir`` that belongs to ``sweep_id``, ordered by job number."""
+    names = {f.name for f in fields(JobResult)}
+    results = []
+    for path in Path(sweep_dir).rglob(RESULT_FILE):
+        data = json.loads(path.read_text())
+        if data.get("sweep_id") == sweep_id:
+            results.append(JobResult(**{k: v for k, v in data.items() if k in names}))
+    return sorted(results, key=lambda r: r.job)
+
+
+def best_result(results: Sequence[JobResult]) -> JobResult | None:
+    """The finished job with the highest val_acc (the first such job on ties), or None."""
+    ok = [r for r in results if not r.failed and math.isfinite(r.val_acc)]
+    return max(ok, key=lambda r: r.val_acc) if ok else None
+
+
+def format_table(results: Sequence[JobResult]) -> str:
+    """The course's cross-validation printout: one line per (lr, reg) in sorted order, then the best
+    validation accuracy. A failed job's line ends with its status and reason."""
+    lines = []
+    for r in sorted(results, key=lambda r: (r.lr, r.reg, r.job)):
+        line = (f"lr {r.lr:e} reg {r.reg:e} train accuracy: {r.train_acc:f} "
+                f"val accuracy: {r.val_acc:f}")
+        if r.failed:
+            line += f"  [{r.status}: {r.reason}]"
+        lines.append(line)
+    best = best_result(results)
+    best_val = best.val_acc if best else -1.0  # the course starts best_val at -1
+    lines.append(f"best validation accuracy achieved during cross-validation: {best_val:f}")
+    return "\n".join(lines)
+
+
+def write_summary_csv(path: str | Path, results: Sequence[JobResult]) -> Path:
+    """One row per job: every JobResult field; failed jobs have status FAILED and a reason."""
+    path = Path(path)
+    names = [f.name for f in fields(JobResult)]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=names)
+        writer.writeheader()
+        for r in results:
+            writer.writerow(asdict(r))
+    return path

@@ -1,0 +1,384 @@
+"""Train the softmax classifier as configured: ``python -m softmax_exp.train [overrides]`` (Hydra).
+
+The entrypoint only wires parts: config -> checks -> data -> model (kernel, optimizer) -> metrics ->
+tracking. ``-m`` runs a sweep (one parent MLflow run, one child per job; see softmax_exp.callbacks).
+:func:`run` trains once from a composed config without Hydra running, for scripts and benchmarks.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from softmax_exp import sweep, tracking
+from softmax_exp.kernels import KERNELS, num_threads
+from softmax_exp.model import Preprocessing, Softmax, TrainHistory, check_hyperparameters
+from softmax_exp.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+tracking.register_resolvers()
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; raised before any data is loaded."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or W) became NaN or inf; training stopped early."""
+
+
+@dataclass
+class JobContext:
+    """Where one training sits: its run name and overrides, where its files go, its sweep if any."""
+
+    run_name: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    output_dir: Path | None = None
+    parent_run_id: str | None = None
+    experiment_id: str | None = None
+    sweep_id: str | None = None
+    job_num: int = 0
+    threads: int | None = None
+
+
+@dataclass
+class Outcome:
+    """What :func:`fit` produced: the model, its history, final metrics and the MLflow run id."""
+
+    model: Softmax
+    history: TrainHistory
+    metrics: dict[str, float]
+    run_id: str | None
+    status: str
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first invalid value (lr, reg, num_iters, batch_size, eval_every,
+    kernel, optimizer, schedule, num_threads, tracking). Reads no data."""
+    try:
+        check_hyperparameters(cfg.lr, cfg.reg, cfg.num_iters, cfg.batch_size, cfg.model.replace,
+                              cfg.eval_every)
+        if cfg.kernel not in KERNELS:
+            raise ValueError(f"unknown kernel {cfg.kernel!r}; choose one of: {', '.join(KERNELS)}")
+        opt = cfg.optimizer
+        if opt.name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {opt.name!r}; choose one of: {', '.join(OPTIMIZERS)} "
+                             f"(optimizer=momentum)")
+        if opt.schedule not in SCHEDULES:
+            raise ValueError(f"unknown optimizer.schedule {opt.schedule!r}; choose one of: "
+                             f"{', '.join(SCHEDULES)}")
+        _optimizer(cfg)
+        make_schedule(opt.schedule, cfg.lr, cfg.num_iters, opt.step_size, opt.gamma, opt.min_lr)
+        n = cfg.num_threads
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"num_threads must be null or an integer >= 1; got {n!r}")
+        if cfg.progress not in ("auto", True, False):
+            raise ValueError(f"progress must be auto, true or false; got {cfg.progress!r}")
+        if not isinstance(cfg.model.init_scale, (int, float)) or not cfg.model.init_scale > 0:
+            raise ValueError(f"model.init_scale must be a number > 0; got {cfg.model.init_scale!r}")
+        if cfg.tracking.enabled:
+            tracking.resolve_tracking_uri(cfg.tracking.uri)
+            if not isinstance(cfg.tracking.experiment, str) or not cfg.tracking.experiment:
+                raise ValueError(f"tracking.experiment must be a non-empty string; got "
+                                 f"{cfg.tracking.experiment!r}")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def fit(cfg: DictConfig, job: JobContext | None = None) -> Outcome:
+    """Check the config, load the data, train, evaluate, and (tracking.enabled) log one MLflow run.
+
+    The run ends FINISHED, FAILED (divergence: reason in the ``failure_reason`` tag; any exception) or
+    KILLED (Ctrl-C); it is never left RUNNING. Raises ConfigError before loading data on a bad config.
+    """
+    validate_config(cfg)
+    job = job or JobContext()
+    threads = cfg.num_threads if cfg.num_threads is not None else job.threads
+    with num_threads(_cap_threads(threads)) as n_threads:
+        return _fit(cfg, job, n_threads)
+
+
+def _fit(cfg: DictConfig, job: JobContext, n_threads: int) -> Outcome:
+    from softmax_exp.data import DataError, load_dataset
+
+    data = load_dataset(cfg.dataset)
+    try:  # the one check that needs the data: a batch without replacement must fit the training set
+        check_hyperparameters(cfg.lr, cfg.reg, cfg.num_iters, cfg.batch_size, cfg.model.replace,
+                              cfg.eval_every, n_train=data.X_train.shape[0])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if data.X_val.shape[0] == 0:
+        raise DataError("the validation split is empty; set dataset.num_validation >= 1")
+    model = Softmax(cfg.kernel, Preprocessing.of(data))
+    run = _start_run(cfg, job, data, n_threads) if cfg.tracking.enabled else None
+    log = _MetricLog(run)
+    with run if run is not None else nullcontext():  # an exception ends the run FAILED / KILLED
+        opt = cfg.optimizer
+        history = model.train(
+            data.X_train, data.y_train, lr=cfg.lr, reg=cfg.reg, num_iters=cfg.num_iters,
+            batch_size=cfg.batch_size, seed=cfg.seed, optimizer=_optimizer(cfg),
+            schedule=make_schedule(opt.schedule, cfg.lr, cfg.num_iters, opt.step_size, opt.gamma,
+                                   opt.min_lr),
+            replace=cfg.model.replace, init_scale=cfg.model.init_scale, eval_every=cfg.eval_every,
+            X_val=data.X_val, y_val=data.y_val, on_eval=log.on_eval if run else None,
+            progress=_show_progress(cfg.progress),
+        )
+        metrics = {"loss": float(history.loss[-1]) if len(history.loss) else math.nan}
+        if history.evals:
+            metrics["train_acc"] = history.evals[-1].train_acc
+            metrics["val_acc"] = history.evals[-1].val_acc
+        if cfg.eval_test and history.diverged is None and data.X_test.shape[0]:
+            metrics["test_acc"] = model.accuracy(data.X_test, data.y_test)
+        log.finish(history.loss, metrics.get("test_acc"))
+        if run is not None or job.output_dir is not None:
+            _write_artifacts(cfg, job, model, history, run)
+        status = "FAILED" if history.diverged else "FINISHED"
+        if run is not None:
+            run.end(status, history.diverged)
+    return Outcome(model, history, metrics, run.run_id if run else None, status)
+
+
+class _MetricLog:
+    """Feeds a training's metrics to its run: the buffered loss series (step = iteration) and the
+    accuracies (step = iterations done) at each evaluation; MLflow is called once per 1000 values."""
+
+    def __init__(self, run: tracking.Run | None) -> None:
+        self.run = run
+        self.logged = 0  # loss values handed to the run so far
+
+    def on_eval(self, point, losses: np.ndarray) -> None:
+        self._losses(losses)
+        self.run.log_metric("train_acc", point.train_acc, point.iteration)
+        self.run.log_metric("val_acc", point.val_acc, point.iteration)
+
+    def finish(self, losses: np.ndarray, test_acc: float | None) -> None:
+        if self.run is None:
+            return
+        self._losses(losses)
+        if test_acc is not None:
+            self.run.log_metric("test_acc", test_acc, len(losses))
+        self.run.flush()
+
+    def _losses(self, losses: np.ndarray) -> None:
+        self.run.log_series("loss", losses[self.logged:], self.logged)
+        self.logged = len(losses)
+
+
+def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> float:
+    """Train once from a composed config (no Hydra app needed); return the final val accuracy.
+
+    ``overrides`` only name the MLflow run. Raises ConfigError (bad config, before data is loaded),
+    softmax_exp.data.DataError (bad data) or TrainingDiverged (its run is ended FAILED first).
+    """
+    outcome = fit(cfg, JobContext(run_name=run_name(list(overrides), cfg), overrides=list(overrides)))
+    if outcome.history.diverged:
+        raise TrainingDiverged(outcome.history.diverged)
+    return outcome.metrics["val_acc"]
+
+
+def run_name(overrides: Sequence[str], cfg: DictConfig, keys: Sequence[str] | None = None) -> str:
+    """A run's name from its overrides, values normalised: ``lr=1e-7 reg=2.5e4`` -> ``lr=1e-07,reg=25000``.
+
+    Hydra's own overrides (``hydra...``) are left out; with ``keys``, only those keys are kept.
+    Without any, the name is ``lr=<lr>,reg=<reg>``.
+    """
+    parts = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        bare = key.lstrip("+~")
+        if bare.startswith("hydra") or (keys is not None and bare not in keys):
+            continue
+        parts.append(f"{bare}={_format_value(value)}")
+    return ",".join(parts) or f"lr={cfg.lr:g},reg={cfg.reg:g}"
+
+
+def task(cfg: DictConfig) -> float:
+    """The Hydra task: one job. Returns val_acc for sweepers (NaN when a job of a sweep failed).
+
+    A single run reports a bad config or data, or a divergence, as one line on stderr and exits
+    non-zero. In a sweep a failing job is recorded (result.json, a FAILED run) and the sweep goes on.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from softmax_exp.data import DataError
+
+    hc = HydraConfig.get()
+    overrides = list(hc.overrides.task)
+    multirun = hc.mode == RunMode.MULTIRUN
+    info = sweep.read_sweep_info(hc.sweep.dir) if multirun else None
+    job = JobContext(overrides=overrides, output_dir=Path(hc.runtime.output_dir),
+                     job_num=hc.job.num if multirun else 0, threads=_threads_per_job(hc))
+    job.run_name = run_name(overrides, cfg, info["sweep_keys"] if info else None)
+    if not multirun:
+        try:
+            outcome = fit(cfg, job)
+        except (ConfigError, DataError, TrainingDiverged) as e:
+            _exit_with(e)
+        if outcome.history.diverged:
+            _exit_with(TrainingDiverged(outcome.history.diverged))
+        _print_accuracies(outcome.metrics)
+        return outcome.metrics["val_acc"]
+
+    if info is not None:
+        job.parent_run_id, job.experiment_id = info["parent_run_id"], info["experiment_id"]
+        job.sweep_id = info["sweep_id"]
+        print(f"job {job.job_num + 1}/{info['num_jobs'] or '?'}: {job.run_name}", flush=True)
+    result = dict(job=job.job_num, run_name=job.run_name, status="FAILED", lr=float(cfg.lr),
+                  reg=float(cfg.reg), output_dir=str(job.output_dir), sweep_id=job.sweep_id or "")
+    try:
+        outcome = fit(cfg, job)
+        result.update(outcome.metrics, status=outcome.status, run_id=outcome.run_id or "",
+                      reason=outcome.history.diverged or "")
+    except KeyboardInterrupt:
+        result.update(status="KILLED", reason="interrupted")
+        raise
+    except Exception as e:  # one failing job never stops the sweep
+        result["reason"] = f"{type(e).__name__}: {e}"
+    finally:
+        result.pop("loss", None)
+        sweep.write_result(job.output_dir, sweep.JobResult(**result))
+    if result["status"] != "FINISHED":
+        print(f"job {job.job_num + 1} {result['status']}: {result['reason']}", file=sys.stderr,
+              flush=True)
+        return math.nan
+    return float(result.get("val_acc", math.nan))
+
+
+def main() -> None:
+    """``python -m softmax_exp.train``: run Hydra, then exit non-zero if a job of a sweep failed."""
+    import hydra
+
+    from softmax_exp import callbacks
+
+    # The task is taken from the module imported by its package name, not from __main__, so that
+    # joblib workers unpickle it by reference.
+    from softmax_exp.train import task as packaged_task
+
+    app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+    try:
+        app(packaged_task)()
+    except KeyboardInterrupt:
+        callbacks.abort_sweeps("KILLED")
+        raise
+    if callbacks.sweep_failed():
+        sys.exit(1)
+
+
+# ------------------------------------------------------------------------------------------------------
+
+
+def _start_run(cfg: DictConfig, job: JobContext, data, n_threads: int) -> tracking.Run:
+    tcfg = cfg.tracking
+    uri = tracking.resolve_tracking_uri(tcfg.uri)
+    tags = {
+        "kernel": cfg.kernel,
+        "numba_threads": n_threads,
+        "dataset_fingerprint": data.fingerprint,
+        "seed": cfg.seed,
+        **tracking.environment_tags(),
+    }
+    if job.sweep_id:
+        tags.update(sweep_id=job.sweep_id, job_num=job.job_num)
+    # a sweep's jobs go into the experiment of its parent run
+    r = tracking.Run.start(uri, tcfg.experiment, job.run_name or run_name([], cfg),
+                           artifact_root=tcfg.artifact_root, parent_run_id=job.parent_run_id,
+                           tags=tags, experiment_id=job.experiment_id)
+    try:
+        params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True))
+        params.update(n_train=data.X_train.shape[0], n_val=data.X_val.shape[0],
+                      n_test=data.X_test.shape[0], dim=data.dim, num_classes=data.num_classes)
+        r.log_params(params)
+    except BaseException as e:
+        r.end("FAILED", f"{type(e).__name__}: {e}")
+        raise
+    return r
+
+
+def _write_artifacts(cfg, job: JobContext, model: Softmax, history: TrainHistory, run) -> None:
+    from softmax_exp.plots import save_loss_png, save_weights_png
+
+    def write(folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        pre = model.preprocessing
+        save_weights_png(folder / "weights.png", model.W, pre.image_shape, pre.class_names,
+                         pre.bias_trick)
+        save_loss_png(folder / "loss.png", history.loss, title=job.run_name or "")
+        (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(job.overrides)))
+        model.save(folder / "model.npz")
+        if run is not None:
+            run.log_artifacts(folder)
+
+    if job.output_dir is not None:
+        write(job.output_dir / "artifacts")
+    else:
+        with tempfile.TemporaryDirectory(prefix="softmax_exp_") as tmp:
+            write(Path(tmp))
+
+
+def _optimizer(cfg: DictConfig):
+    opt = cfg.optimizer
+    return make_optimizer(opt.name, opt.get("momentum", 0.9), opt.get("nesterov", False))
+
+
+def _cap_threads(n: int | None) -> int | None:
+    if n is None:
+        return None
+    import numba
+
+    return max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+
+
+def _threads_per_job(hc) -> int | None:
+    """Numba threads for a job of the joblib launcher: cores // n_jobs, so workers x threads <= cores."""
+    launcher = hc.get("launcher") or {}
+    if "joblib" not in str(launcher.get("_target_", "")).lower():
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    n_jobs = launcher.get("n_jobs", -1) or -1
+    n_jobs = cores if n_jobs < 0 else n_jobs
+    return max(1, cores // max(1, n_jobs))
+
+
+def _show_progress(setting: Any) -> bool:
+    if setting == "auto":
+        return sys.stderr.isatty() and not os.environ.get("CI")
+    return bool(setting)
+
+
+def _format_value(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if value.strip().lstrip("+-").isdigit():
+        return str(int(value))
+    return f"{number:g}"
+
+
+def _print_accuracies(metrics: dict[str, float]) -> None:
+    line = f"train accuracy: {metrics['train_acc']:f} val accuracy: {metrics['val_acc']:f}"
+    if "test_acc" in metrics:
+        line += f" test accuracy: {metrics['test_acc']:f}"
+    print(line, flush=True)
+
+
+def _exit_with(error: Exception) -> None:
+    kind = "training diverged" if isinstance(error, TrainingDiverged) else "error"
+    print(f"{kind}: {error}", file=sys.stderr, flush=True)
+    sys.exit(1 if isinstance(error, TrainingDiverged) else 2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""``python -m softmax_exp.reproduce RUN_ID``: re-run a logged run from its logged config."""
+
+from __future__ import annotations
+
+from train_helpers import client_for, compose_cfg, fresh_store
+
+from softmax_exp.reproduce import main, reproduce
+from softmax_exp.train import JobContext, fit
+
+
+def test_a_logged_run_reproduces_bit_for_bit(tmp_path, tmp_path_factory, capsys):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    out = fit(compose_cfg(store, "optimizer=momentum", "eval_test=true"), JobContext(run_name="r"))
+    rows = {r.name: r for r in reproduce(out.run_id, f"sqlite:///{store}")}
+    assert set(rows) == {"loss", "train_acc", "val_acc", "test_acc", "W", "dataset_fingerprint"}
+    assert all(r.match for r in rows.values()), rows
+    assert rows["val_acc"].reproduced == out.metrics["val_acc"]
+
+    assert main([out.run_id, "--tracking-uri", f"sqlite:///{store}"]) == 0
+    assert capsys.readouterr().out.strip().endswith("reproduced: identical")
+
+    # a logged value that the config cannot give is reported, with a non-zero status
+    client_for(store).log_metric(out.run_id, "val_acc", 0.0, step=10**6)
+    assert main([out.run_id, "--tracking-uri", f"sqlite:///{store}"]) == 1
+    printed = capsys.readouterr().out
+    assert "val_acc" in printed and "MISMATCH" in printed and "NOT reproduced" in printed
+
+
+def test_unknown_run_is_one_line(tmp_path, tmp_path_factory, capsys):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    assert main(["0123456789abcdef", "--tracking-uri", f"sqlite:///{store}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot reproduce run 0123456789abcdef")

@@ -1,0 +1,96 @@
+"""Sweeps through the real CLI: one parent run with nested children, the summary, the exit status."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pytest
+from PIL import Image
+from train_helpers import client_for, fresh_store, run_cli
+
+from softmax_exp import tracking
+
+pytestmark = pytest.mark.slow
+SHORT = ["num_iters=200", "eval_every=100", "progress=false"]
+
+
+def _runs(store):
+    client = client_for(store)
+    exp = client.get_experiment_by_name("digits")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    parents = [r for r in runs if tracking.PARENT_TAG not in r.data.tags]
+    children = [r for r in runs if tracking.PARENT_TAG in r.data.tags]
+    return client, parents, children
+
+
+def test_basic_2x2_sweep_is_one_parent_with_four_children(tmp_path, tmp_path_factory):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli(tmp_path, "-m", "lr=1e-3,1e-2", "reg=1e-2,1", *SHORT,
+                   f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    lines = proc.stdout.splitlines()
+    assert [ln for ln in lines if ln.startswith("job ")] == [
+        "job 1/4: lr=0.001,reg=0.01", "job 2/4: lr=0.001,reg=1",
+        "job 3/4: lr=0.01,reg=0.01", "job 4/4: lr=0.01,reg=1"]
+    table = [ln for ln in lines if ln.startswith("lr ")]
+    assert [ln.split(" train")[0] for ln in table] == [
+        "lr 1.000000e-03 reg 1.000000e-02", "lr 1.000000e-03 reg 1.000000e+00",
+        "lr 1.000000e-02 reg 1.000000e-02", "lr 1.000000e-02 reg 1.000000e+00"]
+    accs = [float(ln.rsplit("val accuracy: ", 1)[1]) for ln in table]
+    best_line = lines[lines.index(table[-1]) + 1]
+    assert best_line == f"best validation accuracy achieved during cross-validation: {max(accs):f}"
+
+    client, parents, children = _runs(store)
+    (parent,) = parents
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_name == "sweep lr=1e-3,1e-2 reg=1e-2,1 num_iters=200 eval_every=100 " \
+                                   "progress=false"
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    assert {c.data.tags[tracking.PARENT_TAG] for c in children} == {parent.info.run_id}
+    assert sorted(c.info.run_name for c in children) == [
+        "lr=0.001,reg=0.01", "lr=0.001,reg=1", "lr=0.01,reg=0.01", "lr=0.01,reg=1"]
+    for c in children:
+        assert (c.data.params["num_iters"], c.data.params["n_train"]) == ("200", "1297")
+        assert len(client.get_metric_history(c.info.run_id, "loss")) == 200
+    best = max(children, key=lambda c: c.data.metrics["val_acc"])
+    assert parent.data.metrics["best_val_acc"] == max(accs) == best.data.metrics["val_acc"]
+    assert parent.data.tags["best_run_id"] == best.info.run_id
+
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {
+        "summary.csv", "val_acc_heatmap.png"}
+    with Image.open(sweep_dir / "val_acc_heatmap.png") as im:
+        assert im.size == (640, 400)
+    rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
+    assert [r["status"] for r in rows] == ["FINISHED"] * 4
+    assert {r["run_id"] for r in rows} == {c.info.run_id for c in children}
+    with Image.open(sweep_dir / "0" / "artifacts" / "weights.png") as im:
+        assert im.format == "PNG"
+
+
+def test_joblib_sweep_goes_on_after_a_divergence_and_exits_non_zero(tmp_path, tmp_path_factory):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli(tmp_path, "-m", "hydra/launcher=joblib_2w", "lr=1e-2,1e6,3e-3", "reg=1e-2",
+                   *SHORT, f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "1 of 3 jobs failed" in proc.stdout
+    failed_line = [ln for ln in proc.stdout.splitlines() if ln.startswith("lr 1.000000e+06")]
+    assert failed_line and "[FAILED: loss became inf at iteration" in failed_line[0]
+
+    client, (parent,), children = _runs(store)
+    assert parent.info.status == "FAILED" and parent.data.tags["num_failed"] == "1"
+    status = {c.info.run_name: c.info.status for c in children}
+    # a child is named by what the sweep varies
+    assert status == {"lr=0.01": "FINISHED", "lr=1e+06": "FAILED", "lr=0.003": "FINISHED"}
+    diverged = next(c for c in children if c.info.status == "FAILED")
+    assert diverged.data.tags[tracking.FAILURE_TAG].startswith("loss became inf")
+    cores = len(os.sched_getaffinity(0))
+    assert {c.data.tags["numba_threads"] for c in children} == {str(max(1, cores // 2))}
+    rows = {r["run_name"]: r for r in csv.DictReader(open(sweep_dir / "summary.csv"))}
+    assert rows["lr=1e+06"]["status"] == "FAILED"
+    assert rows["lr=1e+06"]["reason"].startswith("loss became inf")
+    assert parent.data.metrics["best_val_acc"] == max(
+        c.data.metrics["val_acc"] for c in children if c.info.status == "FINISHED")
