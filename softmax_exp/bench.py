@@ -9,6 +9,9 @@ Sections (``--sections``):
   kernels    loss + gradient over all of X, per kernel and dtype, vs the read floor
   minibatch  loss + gradient of a minibatch of rows: ``X[idx]`` copy + kernel, vs the fused kernel with idx
   step       one SGD step (sample idx, loss + gradient, update W) of the numpy reference vs the fused kernel
+  tracking   9 trainings of 1500 iterations with full MLflow tracking vs tracking.enabled=false, on a
+             CIFAR-10-shaped training set (random images in the official format) and on digits
+  train      ``python -m softmax_exp.train`` on digits, wall time with a warm Numba cache
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 
 from softmax_exp.kernels import KERNELS, get_kernel, set_num_threads
 
-SECTIONS = ("kernels", "minibatch", "step")
+SECTIONS = ("kernels", "minibatch", "step", "tracking", "train")
 
 
 @dataclass
@@ -198,6 +201,97 @@ def bench_step(args) -> list[Row]:
     ]
 
 
+def _write_cifar_shaped(root, n_train: int = 50000, n_test: int = 10000, seed: int = 0) -> None:
+    """Random uint8 images in the official CIFAR-10 python layout (5 training batches, test_batch, meta)."""
+    import pickle
+    from pathlib import Path
+
+    folder = Path(root) / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship",
+             b"truck"]
+
+    def dump(obj, name):
+        with open(folder / name, "wb") as f:
+            pickle.dump(obj, f, protocol=2)
+
+    per = n_train // 5
+    for i in range(5):
+        dump({b"batch_label": b"training batch", b"labels": rng.integers(0, 10, per).tolist(),
+              b"data": rng.integers(0, 256, (per, 3072), dtype=np.uint8), b"filenames": []},
+             f"data_batch_{i + 1}")
+    dump({b"batch_label": b"testing batch", b"labels": rng.integers(0, 10, n_test).tolist(),
+          b"data": rng.integers(0, 256, (n_test, 3072), dtype=np.uint8), b"filenames": []}, "test_batch")
+    dump({b"label_names": names, b"num_cases_per_batch": per, b"num_vis": 3072}, "batches.meta")
+
+
+def _time_trainings(overrides: list[str], runs: int) -> float:
+    """Seconds for ``runs`` trainings composed from conf/ with ``overrides``, in this process."""
+    from hydra import compose, initialize_config_dir
+
+    from softmax_exp import train
+
+    with initialize_config_dir(config_dir=str(train.CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+        t0 = time.perf_counter()
+        for i in range(runs):
+            train.run(cfg, [f"job={i}"])
+        return time.perf_counter() - t0
+
+
+def bench_tracking(args) -> list[Row]:
+    """9 trainings of 1500 iterations, tracked (SQLite store, every metric and artifact) vs untracked.
+
+    The untracked trainings run first, after one warm-up training, so that numba's compilation and the
+    data's cache are paid before timing; the tracked ones include importing MLflow and creating the store,
+    as a sweep's process pays them.
+    """
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="softmax_exp_bench_") as tmp:
+        cases = [("digits", ["dataset=digits"])]
+        if not args.tracking_digits_only:
+            _write_cifar_shaped(tmp + "/cifar")
+            cases.insert(0, ("cifar10-shaped", ["dataset=cifar10", f"dataset.root={tmp}/cifar",
+                                                f"dataset.cache_dir={tmp}/cache", "dataset.md5=null"]))
+        for name, data in cases:
+            common = [*data, f"num_iters={args.tracking_iters}", "eval_every=500", "progress=false",
+                      "lr=1e-7" if name != "digits" else "lr=3e-3",
+                      "reg=2.5e4" if name != "digits" else "reg=1e-2"]
+            off = [*common, "tracking.enabled=false"]
+            on = [*common, "tracking.enabled=true", f"tracking.uri=sqlite:///{tmp}/{name}.db"]
+            _time_trainings(off, 1)  # warm-up: numba, data cache
+            untracked = _time_trainings(off, args.tracking_runs) * 1e3
+            tracked = _time_trainings(on, args.tracking_runs) * 1e3
+            shape = f"{args.tracking_runs} x {args.tracking_iters} it"
+            rows.append(Row(f"untracked ({name})", shape, "float32", untracked, 0, untracked, "untracked"))
+            rows.append(Row(f"MLflow tracked ({name})", shape, "float32", tracked, 0, untracked, "untracked",
+                            "incl. importing mlflow"))
+    return rows
+
+
+def bench_train_cli(args) -> list[Row]:
+    """``python -m softmax_exp.train`` on digits as ``make train`` runs it, the second of two runs."""
+    import subprocess
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="softmax_exp_bench_") as tmp:
+        for label, extra in (("untracked", ["tracking.enabled=false"]),
+                             ("tracked", [f"tracking.uri=sqlite:///{tmp}/m.db"])):
+            cmd = [sys.executable, "-m", "softmax_exp.train", f"hydra.run.dir={tmp}/out", *extra]
+            times = []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                subprocess.run(cmd, check=True, capture_output=True)
+                times.append((time.perf_counter() - t0) * 1e3)
+            rows.append(Row(f"make train ({label})", "digits", "float32", times[-1], 0, times[-1], "itself",
+                            f"first run {times[0] / 1e3:.1f} s"))
+    return rows
+
+
 def machine_line() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -230,14 +324,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--naive-rows", type=int, default=1000, help="rows the naive loop kernel is timed on")
+    parser.add_argument("--tracking-runs", type=int, default=9, help="trainings per tracking case")
+    parser.add_argument("--tracking-iters", type=int, default=1500, help="iterations per training")
+    parser.add_argument("--tracking-digits-only", action="store_true",
+                        help="skip the CIFAR-10-shaped tracking case (it writes ~1 GB to a temp folder)")
     parser.add_argument("--no-sklearn", dest="sklearn", action="store_false", help="skip scikit-learn's row")
     parser.add_argument(
         "--no-torch", dest="torch", action="store_false",
         help="skip PyTorch's row (shown only when torch is installed: pip install -e '.[torch]')",
     )
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.batch_size < 1 or min(args.shape) < 1:
-        parser.error("--repeats, --batch-size and every --shape value must be >= 1")
+    if min(args.repeats, args.batch_size, args.tracking_runs, args.tracking_iters, *args.shape) < 1:
+        parser.error("--repeats, --batch-size, --tracking-runs, --tracking-iters and every --shape value "
+                     "must be >= 1")
     try:
         set_num_threads(args.threads)
     except ValueError as e:
@@ -246,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_line())
     print(HEADER)
     print("-" * len(HEADER))
-    runners = {"kernels": bench_kernels, "minibatch": bench_minibatch, "step": bench_step}
+    runners = {"kernels": bench_kernels, "minibatch": bench_minibatch, "step": bench_step,
+               "tracking": bench_tracking, "train": bench_train_cli}
     for section in args.sections:
         for row in runners[section](args):
             print(row.format(), flush=True)
