@@ -46,15 +46,15 @@ class Row:
     note: str = ""
 
     def format(self) -> str:
-        gbs = self.bytes_read / (self.ms * 1e-3) / 1e9 if self.ms > 0 else float("nan")
+        gbs = f"{self.bytes_read / (self.ms * 1e-3) / 1e9:.2f}" if self.ms > 0 and self.bytes_read else "-"
         return (
-            f"{self.label:<28} {self.shape:>18} {self.dtype:>8} {self.ms:>10.2f} {gbs:>8.2f} "
+            f"{self.label:<32} {self.shape:>20} {self.dtype:>8} {self.ms:>10.2f} {gbs:>8} "
             f"{self.ms / self.ref_ms:>8.2f}x {self.ref_name:<14} {self.note}"
         )
 
 
 HEADER = (
-    f"{'case':<28} {'N x D x C':>18} {'dtype':>8} {'median ms':>10} {'GB/s X':>8} "
+    f"{'case':<32} {'N x D x C':>20} {'dtype':>8} {'median ms':>10} {'GB/s X':>8} "
     f"{'ratio':>9} {'to':<14} note"
 )
 

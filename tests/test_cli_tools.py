@@ -31,6 +31,8 @@ def test_bench_cli_prints_ratios_on_a_small_problem():
     out = run(
         "-m", "softmax_exp.bench", "--shape", "600", "65", "10", "--repeats", "1",
         "--dtypes", "float32", "--batch-size", "50", "--naive-rows", "100",
+        "--sections", "kernels", "minibatch", "step", "tracking",
+        "--tracking-digits-only", "--tracking-runs", "1", "--tracking-iters", "20",
     )
     assert out.returncode == 0, out.stderr
     rows = [line for line in out.stdout.splitlines() if "600x65x10" in line]
@@ -41,6 +43,9 @@ def test_bench_cli_prints_ratios_on_a_small_problem():
         ratio = next(tok for tok in r.split() if tok.endswith("x") and tok[:-1].replace(".", "").isdigit())
         assert float(ratio[:-1]) > 0
     assert "fused step (idx)" in out.stdout
+    tracked = next(line for line in out.stdout.splitlines() if line.startswith("MLflow tracked (digits)"))
+    ms = float(tracked.split("float32")[1].split()[0])
+    assert ms > 0
 
 
 def test_bench_cli_rejects_bad_options():
