@@ -17,7 +17,14 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 train: $(STAMP)
-	$(PY) -m softmax_exp.gradcheck
+	$(PY) -m softmax_exp.train
+
+UI_PORT ?= 5000
+ui: $(STAMP)
+	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT)  (Ctrl-C stops it)"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server \
+		--backend-store-uri sqlite:///$(CURDIR)/mlflow.db --default-artifact-root $(CURDIR)/mlartifacts \
+		--host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 test: $(STAMP)
 	$(PY) -m pytest -q
