@@ -245,8 +245,14 @@ def _reg_loss(W, reg):
     return 0.5 * reg * s
 
 
-def _rows(X, idx):
-    return np.arange(X.shape[0], dtype=np.intp) if idx is None else idx
+def _checked_call(impl, W, X, y, reg, idx):
+    """Validate, run a Numba implementation over the rows used (all, or idx), add the L2 term, check."""
+    W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
+    rows = np.arange(X.shape[0], dtype=np.intp) if idx is None else idx
+    data_loss, dW = impl(W, X, y, reg, rows)
+    loss = data_loss + _reg_loss(W, reg)
+    check_finite_result(loss, dW, W, X, idx)
+    return loss, dW
 
 
 def softmax_loss_numba_naive(W, X, y, reg, idx=None):
@@ -260,11 +266,7 @@ def softmax_loss_numba_naive(W, X, y, reg, idx=None):
     loss : float
     dW : ndarray (D, C), dtype of W
     """
-    W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
-    data_loss, dW = _naive_impl(W, X, y, reg, _rows(X, idx))
-    loss = data_loss + _reg_loss(W, reg)
-    check_finite_result(loss, dW, W, X, idx)
-    return loss, dW
+    return _checked_call(_naive_impl, W, X, y, reg, idx)
 
 
 def softmax_loss_numba_fused(W, X, y, reg, idx=None):
@@ -288,8 +290,4 @@ def softmax_loss_numba_fused(W, X, y, reg, idx=None):
     loss : float
     dW : ndarray (D, C), dtype of W
     """
-    W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
-    data_loss, dW = _fused_impl(W, X, y, reg, _rows(X, idx))
-    loss = data_loss + _reg_loss(W, reg)
-    check_finite_result(loss, dW, W, X, idx)
-    return loss, dW
+    return _checked_call(_fused_impl, W, X, y, reg, idx)
