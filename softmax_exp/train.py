@@ -228,6 +228,9 @@ def task(cfg: DictConfig) -> float:
         if outcome.history.diverged:
             _exit_with(TrainingDiverged(outcome.history.diverged))
         _print_accuracies(outcome.metrics)
+        if outcome.run_id:
+            print(f"MLflow run {job.run_name} ({outcome.run_id}) in "
+                  f"{tracking.resolve_tracking_uri(cfg.tracking.uri)}; browse it with: make ui", flush=True)
         return outcome.metrics["val_acc"]
 
     if info is not None:

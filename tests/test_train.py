@@ -161,3 +161,19 @@ def test_experiment_launcher_and_sweeper_configs():
     optuna = _hydra_cfg("hydra/sweeper=optuna_lr_reg").hydra.sweeper
     assert optuna.direction == "maximize" and optuna.storage is None
     assert optuna.params.lr.startswith("tag(log") and optuna.params.reg.startswith("tag(log")
+
+
+def test_cli_single_run_prints_accuracies_and_where_the_run_is(tmp_path, tmp_path_factory):
+    """What `make train` shows: train / val accuracy, then the run's place in the store."""
+    store = fresh_store(tmp_path, tmp_path_factory)
+    proc = run_cli(tmp_path, *FAST, f"tracking.uri=sqlite:///{store}")
+    assert proc.returncode == 0, proc.stderr
+    acc_line, run_line = proc.stdout.strip().splitlines()[-2:]
+    words = acc_line.split()
+    assert words[:2] == ["train", "accuracy:"] and words[3:5] == ["val", "accuracy:"]
+    assert 0.9 < float(words[5]) <= 1.0
+    client = client_for(store)
+    (r,) = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
+    assert r.info.status == "FINISHED"
+    assert r.info.run_id in run_line and str(store) in run_line and "make ui" in run_line
+    assert r.data.metrics["val_acc"] == float(words[5])
