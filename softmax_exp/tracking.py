@@ -85,12 +85,18 @@ def get_client(uri: str):
 
 
 def get_or_create_experiment(client, name: str, artifact_root: str | None = None) -> str:
-    """The id of the experiment ``name``, created (with ``artifact_root/<name>``) if missing."""
+    """The id of the experiment ``name``, created (with ``artifact_root/<name>``) if missing.
+
+    Without ``artifact_root`` a local store's runs keep their files beside the store
+    (:func:`default_artifact_root`), never in MLflow's fallback ``./mlruns`` of whatever the current
+    directory happens to be.
+    """
     from mlflow.exceptions import MlflowException
 
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
+    artifact_root = artifact_root or default_artifact_root(client.tracking_uri)
     location = str(Path(artifact_root) / name) if artifact_root else None
     try:
         return client.create_experiment(name, artifact_location=location)
@@ -128,8 +134,7 @@ class Run:
         """Create a RUNNING run named ``run_name`` in ``experiment`` (created if missing; or directly
         in the experiment with id ``experiment_id``), a child of ``parent_run_id`` if given."""
         client = get_client(uri)
-        exp_id = experiment_id or get_or_create_experiment(
-            client, experiment, artifact_root or default_artifact_root(uri))
+        exp_id = experiment_id or get_or_create_experiment(client, experiment, artifact_root)
         all_tags = {k: str(v) for k, v in (tags or {}).items()}
         if parent_run_id:
             all_tags[PARENT_TAG] = parent_run_id

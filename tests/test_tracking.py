@@ -82,3 +82,17 @@ def test_environment_tags():
                          "mlflow_version"}
     assert tags["git_dirty"] in ("true", "false", "unknown")
     assert not math.isnan(float(tags["numpy_version"].split(".")[0]))
+
+
+def test_experiment_files_live_beside_the_store_not_in_the_cwd(tmp_path, monkeypatch):
+    """An experiment created without an artifact root keeps its files next to the SQLite store."""
+    store = tmp_path / "store" / "mlflow.db"
+    store.parent.mkdir()
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    client = tracking.get_client(f"sqlite:///{store}")
+    exp_id = tracking.get_or_create_experiment(client, "beside")
+    location = client.get_experiment(exp_id).artifact_location
+    assert location == str(store.parent / "mlartifacts" / "beside")
+    assert not (elsewhere / "mlruns").exists()
