@@ -141,11 +141,6 @@ class Run:
         run = client.create_run(exp_id, run_name=run_name, tags=all_tags)
         return cls(client, run.info.run_id)
 
-    @classmethod
-    def attach(cls, uri: str, run_id: str) -> Run:
-        """A handle on an existing run (e.g. a sweep's parent, created by another object)."""
-        return cls(get_client(uri), run_id)
-
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log params now, in batches of 100 (values are turned into strings, cut at 6000 chars)."""
         from mlflow.entities import Param

@@ -80,20 +80,22 @@ def check_inputs(W, X, y, reg, idx=None):
     return W, X, y.astype(np.intp, copy=False), reg, idx
 
 
-def check_finite_result(loss, dW, W, X, idx=None):
+def check_finite_result(loss, dW, X, idx=None):
     """Raise ValueError naming X when a non-finite result comes from NaN or inf in the rows used.
 
     Called after the kernel ran, so the common (finite) path costs only a check of dW (D x C).
-    A non-finite result from finite inputs (scores beyond the dtype's range) is returned as is.
+    W was checked before the kernel ran. A non-finite result from finite inputs (scores beyond the
+    dtype's range) is returned as is.
     """
     if math.isfinite(loss) and np.isfinite(dW).all():
         return
-    rows = X if idx is None else X[np.unique(idx)]
-    if not np.isfinite(rows).all():
-        bad = np.argwhere(~np.isfinite(rows))[0]
-        row = int(bad[0]) if idx is None else int(np.unique(idx)[bad[0]])
+    used = None if idx is None else np.unique(idx)
+    bad = np.argwhere(~np.isfinite(X if used is None else X[used]))
+    if bad.size:
+        row = int(bad[0, 0]) if used is None else int(used[bad[0, 0]])
         raise ValueError(
-            f"X contains NaN or inf (first at row {row}, column {int(bad[1])}); clean or impute the data"
+            f"X contains NaN or inf (first at row {row}, column {int(bad[0, 1])}); "
+            "clean or impute the data"
         )
 
 

@@ -31,7 +31,7 @@ def softmax_loss_naive(W, X, y, reg, idx=None):
     W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
     with np.errstate(invalid="ignore", over="ignore"):  # NaN in X is reported below, in one line
         loss, dW = _loss_and_grad(W, X, y, reg, idx)
-    check_finite_result(loss, dW, W, X, idx)
+    check_finite_result(loss, dW, X, idx)
     return loss, dW
 
 

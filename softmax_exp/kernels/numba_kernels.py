@@ -251,7 +251,7 @@ def _checked_call(impl, W, X, y, reg, idx):
     rows = np.arange(X.shape[0], dtype=np.intp) if idx is None else idx
     data_loss, dW = impl(W, X, y, reg, rows)
     loss = data_loss + _reg_loss(W, reg)
-    check_finite_result(loss, dW, W, X, idx)
+    check_finite_result(loss, dW, X, idx)
     return loss, dW
 
 

@@ -25,7 +25,7 @@ def softmax_loss_vectorized(W, X, y, reg, idx=None):
         X, y = X_all[idx], y[idx]
     with np.errstate(invalid="ignore", over="ignore"):  # NaN in X is reported below, in one line
         loss, dW = _loss_and_grad(W, X, y, reg)
-    check_finite_result(loss, dW, W, X_all, idx)
+    check_finite_result(loss, dW, X_all, idx)
     return loss, dW
 
 
