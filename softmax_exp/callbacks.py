@@ -57,8 +57,6 @@ class SweepCallback(Callback):
 
     @_recorded
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from softmax_exp import tracking
-
         sweep_dir = Path(config.hydra.sweep.dir)
         overrides = [str(o) for o in config.hydra.overrides.task]
         # named by what it varies and sets; where its outputs go is not part of the name
@@ -71,21 +69,58 @@ class SweepCallback(Callback):
             "sweep_keys": sweep_keys(config),
             "parent_run_id": None,
             "experiment_id": None,
+            "fingerprint": fingerprint(config),
         }
+        if config.tracking.enabled:
+            self._open_parent(config, info, sweep_dir)
+        sweep.write_sweep_info(sweep_dir, info)
+
+    def _open_parent(self, config: DictConfig, info: dict[str, Any], sweep_dir: Path) -> None:
+        """The sweep's parent run: with ``resume``, the one of an earlier invocation of the same sweep
+        (reopened; its stale children marked KILLED), else a new one. Two invocations starting at once
+        both create one, then keep the older and trash their own."""
+        from softmax_exp import resume, tracking
+
         tcfg = config.tracking
-        if tcfg.enabled:
-            uri = tracking.resolve_tracking_uri(tcfg.uri)
-            self._parent = tracking.Run.start(
-                uri, tcfg.experiment, f"sweep {name}", artifact_root=tcfg.artifact_root,
-                tags={"sweep_dir": str(sweep_dir.resolve()), "sweep_id": info["sweep_id"],
+        uri = tracking.resolve_tracking_uri(tcfg.uri)
+        tracking.check_reachable(uri)
+        client = tracking.get_client(uri)
+        exp_id = tracking.get_or_create_experiment(client, tcfg.experiment, tcfg.artifact_root)
+        fp = info["fingerprint"]
+        earlier = resume.sweep_parents(client, exp_id, fp)
+        if earlier and not config.resume:  # a forced rerun: the old sweep keeps its runs, not the name
+            for run in earlier:
+                client.set_tag(run.info.run_id, resume.SUPERSEDED_TAG, "a rerun with resume=false")
+                client.delete_tag(run.info.run_id, resume.SWEEP_FINGERPRINT_TAG)
+            earlier = []
+        stale_s = 60.0 * tcfg.stale_after_min
+        if not earlier:
+            mine = tracking.Run.start(
+                uri, tcfg.experiment, f"sweep {info['name']}", experiment_id=exp_id,
+                tags={"sweep_dir": str(sweep_dir.resolve()), resume.SWEEP_FINGERPRINT_TAG: fp,
                       "num_jobs": info["num_jobs"], **tracking.environment_tags()},
             )
-            atexit.register(self._abandon)
-            self._parent.log_params(_shared_params(config, info["sweep_keys"]))
-            info["parent_run_id"] = self._parent.run_id
-            info["tracking_uri"] = uri
-            info["experiment_id"] = self._parent.client.get_run(self._parent.run_id).info.experiment_id
-        sweep.write_sweep_info(sweep_dir, info)
+            first = resume.sweep_parents(client, exp_id, fp)[0]
+            if first.info.run_id == mine.run_id:
+                self._parent = mine
+                self._parent.log_params(_shared_params(config, info["sweep_keys"]))
+            else:  # another invocation of this sweep got there first
+                mine.end("KILLED", f"duplicate parent of sweep {fp}; the sweep uses {first.info.run_id}")
+                client.delete_run(mine.run_id)
+                earlier = [first]
+        if earlier:
+            parent = earlier[0]
+            if tracking.is_stale(parent, stale_s):
+                resume.mark_killed(client, parent)
+            killed = resume.mark_stale_children(client, parent.info.run_id, stale_s)
+            self._parent = tracking.Run.reopen(uri, parent.info.run_id,
+                                               {"sweep_dir": str(sweep_dir.resolve())})
+            print(f"sweep {info['name']!r}: going on with parent run {parent.info.run_id}"
+                  + (f"; {len(killed)} run(s) of a dead process marked KILLED" if killed else ""), flush=True)
+        atexit.register(self._abandon)
+        info["parent_run_id"] = self._parent.run_id
+        info["tracking_uri"] = uri
+        info["experiment_id"] = exp_id
 
     @_recorded
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -143,6 +178,20 @@ def abort_sweeps(status: str = "KILLED") -> None:
         if cb._parent is not None and not cb._parent.ended:
             cb._parent.end(status, "interrupted")
 
+
+
+def fingerprint(config: DictConfig) -> str:
+    """The sweep's fingerprint (see :func:`softmax_exp.resume.sweep_fingerprint`): same command, same
+    config, same fingerprint, whatever the sweep directory."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from softmax_exp import resume
+
+    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    swept = [o.input_line for o in parsed if o.is_sweep_override()]
+    sweeper = config.hydra.sweeper
+    return resume.sweep_fingerprint(config, swept, str(sweeper.get("_target_", "")),
+                                    dict(sweeper.get("params") or {}))
 
 
 def count_jobs(config: DictConfig) -> int | None:

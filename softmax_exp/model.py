@@ -67,7 +67,28 @@ class TrainHistory:
     diverged: str | None = None
 
 
+@dataclass
+class TrainState:
+    """Everything a training needs to go on after ``iteration`` updates exactly as if never stopped.
+
+    iteration : updates done so far (the next minibatch is number ``iteration``)
+    W : (D, C) weights after those updates, dtype of the training X
+    optimizer_state : the optimizer's arrays (momentum's velocity), see ``Optimizer.state_dict``
+    rng_state : the minibatch generator's ``bit_generator.state`` at the start of the block of draws
+        that holds iteration ``iteration`` (so a resumed training redraws that block identically)
+    loss : (iteration,) float64 minibatch losses so far; evals : the evaluations so far
+    """
+
+    iteration: int
+    W: np.ndarray
+    optimizer_state: dict[str, np.ndarray]
+    rng_state: dict
+    loss: np.ndarray
+    evals: list[EvalPoint] = field(default_factory=list)
+
+
 OnEval = Callable[[EvalPoint, np.ndarray], None]
+OnCheckpoint = Callable[[TrainState], None]
 
 
 class Softmax:
@@ -108,6 +129,9 @@ class Softmax:
         y_val: np.ndarray | None = None,
         on_eval: OnEval | None = None,
         progress: bool = False,
+        checkpoint_every: int = 0,
+        on_checkpoint: OnCheckpoint | None = None,
+        resume_from: TrainState | None = None,
     ) -> TrainHistory:
         """Train W by minibatch SGD (W starts as ``init_scale * randn(D, C)`` from ``seed`` if None).
 
@@ -125,30 +149,42 @@ class Softmax:
         X_val, y_val : optional validation rows for val_acc
         on_eval : called with (EvalPoint, loss history so far) at every evaluation
         progress : show a tqdm bar
+        checkpoint_every, on_checkpoint : call ``on_checkpoint(TrainState)`` every this many
+            iterations (0: never); the state holds copies, safe to keep
+        resume_from : a TrainState of the same training (same data, seed, hyperparameters) to go on
+            from; the result is bit-identical to a training that was never stopped
 
         Returns
         -------
         TrainHistory; ``diverged`` is set (and the loop stopped) when the loss or W stops being finite.
         """
         N = _check_train_args(X, y, lr, reg, num_iters, batch_size, replace, eval_every)
+        if not _is_int(checkpoint_every) or checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be an integer >= 0 (0: never); got {checkpoint_every!r}")
         rng = np.random.default_rng(seed)
-        if self.W is None:
+        optimizer = optimizer if optimizer is not None else SGD()
+        loss_history = np.empty(num_iters, dtype=np.float64)
+        history = TrainHistory(loss_history[:0])
+        start = 0
+        if resume_from is not None:
+            start = self._restore(resume_from, X, num_iters, optimizer, rng, loss_history, history)
+        elif self.W is None:
             C = len(self.preprocessing.class_names) if self.preprocessing else int(np.max(y)) + 1
             self.W = (init_scale * rng.standard_normal((X.shape[1], C))).astype(X.dtype)
         W = self.W
-        optimizer = optimizer if optimizer is not None else SGD()
         schedule = schedule if schedule is not None else (lambda it: lr)
         kernel = self.kernel
-        loss_history = np.empty(num_iters, dtype=np.float64)
-        history = TrainHistory(loss_history[:0])
-        done = 0
+        done = start
+        block = None
+        block_state = rng.bit_generator.state
         with ExitStack() as stack:
             if self.kernel_name.startswith("numba"):
                 stack.enter_context(_single_threaded_blas())
-            bar = stack.enter_context(_progress_bar(num_iters)) if progress else None
-            for it in range(num_iters):
+            bar = stack.enter_context(_progress_bar(num_iters, start)) if progress else None
+            for it in range(start, num_iters):
                 if replace:
-                    if it % _IDX_BLOCK == 0:
+                    if it % _IDX_BLOCK == 0 or block is None:
+                        block_state = rng.bit_generator.state
                         block = rng.integers(0, N, size=(_IDX_BLOCK, batch_size), dtype=np.intp)
                     idx = block[it % _IDX_BLOCK]
                 else:
@@ -171,11 +207,33 @@ class Softmax:
                     bar.update(1)
                 if eval_every and done % eval_every == 0 and done < num_iters:
                     self._evaluate(history, X, y, X_val, y_val, on_eval, bar)
+                if on_checkpoint and checkpoint_every and done % checkpoint_every == 0 and done < num_iters:
+                    # the next iteration draws a new block (or, without replacement, from here on)
+                    state = (rng.bit_generator.state if not replace or done % _IDX_BLOCK == 0
+                             else block_state)
+                    on_checkpoint(TrainState(done, W.copy(), optimizer.state_dict(), state,
+                                             history.loss.copy(), list(history.evals)))
             if history.diverged is None and not np.isfinite(W).all():
                 history.diverged = f"W became NaN or inf at iteration {done - 1}; lower lr"
             if history.diverged is None:
                 self._evaluate(history, X, y, X_val, y_val, on_eval, bar)
         return history
+
+    def _restore(self, state: TrainState, X, num_iters, optimizer, rng, loss_history, history) -> int:
+        """Put a TrainState back (W, optimizer, generator, history so far); return its iteration."""
+        if not 0 < state.iteration <= num_iters or state.loss.shape != (state.iteration,):
+            raise ValueError(f"the checkpoint is at iteration {state.iteration} of a training of "
+                             f"{num_iters}; it belongs to another training")
+        if state.W.ndim != 2 or state.W.shape[0] != X.shape[1] or state.W.dtype != X.dtype:
+            raise ValueError(f"the checkpoint's W is {state.W.dtype} {state.W.shape}; this training "
+                             f"needs {X.dtype} ({X.shape[1]}, C)")
+        self.W = np.array(state.W, copy=True)
+        optimizer.load_state_dict(state.optimizer_state)
+        rng.bit_generator.state = state.rng_state
+        loss_history[: state.iteration] = state.loss
+        history.loss = loss_history[: state.iteration]
+        history.evals = list(state.evals)
+        return state.iteration
 
     def _evaluate(self, history, X, y, X_val, y_val, on_eval, bar) -> None:
         done = len(history.loss)
@@ -331,9 +389,10 @@ def _single_threaded_blas():
     return threadpool_limits(1, user_api="blas")
 
 
-def _progress_bar(total: int):
+def _progress_bar(total: int, initial: int = 0):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="it", leave=False, mininterval=0.25, dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, unit="it", leave=False, mininterval=0.25,
+                dynamic_ncols=True)
 
 

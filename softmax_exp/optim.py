@@ -23,6 +23,10 @@ class Optimizer(Protocol):
 
     def step(self, W: np.ndarray, dW: np.ndarray, lr: float) -> None: ...
 
+    def state_dict(self) -> dict[str, np.ndarray]: ...
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
+
 
 class SGD:
     """Vanilla SGD, the course's update: ``W -= lr * dW``."""
@@ -33,6 +37,14 @@ class SGD:
         """Update W (D, C) in place from the gradient dW (D, C, same dtype; overwritten) at rate lr."""
         dW *= lr
         W -= dW
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Plain SGD keeps no state between steps."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if state:
+            raise ValueError(f"plain SGD has no state; the checkpoint has {sorted(state)}")
 
 
 class Momentum:
@@ -67,6 +79,17 @@ class Momentum:
         else:
             np.multiply(v, lr, out=dW)
             W -= dW
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A copy of the velocity (D, C), or nothing before the first step."""
+        return {} if self.velocity is None else {"velocity": self.velocity.copy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Take the velocity back from :meth:`state_dict` (no velocity: start from zero)."""
+        unknown = set(state) - {"velocity"}
+        if unknown:
+            raise ValueError(f"momentum's state has only a velocity; the checkpoint has {sorted(unknown)}")
+        self.velocity = np.array(state["velocity"], copy=True) if "velocity" in state else None
 
 
 def make_optimizer(name: str, momentum: float = 0.9, nesterov: bool = False) -> Optimizer:

@@ -24,7 +24,8 @@ HEATMAP_FILE = "val_acc_heatmap.png"
 @dataclass(frozen=True)
 class JobResult:
     """One job of a sweep. Accuracies are NaN when the job did not get that far; status is MLflow's
-    (FINISHED, FAILED, KILLED); reason says why a job failed."""
+    (FINISHED, FAILED, KILLED); reason says why a job failed; note says when the job reused an earlier
+    run (skipped) or went on from a checkpoint."""
 
     job: int
     run_name: str
@@ -38,6 +39,7 @@ class JobResult:
     run_id: str = ""
     output_dir: str = ""
     sweep_id: str = ""
+    note: str = ""
 
     @property
     def failed(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -20,9 +21,9 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from softmax_exp import sweep, tracking
+from softmax_exp import resume, sweep, tracking
 from softmax_exp.kernels import KERNELS, num_threads
-from softmax_exp.model import Preprocessing, Softmax, TrainHistory, check_hyperparameters
+from softmax_exp.model import Preprocessing, Softmax, TrainHistory, TrainState, check_hyperparameters
 from softmax_exp.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -53,13 +54,18 @@ class JobContext:
 
 @dataclass
 class Outcome:
-    """What :func:`fit` produced: the model, its history, final metrics and the MLflow run id."""
+    """What :func:`fit` produced: the model, its history, final metrics and the MLflow run id.
 
-    model: Softmax
+    A job of a sweep that had FINISHED before is not trained again: its model is None, its history
+    empty, its metrics and run are the earlier ones, and ``note`` says so (as it says a resume).
+    """
+
+    model: Softmax | None
     history: TrainHistory
     metrics: dict[str, float]
     run_id: str | None
     status: str
+    note: str = ""
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -82,6 +88,11 @@ def validate_config(cfg: DictConfig) -> None:
         n = cfg.num_threads
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise ValueError(f"num_threads must be null or an integer >= 1; got {n!r}")
+        if not isinstance(cfg.resume, bool):
+            raise ValueError(f"resume must be true or false; got {cfg.resume!r}")
+        ce = cfg.checkpoint_every
+        if isinstance(ce, bool) or not isinstance(ce, int) or ce < 0:
+            raise ValueError(f"checkpoint_every must be an integer >= 0 (0: no checkpoints); got {ce!r}")
         if cfg.progress not in ("auto", True, False):
             raise ValueError(f"progress must be auto, true or false; got {cfg.progress!r}")
         if not isinstance(cfg.model.init_scale, (int, float)) or not cfg.model.init_scale > 0:
@@ -91,6 +102,9 @@ def validate_config(cfg: DictConfig) -> None:
             if not isinstance(cfg.tracking.experiment, str) or not cfg.tracking.experiment:
                 raise ValueError(f"tracking.experiment must be a non-empty string; got "
                                  f"{cfg.tracking.experiment!r}")
+            stale = cfg.tracking.stale_after_min
+            if isinstance(stale, bool) or not isinstance(stale, (int, float)) or not stale > 0:
+                raise ValueError(f"tracking.stale_after_min must be a number > 0; got {stale!r}")
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -100,6 +114,9 @@ def fit(cfg: DictConfig, job: JobContext | None = None) -> Outcome:
 
     The run ends FINISHED, FAILED (divergence: reason in the ``failure_reason`` tag; any exception) or
     KILLED (Ctrl-C); it is never left RUNNING. Raises ConfigError before loading data on a bad config.
+    With ``resume`` (tracking on), earlier runs of the same config are looked up first (see
+    :mod:`softmax_exp.resume`): a KILLED run with a checkpoint goes on where it stopped; in a sweep a
+    FINISHED one is reused without training.
     """
     validate_config(cfg)
     job = job or JobContext()
@@ -111,6 +128,10 @@ def fit(cfg: DictConfig, job: JobContext | None = None) -> Outcome:
 def _fit(cfg: DictConfig, job: JobContext, n_threads: int) -> Outcome:
     from softmax_exp.data import DataError, load_dataset
 
+    fingerprint = resume.config_fingerprint(cfg)
+    earlier = _earlier_runs(cfg, job, fingerprint) if cfg.tracking.enabled else resume.Earlier()
+    if earlier.finished is not None and job.parent_run_id:
+        return _reuse(earlier.finished)
     data = load_dataset(cfg.dataset)
     try:  # the one check that needs the data: a batch without replacement must fit the training set
         check_hyperparameters(cfg.lr, cfg.reg, cfg.num_iters, cfg.batch_size, cfg.model.replace,
@@ -120,8 +141,10 @@ def _fit(cfg: DictConfig, job: JobContext, n_threads: int) -> Outcome:
     if data.X_val.shape[0] == 0:
         raise DataError("the validation split is empty; set dataset.num_validation >= 1")
     model = Softmax(cfg.kernel, Preprocessing.of(data))
-    run = _start_run(cfg, job, data, n_threads) if cfg.tracking.enabled else None
-    log = _MetricLog(run)
+    run, state, log = None, None, _MetricLog(None)
+    if cfg.tracking.enabled:
+        run, state, log = _open_run(cfg, job, data, n_threads, fingerprint, earlier)
+    checkpoints = _Checkpoints(run, fingerprint, log) if run is not None else None
     with run if run is not None else nullcontext():  # an exception ends the run FAILED / KILLED
         opt = cfg.optimizer
         history = model.train(
@@ -131,7 +154,8 @@ def _fit(cfg: DictConfig, job: JobContext, n_threads: int) -> Outcome:
                                    opt.min_lr),
             replace=cfg.model.replace, init_scale=cfg.model.init_scale, eval_every=cfg.eval_every,
             X_val=data.X_val, y_val=data.y_val, on_eval=log.on_eval if run else None,
-            progress=_show_progress(cfg.progress),
+            progress=_show_progress(cfg.progress), checkpoint_every=cfg.checkpoint_every,
+            on_checkpoint=checkpoints, resume_from=state,
         )
         metrics = {"loss": float(history.loss[-1]) if len(history.loss) else math.nan}
         if history.evals:
@@ -145,33 +169,129 @@ def _fit(cfg: DictConfig, job: JobContext, n_threads: int) -> Outcome:
         status = "FAILED" if history.diverged else "FINISHED"
         if run is not None:
             run.end(status, history.diverged)
-    return Outcome(model, history, metrics, run.run_id if run else None, status)
+    note = f"resumed from iteration {state.iteration}" if state is not None else ""
+    return Outcome(model, history, metrics, run.run_id if run else None, status, note)
+
+
+def _earlier_runs(cfg: DictConfig, job: JobContext, fingerprint: str) -> resume.Earlier:
+    """Find the store (failing fast if a server does not answer), the experiment, and with ``resume``
+    the earlier runs of this job."""
+    tcfg = cfg.tracking
+    uri = tracking.resolve_tracking_uri(tcfg.uri)
+    tracking.check_reachable(uri)
+    client = tracking.get_client(uri)
+    if job.experiment_id is None:
+        job.experiment_id = tracking.get_or_create_experiment(client, tcfg.experiment, tcfg.artifact_root)
+    if not cfg.resume:
+        return resume.Earlier()
+    return resume.earlier_runs(client, job.experiment_id, fingerprint, job.parent_run_id,
+                               60.0 * tcfg.stale_after_min)
+
+
+def _reuse(run) -> Outcome:
+    """The outcome of a job of a sweep that FINISHED before: its run's metrics, nothing trained."""
+    keys = ("loss", "train_acc", "val_acc", "test_acc")
+    metrics = {k: float(run.data.metrics[k]) for k in keys if k in run.data.metrics}
+    return Outcome(None, TrainHistory(np.empty(0)), metrics, run.info.run_id, "FINISHED",
+                   note=f"finished before in run {run.info.run_id}: skipped")
+
+
+def _open_run(cfg: DictConfig, job: JobContext, data, n_threads: int, fingerprint: str,
+              earlier: resume.Earlier) -> tuple[tracking.Run, TrainState | None, _MetricLog]:
+    """Go on with the KILLED run of this job from its checkpoint if there is one, else start a new run
+    (in a sweep, the job's other unfinished runs are then replaced by it)."""
+    uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+    unfinished = list(earlier.unfinished)
+    if earlier.resumable is not None:
+        old = earlier.resumable
+        try:
+            state = _download_checkpoint(uri, old, fingerprint)
+        except ValueError as e:
+            print(f"warning: {e}; training from the start", file=sys.stderr, flush=True)
+            unfinished.append(old)
+        else:
+            attempt = int(old.data.tags.get("attempt", "1")) + 1
+            run = tracking.Run.reopen(uri, old.info.run_id, {resume.RESUMED_TAG: state.iteration,
+                                                             "attempt": attempt,
+                                                             "numba_threads": n_threads})
+            return run, state, _MetricLog.resuming(run)
+    run = _start_run(cfg, job, data, n_threads, fingerprint)
+    if job.parent_run_id and unfinished:
+        resume.supersede(run.client, unfinished, run.run_id)
+    return run, None, _MetricLog(run)
+
+
+def _download_checkpoint(uri: str, run, fingerprint: str) -> TrainState:
+    from softmax_exp.checkpoint import load_checkpoint
+
+    path = run.data.tags[resume.CHECKPOINT_TAG]
+    with tempfile.TemporaryDirectory(prefix="softmax_exp_ckpt_") as tmp:
+        try:
+            local = tracking.get_client(uri).download_artifacts(run.info.run_id, path, tmp)
+        except Exception as e:  # a missing or unreadable artifact: train from the start instead
+            raise ValueError(f"cannot read checkpoint {path} of run {run.info.run_id} ({e})") from None
+        return load_checkpoint(local, fingerprint)
+
+
+class _Checkpoints:
+    """Saves a TrainState into the run: metrics so far are sent first, the file goes to
+    ``checkpoints/iter_NNNNNNN.npz``, then the ``checkpoint`` tag points at it and the previous
+    file is deleted. A kill at any moment leaves the tag on a complete checkpoint."""
+
+    def __init__(self, run: tracking.Run, fingerprint: str, log: _MetricLog) -> None:
+        self.run, self.fingerprint, self.log = run, fingerprint, log
+        self.last: str | None = None
+
+    def __call__(self, state: TrainState) -> None:
+        from softmax_exp.checkpoint import checkpoint_name, save_checkpoint
+
+        self.log.losses(state.loss)
+        self.run.flush()
+        name = checkpoint_name(state.iteration)
+        with tempfile.TemporaryDirectory(prefix="softmax_exp_ckpt_") as tmp:
+            self.run.log_artifact(save_checkpoint(Path(tmp) / name, state, self.fingerprint), "checkpoints")
+        previous, self.last = self.last, f"checkpoints/{name}"
+        self.run.set_tags({resume.CHECKPOINT_TAG: self.last})
+        if previous and previous != self.last:
+            self.run.delete_artifact(previous)
 
 
 class _MetricLog:
     """Feeds a training's metrics to its run: the buffered loss series (step = iteration) and the
-    accuracies (step = iterations done) at each evaluation; MLflow is called once per 1000 values."""
+    accuracies (step = iterations done) at each evaluation; MLflow is called once per 1000 values.
+    A resumed run already holds some values: those steps are not logged twice."""
 
-    def __init__(self, run: tracking.Run | None) -> None:
+    def __init__(self, run: tracking.Run | None, logged: int = 0, evals_logged: int = 0) -> None:
         self.run = run
-        self.logged = 0  # loss values handed to the run so far
+        self.logged = logged  # loss values the run has
+        self.evals_logged = evals_logged  # the run has accuracies up to this iteration
+
+    @classmethod
+    def resuming(cls, run: tracking.Run) -> _MetricLog:
+        def last_step(key: str) -> int:
+            return max((m.step for m in run.client.get_metric_history(run.run_id, key)), default=-1)
+
+        return cls(run, last_step("loss") + 1, last_step("val_acc"))
 
     def on_eval(self, point, losses: np.ndarray) -> None:
-        self._losses(losses)
-        self.run.log_metric("train_acc", point.train_acc, point.iteration)
-        self.run.log_metric("val_acc", point.val_acc, point.iteration)
+        self.losses(losses)
+        if point.iteration > self.evals_logged:
+            self.run.log_metric("train_acc", point.train_acc, point.iteration)
+            self.run.log_metric("val_acc", point.val_acc, point.iteration)
 
     def finish(self, losses: np.ndarray, test_acc: float | None) -> None:
         if self.run is None:
             return
-        self._losses(losses)
+        self.losses(losses)
         if test_acc is not None:
             self.run.log_metric("test_acc", test_acc, len(losses))
         self.run.flush()
 
-    def _losses(self, losses: np.ndarray) -> None:
-        self.run.log_series("loss", losses[self.logged:], self.logged)
-        self.logged = len(losses)
+    def losses(self, losses: np.ndarray) -> None:
+        """Buffer the loss values the run does not have yet."""
+        if len(losses) > self.logged:
+            self.run.log_series("loss", losses[self.logged:], self.logged)
+            self.logged = len(losses)
 
 
 def run(cfg: DictConfig, overrides: Sequence[str] = ()) -> float:
@@ -242,7 +362,9 @@ def task(cfg: DictConfig) -> float:
     try:
         outcome = fit(cfg, job)
         result.update(outcome.metrics, status=outcome.status, run_id=outcome.run_id or "",
-                      reason=outcome.history.diverged or "")
+                      reason=outcome.history.diverged or "", note=outcome.note)
+        if outcome.note:
+            print(f"job {job.job_num + 1}: {outcome.note}", flush=True)
     except KeyboardInterrupt:
         result.update(status="KILLED", reason="interrupted")
         raise
@@ -269,22 +391,41 @@ def main() -> None:
     from softmax_exp.train import task as packaged_task
 
     app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+    received = _stop_on_sigterm()
     try:
         app(packaged_task)()
     except KeyboardInterrupt:
         callbacks.abort_sweeps("KILLED")
-        raise
+        name = signal.Signals(received[0]).name if received else "SIGINT"
+        print(f"interrupted by {name}: the open runs are KILLED, their metrics kept; rerun the same "
+              f"command to go on", file=sys.stderr, flush=True)
+        sys.exit(128 + (received[0] if received else signal.SIGINT))
     if callbacks.sweep_failed():
         sys.exit(1)
+
+
+def _stop_on_sigterm() -> list[int]:
+    """Make SIGTERM (kill, SLURM at a time limit or preemption) stop a training like Ctrl-C does:
+    runs end KILLED with their metrics flushed. Returns the list that records the signal received."""
+    received: list[int] = []
+
+    def handler(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    return received
 
 
 # ------------------------------------------------------------------------------------------------------
 
 
-def _start_run(cfg: DictConfig, job: JobContext, data, n_threads: int) -> tracking.Run:
+def _start_run(cfg: DictConfig, job: JobContext, data, n_threads: int, fingerprint: str) -> tracking.Run:
     tcfg = cfg.tracking
     uri = tracking.resolve_tracking_uri(tcfg.uri)
     tags = {
+        resume.FINGERPRINT_TAG: fingerprint,
+        "attempt": 1,
         "kernel": cfg.kernel,
         "numba_threads": n_threads,
         "dataset_fingerprint": data.fingerprint,
@@ -344,9 +485,13 @@ def _cap_threads(n: int | None) -> int | None:
 
 
 def _threads_per_job(hc) -> int | None:
-    """Numba threads for a job of the joblib launcher: cores // n_jobs, so workers x threads <= cores."""
+    """Numba threads for a job: cores // n_jobs under the joblib launcher (workers x threads <= cores),
+    cpus_per_task under submitit (local or SLURM); None (all cores) otherwise."""
     launcher = hc.get("launcher") or {}
-    if "joblib" not in str(launcher.get("_target_", "")).lower():
+    target = str(launcher.get("_target_", "")).lower()
+    if "submitit" in target:
+        return launcher.get("cpus_per_task") or None
+    if "joblib" not in target:
         return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     n_jobs = launcher.get("n_jobs", -1) or -1

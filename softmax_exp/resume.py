@@ -1,0 +1,144 @@
+"""What was done before: config fingerprints, and the earlier MLflow runs of a job or a sweep.
+
+A job's *config fingerprint* is a hash of its resolved config without the keys that cannot change its
+result (progress bar, threads, tracking, resume, checkpoint period, cache location). A sweep's
+fingerprint hashes the config it shares with all its jobs and what it varies. Both are logged as tags,
+so rerunning a command finds its earlier runs in the store whatever output directory Hydra picks:
+
+* a job whose run FINISHED is skipped (its metrics are reused);
+* a job whose run was KILLED with a checkpoint goes on from the checkpoint, in the same run;
+* a run left RUNNING by a process that died (SIGKILL, a reboot) is first marked KILLED, with a reason;
+* other unfinished runs of the job are replaced by a new one (the old ones go to MLflow's trash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from softmax_exp import tracking
+
+FINGERPRINT_TAG = "config_fingerprint"
+SWEEP_FINGERPRINT_TAG = "sweep_fingerprint"
+CHECKPOINT_TAG = "checkpoint"  # artifact path of the run's last checkpoint
+KILLED_TAG = "killed_reason"
+RESUMED_TAG = "resumed_from_iteration"
+SUPERSEDED_TAG = "superseded_by"
+# keys that do not change what a training computes
+NON_RESULT_KEYS = ("hydra", "progress", "num_threads", "resume", "checkpoint_every", "tracking",
+                   "dataset.cache", "dataset.cache_dir")
+
+
+class JobRunningElsewhere(RuntimeError):
+    """The same job is being trained right now by another live process."""
+
+
+def config_fingerprint(config: Mapping[str, Any]) -> str:
+    """32 hex digits identifying what a training computes: its resolved config (a plain mapping, or a
+    DictConfig) without :data:`NON_RESULT_KEYS`."""
+    return _digest(_result_config(config))
+
+
+def sweep_fingerprint(config: Mapping[str, Any], sweep_overrides: Iterable[str],
+                      sweeper: str, sweeper_params: Mapping[str, Any]) -> str:
+    """32 hex digits identifying a sweep: the config its jobs share (without the swept keys), its sweep
+    overrides (``lr=1e-3,1e-2``, in key order) and its sweeper with the sweeper's params."""
+    overrides = sorted(str(o) for o in sweep_overrides)
+    swept = [o.partition("=")[0].lstrip("+~") for o in overrides] + [str(k) for k in sweeper_params]
+    shared = {k: v for k, v in _flat(_result_config(config)).items()
+              if not any(k == s or k.startswith(s + ".") for s in swept)}
+    return _digest({"config": shared, "overrides": overrides, "sweeper": sweeper,
+                    "params": {str(k): str(v) for k, v in sweeper_params.items()}})
+
+
+@dataclass
+class Earlier:
+    """The earlier runs of one job, newest first: what to reuse, resume or replace."""
+
+    finished: Any = None  # a FINISHED run (mlflow Run)
+    resumable: Any = None  # a KILLED run with a checkpoint
+    unfinished: list = field(default_factory=list)  # the other runs that did not finish
+    marked_killed: list = field(default_factory=list)  # stale RUNNING runs just marked KILLED
+
+
+def earlier_runs(client, experiment_id: str, fingerprint: str, parent_run_id: str | None,
+                 stale_after_s: float) -> Earlier:
+    """The runs of the job ``fingerprint`` in the experiment, children of ``parent_run_id`` (None: runs
+    outside any sweep). Stale RUNNING ones are marked KILLED first; a live one raises
+    JobRunningElsewhere."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.{FINGERPRINT_TAG} = '{fingerprint}'",
+                              max_results=1000, order_by=["attributes.start_time DESC"])
+    found = Earlier()
+    for run in runs:
+        if run.data.tags.get(tracking.PARENT_TAG) != parent_run_id:
+            continue
+        if run.info.status == "RUNNING":
+            if not tracking.is_stale(run, stale_after_s):
+                tags = run.data.tags
+                raise JobRunningElsewhere(
+                    f"this job is running in process {tags.get(tracking.PID_TAG, '?')} on "
+                    f"{tags.get(tracking.HOST_TAG, '?')} (run {run.info.run_id}); wait for it to end")
+            run = mark_killed(client, run)
+            found.marked_killed.append(run)
+        if run.info.status == "FINISHED":
+            found.finished = found.finished or run
+        elif run.info.status == "KILLED" and CHECKPOINT_TAG in run.data.tags and found.resumable is None:
+            found.resumable = run
+        else:
+            found.unfinished.append(run)
+    return found
+
+
+def mark_killed(client, run, reason: str | None = None):
+    """End a stale RUNNING run KILLED, saying why in its ``killed_reason`` tag; return it re-read."""
+    tags = run.data.tags
+    reason = reason or (f"process {tags.get(tracking.PID_TAG, '?')} on {tags.get(tracking.HOST_TAG, '?')} "
+                        f"stopped without ending the run (found by a later invocation)")
+    client.set_tag(run.info.run_id, KILLED_TAG, reason)
+    client.set_terminated(run.info.run_id, status="KILLED")
+    return client.get_run(run.info.run_id)
+
+
+def mark_stale_children(client, parent_run_id: str, stale_after_s: float) -> list[str]:
+    """Mark KILLED every stale RUNNING child of a sweep's parent run; return their run ids."""
+    uri = client.tracking_uri
+    return [mark_killed(client, run).info.run_id for run in tracking.child_runs(uri, parent_run_id)
+            if tracking.is_stale(run, stale_after_s)]
+
+
+def supersede(client, runs: Iterable, new_run_id: str) -> None:
+    """Replace unfinished runs of a job by ``new_run_id``: tag them and move them to MLflow's trash
+    (``mlflow gc`` deletes them for good; the UI can restore them)."""
+    for run in runs:
+        client.set_tag(run.info.run_id, SUPERSEDED_TAG, new_run_id)
+        client.delete_run(run.info.run_id)
+
+
+def sweep_parents(client, experiment_id: str, fingerprint: str) -> list:
+    """The live parent runs of the sweep ``fingerprint``, oldest first (ties: by run id)."""
+    runs = client.search_runs([experiment_id],
+                              filter_string=f"tags.{SWEEP_FINGERPRINT_TAG} = '{fingerprint}'",
+                              max_results=100)
+    return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+
+
+def _result_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(config, DictConfig):
+        config = OmegaConf.to_container(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]),
+                                        resolve=True)
+    return {k: v for k, v in _flat(config).items()
+            if not any(k == n or k.startswith(n + ".") for n in NON_RESULT_KEYS)}
+
+
+def _flat(config: Mapping[str, Any]) -> dict[str, Any]:
+    return tracking.flatten(config)
+
+
+def _digest(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
