@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -67,5 +68,5 @@ def load_checkpoint(path: str | Path, fingerprint: str) -> TrainState:
                 loss=np.array(f["loss"], dtype=np.float64),
                 evals=evals,
             )
-    except (KeyError, OSError, EOFError, ValueError) as e:
+    except (KeyError, OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path} is not a usable checkpoint ({e})") from None

@@ -8,6 +8,7 @@ kernel's dW. The same data, seed, kernel and thread count give the same W and lo
 from __future__ import annotations
 
 import math
+import zipfile
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
@@ -316,7 +317,7 @@ class Softmax:
                 )
                 model = cls(str(f["kernel"]), pre)
                 model.W = np.ascontiguousarray(f["W"])
-        except (KeyError, OSError, EOFError, ValueError) as e:
+        except (KeyError, OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
             raise ValueError(f"{path} is not a saved Softmax model ({e})") from None
         return model
 

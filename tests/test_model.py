@@ -127,6 +127,9 @@ def test_save_load_round_trip_and_raw_images(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a saved Softmax model"):
         Softmax.load(tmp_path / "junk.npz")
+    (tmp_path / "zip.npz").write_bytes(b"PK\x03\x04 looks like a zip, is not one")
+    with pytest.raises(ValueError, match="not a saved Softmax model"):
+        Softmax.load(tmp_path / "zip.npz")
 
 
 def test_predict_needs_weights_and_matching_shape():
