@@ -1,0 +1,126 @@
+"""Fingerprints, dead-process detection, and resuming a training in the same MLflow run (in process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from train_helpers import client_for, compose_cfg, fresh_store
+
+from softmax_exp import resume, tracking, train
+from softmax_exp.train import JobContext, fit
+
+LONG = ["num_iters=600", "eval_every=100", "checkpoint_every=250"]
+
+
+def test_config_fingerprint_ignores_what_cannot_change_the_result():
+    base = resume.config_fingerprint(compose_cfg(None))
+    same = ["progress=true", "num_threads=1", "resume=false", "checkpoint_every=7",
+            "tracking.enabled=true", "tracking.uri=sqlite:////elsewhere.db", "dataset.cache_dir=/tmp/x"]
+    for override in same:
+        assert resume.config_fingerprint(compose_cfg(None, override)) == base, override
+    for override in ["lr=2e-2", "reg=0", "seed=1", "kernel=vectorized", "optimizer=momentum",
+                     "dataset.num_validation=100", "eval_every=10"]:
+        assert resume.config_fingerprint(compose_cfg(None, override)) != base, override
+    assert resume.config_fingerprint(compose_cfg(None, "lr=0.01")) == base  # 1e-2 written otherwise
+    assert len(base) == 32 and int(base, 16) >= 0
+
+
+def test_sweep_fingerprint_is_the_sweep_not_its_directory():
+    cfg = {"lr": 1e-3, "reg": 1.0, "num_iters": 200, "hydra": {"sweep": {"dir": "/a"}}}
+    fp = resume.sweep_fingerprint(cfg, ["lr=1e-3,1e-2", "reg=1,2"], "BasicSweeper", {})
+    moved = {**cfg, "hydra": {"sweep": {"dir": "/b"}}, "lr": 5.0, "progress": True}
+    assert resume.sweep_fingerprint(moved, ["reg=1,2", "lr=1e-3,1e-2"], "BasicSweeper", {}) == fp
+    assert resume.sweep_fingerprint({**cfg, "num_iters": 300}, ["lr=1e-3,1e-2", "reg=1,2"],
+                                    "BasicSweeper", {}) != fp
+    assert resume.sweep_fingerprint(cfg, ["lr=1e-3,1e-1", "reg=1,2"], "BasicSweeper", {}) != fp
+    assert resume.sweep_fingerprint(cfg, [], "Optuna", {"lr": "tag(log, interval(1e-4, 1))"}) != \
+        resume.sweep_fingerprint(cfg, [], "Optuna", {"lr": "tag(log, interval(1e-5, 1))"})
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+class _Run:
+    """The two fields of an mlflow Run that is_stale reads."""
+
+    def __init__(self, status, tags, start_ms=0):
+        self.info = type("Info", (), {"status": status, "start_time": start_ms})()
+        self.data = type("Data", (), {"tags": tags})()
+
+
+def test_a_run_is_stale_when_its_process_is_gone():
+    me = tracking.owner_tags()
+    assert tracking.owner_alive(me) is True
+    assert tracking.owner_alive({**me, tracking.PID_TAG: str(_dead_pid())}) is False
+    assert tracking.owner_alive({**me, tracking.PID_START_TAG: "1"}) is False  # the pid was reused
+    assert tracking.owner_alive({**me, tracking.HOST_TAG: "another-host"}) is None
+    assert not tracking.is_stale(_Run("RUNNING", me), 60)
+    assert tracking.is_stale(_Run("RUNNING", {**me, tracking.PID_TAG: str(_dead_pid())}), 60)
+    assert not tracking.is_stale(_Run("FINISHED", {**me, tracking.PID_TAG: str(_dead_pid())}), 60)
+    far = {**me, tracking.HOST_TAG: "another-host", tracking.HEARTBEAT_TAG: "1000"}
+    assert tracking.is_stale(_Run("RUNNING", far), 60, now=1061)
+    assert not tracking.is_stale(_Run("RUNNING", far), 60, now=1059)
+
+
+def test_a_killed_run_goes_on_from_its_checkpoint_in_the_same_run(tmp_path, tmp_path_factory, monkeypatch):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    whole = fit(compose_cfg(None, *LONG))
+
+    real_checkpoint = train._Checkpoints.__call__
+
+    def checkpoint_then_ctrl_c(self, state):
+        real_checkpoint(self, state)
+        if state.iteration == 500:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train._Checkpoints, "__call__", checkpoint_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        fit(compose_cfg(store, *LONG))
+    client = client_for(store)
+    exp = client.get_experiment_by_name("digits").experiment_id
+    (killed,) = client.search_runs([exp])
+    assert killed.info.status == "KILLED" and killed.data.tags["checkpoint"] == "checkpoints/iter_0000500.npz"
+    assert [a.path for a in client.list_artifacts(killed.info.run_id, "checkpoints")] == [
+        "checkpoints/iter_0000500.npz"]  # the one at 250 was deleted once 500 was in place
+
+    monkeypatch.setattr(train._Checkpoints, "__call__", real_checkpoint)
+    again = fit(compose_cfg(store, *LONG, "num_threads=1"))  # threads do not change the result
+    assert again.note == "resumed from iteration 500" and again.run_id == killed.info.run_id
+    assert np.array_equal(again.model.W, whole.model.W) and again.metrics == whole.metrics
+    (run,) = client.search_runs([exp])
+    assert run.info.status == "FINISHED" and run.data.tags["attempt"] == "2"
+    assert run.data.tags[resume.RESUMED_TAG] == "500"
+    loss = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss"))
+    assert [s for s, _ in loss] == list(range(600))  # no step logged twice
+    assert np.array_equal([v for _, v in loss], whole.history.loss)
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [100, 200, 300, 400,
+                                                                                       500, 600]
+    assert fit(compose_cfg(store, *LONG)).run_id != run.info.run_id  # a single run is not skipped
+
+
+def test_a_run_left_running_by_a_dead_process_is_marked_killed(tmp_path, tmp_path_factory):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    cfg = compose_cfg(store)
+    client = client_for(store)
+    exp = tracking.get_or_create_experiment(client, "digits")
+    fp = resume.config_fingerprint(cfg)
+    dead = client.create_run(exp, run_name="dead", tags={
+        **tracking.owner_tags(), tracking.PID_TAG: str(_dead_pid()), resume.FINGERPRINT_TAG: fp})
+    earlier = resume.earlier_runs(client, exp, fp, None, 3600)
+    assert [r.info.run_id for r in earlier.marked_killed] == [dead.info.run_id]
+    r = client.get_run(dead.info.run_id)
+    assert r.info.status == "KILLED" and "stopped without ending the run" in r.data.tags[resume.KILLED_TAG]
+
+    alive = client.create_run(exp, run_name="alive", tags={**tracking.owner_tags(),
+                                                          resume.FINGERPRINT_TAG: fp})
+    with pytest.raises(resume.JobRunningElsewhere, match=f"running in process {os.getpid()}"):
+        fit(cfg, JobContext(run_name="again"))
+    assert client.get_run(alive.info.run_id).info.status == "RUNNING"
+    assert fit(compose_cfg(store, "resume=false")).status == "FINISHED"  # resume=false looks at nothing
