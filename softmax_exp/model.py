@@ -133,6 +133,7 @@ class Softmax:
         checkpoint_every: int = 0,
         on_checkpoint: OnCheckpoint | None = None,
         resume_from: TrainState | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> TrainHistory:
         """Train W by minibatch SGD (W starts as ``init_scale * randn(D, C)`` from ``seed`` if None).
 
@@ -154,6 +155,8 @@ class Softmax:
             iterations (0: never); the state holds copies, safe to keep
         resume_from : a TrainState of the same training (same data, seed, hyperparameters) to go on
             from; the result is bit-identical to a training that was never stopped
+        should_stop : asked after every step; when it answers True, KeyboardInterrupt is raised there
+            (how Ctrl-C reaches a loop that spends its time in compiled kernels)
 
         Returns
         -------
@@ -204,6 +207,8 @@ class Softmax:
                     history.diverged = f"loss became {loss} at iteration {it}; lower lr"
                     break
                 optimizer.step(W, dW, schedule(it))
+                if should_stop is not None and should_stop():
+                    raise KeyboardInterrupt
                 if bar is not None:
                     bar.update(1)
                 if eval_every and done % eval_every == 0 and done < num_iters:

@@ -12,8 +12,9 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,8 @@ def _fit(cfg: DictConfig, job: JobContext, n_threads: int) -> Outcome:
     if cfg.tracking.enabled:
         run, state, log = _open_run(cfg, job, data, n_threads, fingerprint, earlier)
     checkpoints = _Checkpoints(run, fingerprint, log) if run is not None else None
-    with run if run is not None else nullcontext():  # an exception ends the run FAILED / KILLED
+    with run if run is not None else nullcontext(), INTERRUPTS.deferred():
+        # an exception ends the run FAILED, Ctrl-C KILLED
         opt = cfg.optimizer
         history = model.train(
             data.X_train, data.y_train, lr=cfg.lr, reg=cfg.reg, num_iters=cfg.num_iters,
@@ -155,7 +157,7 @@ def _fit(cfg: DictConfig, job: JobContext, n_threads: int) -> Outcome:
             replace=cfg.model.replace, init_scale=cfg.model.init_scale, eval_every=cfg.eval_every,
             X_val=data.X_val, y_val=data.y_val, on_eval=log.on_eval if run else None,
             progress=_show_progress(cfg.progress), checkpoint_every=cfg.checkpoint_every,
-            on_checkpoint=checkpoints, resume_from=state,
+            on_checkpoint=checkpoints, resume_from=state, should_stop=INTERRUPTS.requested,
         )
         metrics = {"loss": float(history.loss[-1]) if len(history.loss) else math.nan}
         if history.evals:
@@ -333,6 +335,7 @@ def task(cfg: DictConfig) -> float:
 
     from softmax_exp.data import DataError
 
+    INTERRUPTS.install()  # also in a launcher's worker process: Ctrl-C reaches the whole group
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
     multirun = hc.mode == RunMode.MULTIRUN
@@ -387,34 +390,63 @@ def main() -> None:
     from softmax_exp import callbacks
 
     # The task is taken from the module imported by its package name, not from __main__, so that
-    # joblib workers unpickle it by reference.
-    from softmax_exp.train import task as packaged_task
+    # joblib workers unpickle it by reference; its signal handling is the one the task uses.
+    from softmax_exp import train as packaged
 
     app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
-    received = _stop_on_sigterm()
+    interrupts = packaged.INTERRUPTS
+    interrupts.install()
     try:
-        app(packaged_task)()
+        app(packaged.task)()
     except KeyboardInterrupt:
         callbacks.abort_sweeps("KILLED")
-        name = signal.Signals(received[0]).name if received else "SIGINT"
-        print(f"interrupted by {name}: the open runs are KILLED, their metrics kept; rerun the same "
-              f"command to go on", file=sys.stderr, flush=True)
-        sys.exit(128 + (received[0] if received else signal.SIGINT))
+        signum = interrupts.received[0] if interrupts.received else signal.SIGINT
+        print(f"interrupted by {signal.Signals(signum).name}: the open runs are KILLED, their metrics "
+              f"kept; rerun the same command to go on", file=sys.stderr, flush=True)
+        sys.exit(128 + signum)
     if callbacks.sweep_failed():
         sys.exit(1)
 
 
-def _stop_on_sigterm() -> list[int]:
-    """Make SIGTERM (kill, SLURM at a time limit or preemption) stop a training like Ctrl-C does:
-    runs end KILLED with their metrics flushed. Returns the list that records the signal received."""
-    received: list[int] = []
+class _Interrupts:
+    """Ctrl-C (SIGINT) and SIGTERM (kill, SLURM at a time limit or on preemption) stop a training the
+    same way: KeyboardInterrupt, so that its run ends KILLED with its metrics flushed.
 
-    def handler(signum, frame):
-        received.append(signum)
-        raise KeyboardInterrupt
+    Raised at once, except inside a training loop: an exception raised while a Numba kernel returns
+    becomes a SystemError, so there the loop is asked to stop between two steps (``requested``).
+    """
 
-    signal.signal(signal.SIGTERM, handler)
-    return received
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.deferring = False
+
+    def install(self) -> None:
+        """Handle SIGINT and SIGTERM from here on (main thread only; elsewhere nothing changes)."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._handler)
+            signal.signal(signal.SIGTERM, self._handler)
+
+    def requested(self) -> bool:
+        return bool(self.received)
+
+    @contextmanager
+    def deferred(self):
+        """While inside, a signal only sets ``requested``; a signal left unanswered raises on exit."""
+        seen, self.deferring = len(self.received), True
+        try:
+            yield
+        finally:
+            self.deferring = False
+        if len(self.received) > seen:
+            raise KeyboardInterrupt
+
+    def _handler(self, signum, frame) -> None:
+        self.received.append(signum)
+        if not self.deferring:
+            raise KeyboardInterrupt
+
+
+INTERRUPTS = _Interrupts()
 
 
 # ------------------------------------------------------------------------------------------------------

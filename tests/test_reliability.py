@@ -1,0 +1,280 @@
+"""Nothing is lost, duplicated or corrupted when sweeps are killed, interrupted or run in parallel.
+
+Real processes against real SQLite stores: a sweep killed with SIGKILL and run again, Ctrl-C and SIGTERM,
+an 8-job joblib sweep run twice, a store locked by another process, two processes racing to create one
+experiment and one sweep parent.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from train_helpers import client_for, compose_cfg, fresh_store, run_cli
+
+from softmax_exp import resume, tracking
+from softmax_exp.train import fit
+
+pytestmark = pytest.mark.slow
+LONG = ["num_iters=6000", "eval_every=500", "checkpoint_every=1000", "progress=false"]
+
+
+def _start_cli(tmp_path: Path, *args: str, log: str) -> subprocess.Popen:
+    """``python -m softmax_exp.train args`` in its own process group, output into tmp_path/log."""
+    env = {**os.environ, "CI": "true", "HYDRA_FULL_ERROR": "1"}
+    out = open(tmp_path / log, "w")
+    return subprocess.Popen([sys.executable, "-m", "softmax_exp.train", *args], cwd=tmp_path, env=env,
+                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _query(store: Path, sql: str, *params) -> list[tuple]:
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=30) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def _wait_for(store: Path, sql: str, proc: subprocess.Popen, timeout: float = 180) -> tuple:
+    """Poll the store until ``sql`` returns a row (the process must still be running)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the process ended before the awaited state"
+        try:
+            rows = _query(store, sql)
+        except sqlite3.OperationalError:  # the schema is not there yet, or a writer holds the lock
+            rows = []
+        if rows:
+            return rows[0]
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for: {sql}")
+
+
+def _integrity(store: Path) -> str:
+    return _query(store, "PRAGMA integrity_check")[0][0]
+
+
+def _children(client, exp_id: str):
+    runs = client.search_runs([exp_id], max_results=100)
+    return ([r for r in runs if tracking.PARENT_TAG not in r.data.tags],
+            [r for r in runs if tracking.PARENT_TAG in r.data.tags])
+
+
+CHECKPOINTED = ("SELECT r.run_uuid, t.value FROM runs r JOIN tags t USING (run_uuid) "
+                "WHERE r.name LIKE '{name}' AND t.key = 'checkpoint'")
+
+
+def test_a_sweep_killed_with_sigkill_goes_on_where_it_stopped(tmp_path, tmp_path_factory):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    sweep = ["-m", "lr=1e-3,1e-2", *LONG, f"tracking.uri=sqlite:///{store}"]
+    proc = _start_cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path}/first", log="first.txt")
+    try:
+        run_id, checkpoint = _wait_for(store, CHECKPOINTED.format(name="lr=0.001"), proc)
+        time.sleep(0.5)  # a few more iterations past the checkpoint
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert _integrity(store) == "ok"
+    assert dict(_query(store, "SELECT name, status FROM runs")) == {
+        "lr=0.001": "RUNNING", f"sweep {' '.join(sweep[1:-1])}": "RUNNING"}
+    checkpoint = _query(store, "SELECT value FROM tags WHERE key = 'checkpoint' AND run_uuid = ?",
+                        run_id)[0][0]  # perhaps a later one than first seen
+    resumed_at = int(checkpoint.split("_")[1].split(".")[0])
+
+    # the same command, as a user reruns it: Hydra picks another sweep directory
+    again = run_cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path}/second")
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert "1 run(s) of a dead process marked KILLED" in again.stdout
+    assert f"job 1: resumed from iteration {resumed_at}" in again.stdout
+    assert _integrity(store) == "ok"
+
+    client = client_for(store)
+    exp = client.get_experiment_by_name("digits").experiment_id
+    (parent,), children = _children(client, exp)
+    assert parent.info.status == "FINISHED" and resume.KILLED_TAG in parent.data.tags
+    assert sorted((c.info.run_name, c.info.status) for c in children) == [
+        ("lr=0.001", "FINISHED"), ("lr=0.01", "FINISHED")]
+    job1 = client.get_run(run_id)  # the same run went on
+    assert "stopped without ending the run" in job1.data.tags[resume.KILLED_TAG]
+    assert job1.data.tags[resume.RESUMED_TAG] == str(resumed_at) and job1.data.tags["attempt"] == "2"
+    loss = client.get_metric_history(run_id, "loss")
+    assert sorted(m.step for m in loss) == list(range(6000))  # every step exactly once
+    uninterrupted = fit(compose_cfg(None, *LONG, "lr=1e-3"))
+    logged = client.download_artifacts(run_id, "model.npz", str(tmp_path / "dl"))
+    assert np.array_equal(np.load(logged)["W"], uninterrupted.model.W)
+    assert job1.data.metrics["val_acc"] == uninterrupted.metrics["val_acc"]
+    rows = list(csv.DictReader(open(tmp_path / "second" / "summary.csv")))
+    assert [(r["run_name"], r["status"]) for r in rows] == [("lr=0.001", "FINISHED"), ("lr=0.01", "FINISHED")]
+
+    # a third time: nothing left to do, every job is skipped and the summary still covers them all
+    third = run_cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path}/third")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert third.stdout.count("finished before in run") == 2
+    rows = list(csv.DictReader(open(tmp_path / "third" / "summary.csv")))
+    assert {r["run_id"] for r in rows} == {c.info.run_id for c in children}
+    assert len(_children(client, exp)[1]) == 2
+
+
+def test_ctrl_c_ends_the_run_killed_with_its_metrics_and_exits_130(tmp_path, tmp_path_factory):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    proc = _start_cli(tmp_path, *LONG, f"tracking.uri=sqlite:///{store}", log="out.txt")
+    try:
+        _wait_for(store, CHECKPOINTED.format(name="%"), proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out = (tmp_path / "out.txt").read_text()
+    assert out.strip().splitlines()[-1].startswith("interrupted by SIGINT: the open runs are KILLED")
+    assert _integrity(store) == "ok"
+    client = client_for(store)
+    (run,) = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
+    assert run.info.status == "KILLED" and run.data.tags[tracking.FAILURE_TAG] == "interrupted"
+    steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss"))
+    checkpoint_at = int(run.data.tags["checkpoint"].split("_")[1].split(".")[0])
+    assert steps == list(range(len(steps))) and len(steps) >= checkpoint_at  # flushed up to the stop
+
+
+def test_sigterm_stops_a_sweep_killed_and_exits_143(tmp_path, tmp_path_factory):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    proc = _start_cli(tmp_path, "-m", "lr=1e-3,1e-2", *LONG, f"tracking.uri=sqlite:///{store}",
+                      f"hydra.sweep.dir={tmp_path}/sweep", log="out.txt")
+    try:
+        _wait_for(store, CHECKPOINTED.format(name="lr=0.001"), proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "interrupted by SIGTERM" in (tmp_path / "out.txt").read_text()
+    assert sorted(s for (s,) in _query(store, "SELECT status FROM runs")) == ["KILLED", "KILLED"]
+    assert '"status": "KILLED"' in (tmp_path / "sweep" / "0" / "result.json").read_text()
+    assert _integrity(store) == "ok"
+
+
+def test_a_joblib_sweep_of_8_jobs_records_each_job_once_even_when_run_again(tmp_path, tmp_path_factory):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    sweep = ["-m", "hydra/launcher=joblib_2w", "lr=1e-3,3e-3,1e-2,3e-2", "reg=1e-3,1e-1",
+             "num_iters=150", "eval_every=50", "progress=false", f"tracking.uri=sqlite:///{store}"]
+    first = run_cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path}/first", timeout=400)
+    assert first.returncode == 0, first.stderr[-3000:]
+    client = client_for(store)
+    exp = client.get_experiment_by_name("digits").experiment_id
+    (parent,), children = _children(client, exp)
+    assert len(children) == 8 and {c.info.status for c in children} == {"FINISHED"}
+    assert len({c.data.tags[resume.FINGERPRINT_TAG] for c in children}) == 8
+    assert {c.data.tags[tracking.PARENT_TAG] for c in children} == {parent.info.run_id}
+    assert all(len(client.get_metric_history(c.info.run_id, "loss")) == 150 for c in children)
+    assert len({c.data.tags[tracking.PID_TAG] for c in children} - {parent.data.tags[tracking.PID_TAG]}) == 2
+
+    again = run_cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path}/again", timeout=400)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("finished before in run") == 8
+    (parent2,), children2 = _children(client, exp)
+    assert parent2.info.run_id == parent.info.run_id and parent2.info.status == "FINISHED"
+    assert {c.info.run_id for c in children2} == {c.info.run_id for c in children}
+    rows = list(csv.DictReader(open(tmp_path / "again" / "summary.csv")))
+    assert len(rows) == 8 and {r["status"] for r in rows} == {"FINISHED"}
+    assert _integrity(store) == "ok"
+
+
+def test_calls_wait_while_another_process_holds_the_store_locked(tmp_path, tmp_path_factory):
+    """MLflow waits 20 s for SQLite's lock and then fails; our client retries until the lock goes,
+    and gives up with a clear error after its own deadline."""
+    store = fresh_store(tmp_path, tmp_path_factory)
+    uri = f"sqlite:///{store}"
+    run = tracking.Run.start(uri, "locked", "r")
+    for step in range(5):
+        run.log_metric("m", step, step)
+    retries_before = tracking.LOCK_RETRIES[0]
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        f"db = sqlite3.connect({str(store)!r}, isolation_level=None)\n"
+        "db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(23)\n"
+        "db.execute('COMMIT')\n")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "locked\n"
+    impatient = tracking.RetryingClient(tracking.get_client(uri)._client, retry_seconds=1)
+    errors = []
+    thread = threading.Thread(target=lambda: _record_error(errors, impatient.get_run, run.run_id))
+    thread.start()
+    run.flush()  # blocks 20 s in SQLite, fails "database is locked", retries until the lock goes
+    thread.join()
+    assert holder.wait() == 0
+    assert tracking.LOCK_RETRIES[0] > retries_before
+    assert sorted(m.step for m in run.client.get_metric_history(run.run_id, "m")) == [0, 1, 2, 3, 4]
+    assert len(errors) == 1 and isinstance(errors[0], tracking.TrackingError)
+    assert str(errors[0]).startswith(f"the MLflow store {uri} stayed locked for 1 s")
+    run.end()
+    assert _integrity(store) == "ok"
+
+
+def _record_error(errors: list, fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception as e:
+        errors.append(e)
+
+
+def _race(barrier, queue, store: str, sweep_dir: str, rounds: int) -> None:
+    """In a fresh process: at the barrier, create experiment ``race-<i>`` and open the parent run of
+    one sweep, as two invocations starting at once do; report the ids."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    from softmax_exp import callbacks
+    from softmax_exp.train import CONFIG_DIR
+
+    uri = f"sqlite:///{store}"
+    client = tracking.get_client(uri)
+    overrides = ["lr=1e-3,1e-2", f"tracking.uri={uri}", "tracking.experiment=sweeps",
+                 f"hydra.sweep.dir={sweep_dir}"]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        config = GlobalHydra.instance().hydra.compose_config(  # as `-m` composes it
+            "config", overrides, run_mode=RunMode.MULTIRUN, with_log_configuration=False)
+    for i in range(rounds):
+        barrier.wait()
+        queue.put(("experiment", tracking.get_or_create_experiment(client, f"race-{i}")))
+    barrier.wait()
+    cb = callbacks.SweepCallback()
+    info = {"name": "race", "num_jobs": 2, "sweep_keys": ["lr"], "fingerprint": callbacks.fingerprint(config)}
+    cb._open_parent(config, info, Path(sweep_dir))
+    queue.put(("parent", info["parent_run_id"]))
+    cb._parent.end("FINISHED")
+
+
+def test_two_processes_racing_make_one_experiment_and_one_sweep_parent(tmp_path, tmp_path_factory):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, queue, rounds = ctx.Barrier(2), ctx.Queue(), 4
+    procs = [ctx.Process(target=_race, args=(barrier, queue, str(store), str(tmp_path / f"s{i}"), rounds))
+             for i in range(2)]
+    for p in procs:
+        p.start()
+    results = []
+    deadline = time.monotonic() + 240
+    while len(results) < 2 * rounds + 2 and time.monotonic() < deadline:
+        assert all(p.exitcode in (None, 0) for p in procs), "a racing process failed (see its stderr)"
+        try:
+            results.append(queue.get(timeout=1))
+        except Exception:  # queue.Empty: not yet
+            continue
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    experiments = [v for k, v in results if k == "experiment"]
+    assert len(set(experiments)) == rounds  # both processes got the same id in each round
+    assert len(_query(store, "SELECT name FROM experiments WHERE name LIKE 'race-%'")) == rounds
+    parents = {v for k, v in results if k == "parent"}
+    assert len(parents) == 1
+    live = _query(store, "SELECT r.run_uuid FROM runs r JOIN tags t USING (run_uuid) "
+                         "WHERE t.key = 'sweep_fingerprint' AND r.lifecycle_stage = 'active'")
+    assert [r for (r,) in live] == list(parents)
