@@ -518,11 +518,12 @@ def _cap_threads(n: int | None) -> int | None:
 
 def _threads_per_job(hc) -> int | None:
     """Numba threads for a job: cores // n_jobs under the joblib launcher (workers x threads <= cores),
-    cpus_per_task under submitit (local or SLURM); None (all cores) otherwise."""
+    cpus_per_task under submitit (local or SLURM; 1 when unset: the local executor starts every job at
+    once); None (all cores) otherwise."""
     launcher = hc.get("launcher") or {}
     target = str(launcher.get("_target_", "")).lower()
-    if "submitit" in target:
-        return launcher.get("cpus_per_task") or None
+    if "submitit" in target:  # SLURM's own count where there is one; unset is one CPU, as in SLURM
+        return int(os.environ.get("SLURM_CPUS_PER_TASK") or launcher.get("cpus_per_task") or 1)
     if "joblib" not in target:
         return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
