@@ -188,7 +188,8 @@ def get_or_create_experiment(client, name: str, artifact_root: str | None = None
 class Run:
     """One MLflow run. Metrics are buffered and sent in batches; :meth:`end` flushes and closes it.
 
-    As a context manager the run ends FINISHED, or FAILED on an exception (KILLED on Ctrl-C).
+    As a context manager the run ends FINISHED, or FAILED on an exception (KILLED on Ctrl-C, SIGTERM
+    or sys.exit, as when submitit requeues a job).
     """
 
     def __init__(self, client, run_id: str) -> None:
@@ -307,8 +308,8 @@ class Run:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.end("FINISHED")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.end("KILLED", "interrupted")
+        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):  # stopped from outside, not failed
+            self.end("KILLED", "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "exited")
         else:
             self.end("FAILED", f"{exc_type.__name__}: {exc}")
 
