@@ -34,7 +34,8 @@ def sweep_failed() -> bool:
 
 
 def _recorded(method):
-    """Record an exception of a callback method in ERRORS and print it (Hydra only warns)."""
+    """Record an exception of a callback method in ERRORS and print it in one line (Hydra would only
+    warn). A sweep that cannot start (e.g. its tracking server does not answer) exits 2 before any job."""
 
     @functools.wraps(method)
     def wrapper(self, config: DictConfig, **kwargs: Any) -> None:
@@ -44,6 +45,9 @@ def _recorded(method):
             ERRORS.append(f"{method.__name__}: {type(e).__name__}: {e}")
             print(f"error: the sweep's {method.__name__} failed: {type(e).__name__}: {e}",
                   file=sys.stderr, flush=True)
+            if method.__name__ == "on_multirun_start":
+                self._abandon()
+                raise SystemExit(2) from None
 
     return wrapper
 
@@ -81,6 +85,7 @@ class SweepCallback(Callback):
         both create one, then keep the older and trash their own."""
         from softmax_exp import resume, tracking
 
+        atexit.register(self._abandon)  # whatever happens next, the parent is never left RUNNING
         tcfg = config.tracking
         uri = tracking.resolve_tracking_uri(tcfg.uri)
         tracking.check_reachable(uri)
@@ -117,7 +122,6 @@ class SweepCallback(Callback):
                                                {"sweep_dir": str(sweep_dir.resolve())})
             print(f"sweep {info['name']!r}: going on with parent run {parent.info.run_id}"
                   + (f"; {len(killed)} run(s) of a dead process marked KILLED" if killed else ""), flush=True)
-        atexit.register(self._abandon)
         info["parent_run_id"] = self._parent.run_id
         info["tracking_uri"] = uri
         info["experiment_id"] = exp_id

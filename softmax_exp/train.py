@@ -346,7 +346,8 @@ def task(cfg: DictConfig) -> float:
     if not multirun:
         try:
             outcome = fit(cfg, job)
-        except (ConfigError, DataError, TrainingDiverged) as e:
+        except (ConfigError, DataError, TrainingDiverged, tracking.TrackingError,
+                resume.JobRunningElsewhere) as e:
             _exit_with(e)
         if outcome.history.diverged:
             _exit_with(TrainingDiverged(outcome.history.diverged))
