@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from softmax_exp.cli import OneLineParser
 from softmax_exp.kernels import KERNELS, get_kernel
 
 TOLERANCE = 1e-7
@@ -127,14 +128,35 @@ def check_kernel(name: str, num_train: int = 60, dim: int = 40, num_classes: int
     return row
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, e.g. 1e-7; got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m softmax_exp.gradcheck",
         description="Check every kernel's analytic gradient against centred differences (float64).",
     )
     parser.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tolerance", type=float, default=TOLERANCE)
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the random problem (>= 0)")
+    parser.add_argument("--tolerance", type=_positive_float, default=TOLERANCE,
+                        help=f"largest relative gradient error allowed (> 0; default {TOLERANCE:g})")
     args = parser.parse_args(argv)
 
     header = (

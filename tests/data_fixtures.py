@@ -197,3 +197,11 @@ def leftovers(folder: Path) -> list[Path]:
     if not folder.exists():
         return []
     return sorted(p for p in folder.iterdir() if p.name.startswith(".") and p.suffix != ".lock")
+
+
+def cifar_overrides(root: Path, cache_dir: Path, **overrides) -> list[str]:
+    """cifar_cfg(root, cache_dir, **overrides) as command-line overrides: ``dataset=cifar10``, then
+    ``dataset.<key>=<value>`` (None as null)."""
+    cfg = cifar_cfg(root, cache_dir, **overrides)
+    cfg.pop("name")
+    return ["dataset=cifar10"] + [f"dataset.{k}={'null' if v is None else v}" for k, v in cfg.items()]

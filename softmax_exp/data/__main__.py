@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from softmax_exp.cli import OneLineParser
+
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
@@ -61,7 +63,7 @@ def download(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m softmax_exp.data",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -6,6 +6,9 @@ so an entry either exists complete or not at all. Builders of one entry take an 
 ``fcntl.flock`` on ``.<entry>.lock``: a second process waits, then memory-maps what the first wrote.
 Should two builders still race (say, on a file system without working locks), the loser of the
 rename discards its folder and uses the winner's. Entries are read with ``np.load(mmap_mode="r")``.
+Memory-mapped files are given their disk blocks up front (``posix_fallocate``), so a full disk is an
+ENOSPC error before a byte is written (a write through the map would be a SIGBUS), reported as a
+one-line DataError with the temporary folder removed.
 
 The fingerprint is the sha256 of the source signature (CIFAR-10: batch file names, sizes and
 mtime_ns; image folders: relative paths, sizes and mtime_ns; digits: a content hash), the
@@ -23,7 +26,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,36 +72,74 @@ def load_or_build(
         return _load(entry, fp)
     if cache_dir.exists() and not cache_dir.is_dir():
         raise DataError(f"cache_dir {cache_dir} is a file; set dataset.cache_dir to a folder")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / f".{entry.name}.lock", "a+b") as lock:
+    with _reported(cache_dir):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(cache_dir / f".{entry.name}.lock", "a+b")
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
         if not entry.exists():
             _remove_stale(cache_dir.glob(f".tmp-{entry.name}-*"))
-            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=cache_dir))
+            with _reported(cache_dir):
+                tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=cache_dir))
             try:
                 _write(tmp, build, fp)
-                _publish(tmp, entry)
+                with _reported(cache_dir):
+                    _publish(tmp, entry)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)  # gone after a rename; else the debris
     return _load(entry, fp)
 
 
+@contextmanager
+def _reported(cache_dir: Path) -> Iterator[None]:
+    """Turn an OSError of writing into the cache (disk full, read-only, a file in the way) into a
+    one-line DataError; reading the source files stays outside this."""
+    try:
+        yield
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        raise DataError(
+            f"cannot write the dataset cache in {cache_dir}: {e.strerror or e}{where}; free space "
+            "there, set dataset.cache_dir to a writable folder, or set dataset.cache=false"
+        ) from e
+
+
 def _write(folder: Path, build: Build, fp: str) -> None:
+    cache_dir = folder.parent
+
     def allocate(stem: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         path = folder / f"{stem}.npy"
-        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        with _reported(cache_dir):
+            array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+            _reserve(path)
+        return array
 
     arrays, info = build(allocate)
-    for stem, array in arrays.items():
-        if isinstance(array, np.memmap):
-            array.flush()
-        else:
-            np.save(folder / f"{stem}.npy", array)
-    meta = {**info, "arrays": sorted(arrays), "fingerprint": fp, "format_version": FORMAT_VERSION}
-    (folder / META).write_text(json.dumps(meta, indent=1))
-    for path in folder.iterdir():
-        _fsync(path)
-    _fsync(folder)
+    with _reported(cache_dir):
+        for stem, array in arrays.items():
+            if isinstance(array, np.memmap):
+                array.flush()
+            else:
+                np.save(folder / f"{stem}.npy", array)
+        meta = {**info, "arrays": sorted(arrays), "fingerprint": fp}
+        meta["format_version"] = FORMAT_VERSION
+        (folder / META).write_text(json.dumps(meta, indent=1))
+        for path in folder.iterdir():
+            _fsync(path)
+        _fsync(folder)
+
+
+def _reserve(path: Path) -> None:
+    """Give the (sparse) file at ``path`` all its disk blocks now: ENOSPC here, not a SIGBUS later
+    when a page of its memory map is first written."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # no fallocate here: write as before
+            raise
+    finally:
+        os.close(fd)
 
 
 def _remove_stale(folders: Iterable[Path]) -> None:

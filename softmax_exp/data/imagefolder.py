@@ -1,10 +1,10 @@
 """A folder of images, one subfolder per class: ``root/{train,test}/<class>/*.png|jpg|jpeg``.
 
-Validation images come from ``root/val/<class>/`` when it exists, else ``num_validation`` training
-images are carved out with split_seed. Every pool is shuffled with split_seed, then cut to its split
-size (null = all). Images are converted to ``mode`` (RGB or L); all must have the size of the first
-one unless ``image_size: [H, W]`` is set, then every image is resized (bilinear). Hidden files are
-skipped; any other file that is not a readable image is an error.
+At least two classes are needed. Validation images come from ``root/val/<class>/`` when it exists,
+else ``num_validation`` training images are carved out with split_seed. Every pool is shuffled with
+split_seed, then cut to its split size (null = all). Images are converted to ``mode`` (RGB or L); all
+must have the size of the first one unless ``image_size: [H, W]`` is set, then every image is resized
+(bilinear). Hidden files are skipped; any other file that is not a readable image is an error.
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ def open_imagefolder(opts: DatasetOptions) -> Source:
                 "and test/<class>/"
             )
     class_names = _class_names(root / "train")
+    if len(class_names) < 2:  # one class: every label is 0, the loss is 0 whatever W is
+        raise DataError(
+            f"{root / 'train'} has one class folder ({class_names[0]}); a classifier needs at "
+            "least 2 classes: add another train/<class>/ and test/<class>/ folder"
+        )
     files = {
         "train": _list_files(root / "train", class_names),
         "test": _list_files(root / "test", class_names),
