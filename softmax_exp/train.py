@@ -89,6 +89,10 @@ def validate_config(cfg: DictConfig) -> None:
         n = cfg.num_threads
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise ValueError(f"num_threads must be null or an integer >= 1; got {n!r}")
+        if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0; got {cfg.seed!r}")
+        if not isinstance(cfg.eval_test, bool):
+            raise ValueError(f"eval_test must be true or false; got {cfg.eval_test!r}")
         if not isinstance(cfg.resume, bool):
             raise ValueError(f"resume must be true or false; got {cfg.resume!r}")
         ce = cfg.checkpoint_every
@@ -98,6 +102,8 @@ def validate_config(cfg: DictConfig) -> None:
             raise ValueError(f"progress must be auto, true or false; got {cfg.progress!r}")
         if not isinstance(cfg.model.init_scale, (int, float)) or not cfg.model.init_scale > 0:
             raise ValueError(f"model.init_scale must be a number > 0; got {cfg.model.init_scale!r}")
+        if not isinstance(cfg.tracking.enabled, bool):
+            raise ValueError(f"tracking.enabled must be true or false; got {cfg.tracking.enabled!r}")
         if cfg.tracking.enabled:
             tracking.resolve_tracking_uri(cfg.tracking.uri)
             if not isinstance(cfg.tracking.experiment, str) or not cfg.tracking.experiment:
@@ -349,6 +355,8 @@ def task(cfg: DictConfig) -> float:
         except (ConfigError, DataError, TrainingDiverged, tracking.TrackingError,
                 resume.JobRunningElsewhere) as e:
             _exit_with(e)
+        except OSError as e:  # an output folder that cannot be written (else Hydra adds its own line)
+            _exit_with(ConfigError(_one_line(e)))
         if outcome.history.diverged:
             _exit_with(TrainingDiverged(outcome.history.diverged))
         _print_accuracies(outcome.metrics)
@@ -387,6 +395,8 @@ def task(cfg: DictConfig) -> float:
 def main() -> None:
     """``python -m softmax_exp.train``: run Hydra, then exit non-zero if a job of a sweep failed."""
     import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     from softmax_exp import callbacks
 
@@ -395,6 +405,10 @@ def main() -> None:
     from softmax_exp import train as packaged
 
     app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+    # Hydra prints its own errors (a missing config group, a bad override, an output folder it cannot
+    # create) as a report of many lines; made to re-raise them, they are reported in one line below.
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     interrupts = packaged.INTERRUPTS
     interrupts.install()
     try:
@@ -405,6 +419,10 @@ def main() -> None:
         print(f"interrupted by {signal.Signals(signum).name}: the open runs are KILLED, their metrics "
               f"kept; rerun the same command to go on", file=sys.stderr, flush=True)
         sys.exit(128 + signum)
+    except (HydraException, OmegaConfBaseException, OSError) as e:
+        if full_error:
+            raise
+        _exit_with(ConfigError(_one_line(e)))
     if callbacks.sweep_failed():
         sys.exit(1)
 
@@ -554,6 +572,17 @@ def _print_accuracies(metrics: dict[str, float]) -> None:
     if "test_acc" in metrics:
         line += f" test accuracy: {metrics['test_acc']:f}"
     print(line, flush=True)
+
+
+def _one_line(error: Exception) -> str:
+    """A Hydra / OmegaConf error or an OSError as one line that says what to fix."""
+    if isinstance(error, OSError) and error.filename:
+        return (f"{error.strerror}: {error.filename}; make it a writable folder with free space, or write "
+                f"the outputs elsewhere with hydra.run.dir=DIR (a sweep: hydra.sweep.dir=DIR)")
+    # Hydra's messages span lines and end with the config search path
+    message = " ".join(str(error).split("Config search path")[0].split())
+    override = getattr(error, "override", None)  # hydra.errors.OverrideParseException
+    return f"cannot parse the override {override!r}: {message}" if override else message
 
 
 def _exit_with(error: Exception) -> None:

@@ -1,0 +1,365 @@
+"""Bad inputs at every boundary, each run as a real process: one line on stderr, nothing left behind.
+
+CASES is one table of wrong config overrides, data files and folders, and kernel inputs (through
+``python -m softmax_exp.gradcheck`` and through training). Every case runs ``python -m
+softmax_exp.<module>`` in its own folder with its own MLflow store, dataset cache and TMPDIR; all the
+selected cases start at once on two worker threads (fixture ``outcomes``) and each test then checks its
+process: the exit status, exactly one stderr line that names the problem and its fix, no MLflow run
+left RUNNING, no cache entry and no temporary file left behind.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from data_fixtures import (
+    batch_dict,
+    cache_entries,
+    cifar_overrides,
+    leftovers,
+    make_cifar_dir,
+    make_imagefolder,
+    write_py2_pickle,
+)
+from PIL import Image
+from train_helpers import fresh_store
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 120  # seconds a case may take before it counts as hanging
+CIFAR = cifar_overrides(Path("{tmp}/cifar"), Path("{tmp}/cache"))  # 200 fake rows: 150 / 30 / 40 / 20
+IMAGES = ("dataset=imagefolder", "dataset.root={tmp}/img", "dataset.cache_dir={tmp}/cache",
+          "dataset.num_validation=2", "dataset.num_dev=2")
+PREFIX = {  # how each command starts its one line
+    "train": r"^(error|training diverged): ",
+    "data": r"^python -m softmax_exp\.data( download)?: error: ",
+    "gradcheck": r"^python -m softmax_exp\.gradcheck: error: ",
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: ``python -m softmax_exp.<module> <args>`` run after ``setup(tmp)`` made its files.
+
+    ``{tmp}`` in args is the case's folder, ``{port}`` a closed local port. The process must exit with
+    ``exit_code`` and print one stderr line matching ``message`` (a regex, after the module's PREFIX),
+    within ``max_seconds``, and leave exactly the MLflow runs ``runs`` (their statuses). ``full_disk``:
+    the dataset cache dir ``{tmp}/disk`` is a 64 KiB tmpfs. ``heavy``: the process gets as far as MLflow
+    (~7 s; started first).
+    """
+
+    id: str
+    module: str
+    args: tuple[str, ...]
+    message: str
+    setup: Callable[[Path], None] | None = None
+    exit_code: int = 2
+    runs: tuple[str, ...] = ()
+    max_seconds: float = TIMEOUT
+    full_disk: bool = False
+    heavy: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a case's process did and left: exit status (None: killed at the timeout), stderr, wall
+    time, the statuses of the runs in its store, cache entries and temporary files left over."""
+
+    returncode: int | None
+    stderr: str
+    seconds: float
+    runs: list[str]
+    cache: list[Path]
+    debris: list[Path]
+
+
+# ---------------------------------------------------------------------------------------------- setups
+
+
+def a_file(tmp: Path) -> None:
+    """A regular file where a folder is expected."""
+    (tmp / "file").write_text("not a folder")
+
+
+def cifar(tmp: Path) -> None:
+    """A small CIFAR-10 in the official format: 5 x 40 training rows, 50 test rows (cache ~2.5 MB)."""
+    make_cifar_dir(tmp / "cifar")
+
+
+def cifar_corrupt_batch(tmp: Path) -> None:
+    cifar(tmp)
+    (tmp / "cifar" / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"\x80\x02}q\x00(U\x04data\xff")
+
+
+def cifar_bad_label(tmp: Path) -> None:
+    cifar(tmp)
+    data = np.zeros((40, 3072), dtype=np.uint8)
+    batch = tmp / "cifar" / "cifar-10-batches-py" / "data_batch_4"
+    write_py2_pickle(batch_dict(data, [3] * 39 + [10]), batch)
+
+
+def cifar_and_a_file(tmp: Path) -> None:
+    cifar(tmp)
+    a_file(tmp)
+
+
+def one_class(tmp: Path) -> None:
+    make_imagefolder(tmp / "img", classes=("cat",))
+
+
+def mixed_sizes(tmp: Path) -> None:
+    make_imagefolder(tmp / "img")
+    Image.new("RGB", (9, 9)).save(tmp / "img" / "test" / "cat" / "img_0.png")
+
+
+def truncated_png(tmp: Path) -> None:
+    make_imagefolder(tmp / "img", size=(32, 32))
+    path = tmp / "img" / "train" / "dog" / "img_3.png"
+    path.write_bytes(path.read_bytes()[:400])
+
+
+def artifacts_is_a_file(tmp: Path) -> None:
+    (tmp / "out").mkdir()
+    (tmp / "out" / "artifacts").write_text("not a folder")
+
+
+# ------------------------------------------------------------------------------------------- the table
+
+
+def train(id_: str, *args: str, message: str, **kw) -> Case:
+    return Case(id_, "train", args, message, **kw)
+
+
+def data(id_: str, *args: str, message: str, **kw) -> Case:
+    return Case(id_, "data", args, message, **kw)
+
+
+def gradcheck(id_: str, *args: str, message: str, **kw) -> Case:
+    return Case(id_, "gradcheck", args, message, **kw)
+
+
+
+CASES = [
+    # config: wrong types
+    train("lr_text", "lr=abc", message=r"lr must be a finite number > 0; got 'abc'$"),
+    train("num_iters_float", "num_iters=1.5", message=r"num_iters must be an integer >= 1; got 1\.5$"),
+    train("batch_size_bool", "batch_size=true", message=r"batch_size must be an integer >= 1; got True$"),
+    train("seed_text", "seed=x", message=r"seed must be an integer >= 0; got 'x'$", heavy=True),
+    train("eval_every_text", "eval_every=abc", message=r"eval_every must be an integer >= 0 .*got 'abc'$"),
+    train("eval_test_maybe", "eval_test=maybe", "num_iters=1", heavy=True,
+          message=r"eval_test must be true or false; got 'maybe'$"),
+    train("progress_maybe", "progress=maybe", message=r"progress must be auto, true or false; got 'maybe'"),
+    train("tracking_enabled_maybe", "tracking.enabled=maybe",
+          message=r"tracking\.enabled must be true or false; got 'maybe'$"),
+    train("resume_maybe", "resume=maybe", message=r"resume must be true or false; got 'maybe'$"),
+    train("checkpoint_every_negative", "checkpoint_every=-5",
+          message=r"checkpoint_every must be an integer >= 0 \(0: no checkpoints\); got -5$"),
+    train("num_threads_zero", "num_threads=0", message=r"num_threads must be null or an integer >= 1; got 0"),
+    # config: values out of range
+    train("lr_nan", "lr=nan", message=r"lr must be a finite number > 0; got nan$"),
+    train("lr_negative", "lr=-1", message=r"lr must be a finite number > 0; got -1$"),
+    train("reg_negative", "reg=-1", message=r"reg must be a finite number >= 0; got -1$"),
+    train("reg_inf", "reg=inf", message=r"reg must be a finite number >= 0; got inf$"),
+    train("num_iters_zero", "num_iters=0", message=r"num_iters must be an integer >= 1; got 0$"),
+    train("init_scale_negative", "model.init_scale=-1", message=r"model.init_scale must be a number > 0"),
+    train("momentum_too_large", "optimizer=momentum", "optimizer.momentum=1.5",
+          message=r"optimizer.momentum must be a number in \[0, 1\); got 1\.5$"),
+    # config: unknown names
+    train("kernel_unknown", "kernel=turbo",
+          message=r"unknown kernel 'turbo'; choose one of: naive, vectorized, numba_naive, numba_fused$"),
+    train("optimizer_name_unknown", "optimizer.name=adam",
+          message=r"unknown optimizer 'adam'; choose one of: sgd, momentum"),
+    train("optimizer_group_unknown", "optimizer=adam",
+          message=r"Could not find 'optimizer/adam'.*Available options in 'optimizer': momentum sgd"),
+    train("dataset_group_unknown", "dataset=mnist",
+          message=r"Could not find 'dataset/mnist'.*cifar10 digits imagefolder"),
+    train("key_unknown", "learning_rate=1",
+          message=r"Could not override 'learning_rate'.*use \+learning_rate=1"),
+    train("override_syntax", "lr=[1,", message=r"cannot parse the override 'lr=\[1,': .*override_grammar"),
+    # where things go: a tracking server that is down, output folders that cannot be written
+    train("tracking_unreachable", "tracking.uri=http://127.0.0.1:{port}",
+          message=r"http://127\.0\.0\.1:\d+ .*Connection refused.*tracking\.uri", max_seconds=10),
+    train("sweep_tracking_unreachable", "-m", "lr=1e-3,1e-2", "hydra.sweep.dir={tmp}/sweep",
+          "tracking.uri=http://127.0.0.1:{port}", max_seconds=10,
+          message=r"the sweep's on_multirun_start failed: TrackingError: .*127\.0\.0\.1:\d+ does not answer"),
+    train("run_dir_under_a_file", "hydra.run.dir={tmp}/file/sub", setup=a_file,
+          message=r"Not a directory: .*/file/sub; .*hydra\.run\.dir"),
+    train("artifacts_is_a_file", "num_iters=5", setup=artifacts_is_a_file, runs=("FAILED",), heavy=True,
+          message=r"File exists: .*/out/artifacts; .*hydra\.run\.dir"),
+    # data, through training (which opens the MLflow store first)
+    train("cifar_root_is_a_file", *CIFAR, "dataset.root={tmp}/file", setup=a_file, heavy=True,
+          message=r"dataset\.root .*/file is a file; point it at the folder holding cifar-10-batches-py/"),
+    train("cifar_full_disk", *CIFAR, "dataset.cache_dir={tmp}/disk", setup=cifar, full_disk=True, heavy=True,
+          message=r"cannot write the dataset cache in .*/disk: No space left on device; free space there"),
+    # data, through the data command line (same loader, no MLflow)
+    data("cifar_corrupt_batch", "info", *CIFAR, setup=cifar_corrupt_batch,
+         message=r"data_batch_2 is truncated or corrupt .*; delete it and re-download$"),
+    data("cifar_label_out_of_range", "info", *CIFAR, setup=cifar_bad_label,
+         message=r"data_batch_4: label 10 is outside \[0, 10\); the file is corrupt$"),
+    data("cache_dir_under_a_file", "info", *CIFAR, "dataset.cache_dir={tmp}/file/cache",
+         setup=cifar_and_a_file, message=r"cannot write the dataset cache in .*/file/cache: Not a directory"),
+    data("imagefolder_missing_root", "info", "dataset=imagefolder", "dataset.root={tmp}/nowhere",
+         message=r"dataset\.root .*/nowhere does not exist; point it at a folder with train/<class>/"),
+    data("imagefolder_without_root", "info", "dataset=imagefolder",
+         message=r"dataset\.root is required; set it, e\.g\. dataset\.root=\.\.\.$"),
+    data("imagefolder_mixed_sizes", "info", *IMAGES, setup=mixed_sizes,
+         message=r"img_0\.png is 9x9 \(HxW\) but .* is 5x4; set dataset\.image_size=\[H,W\]"),
+    data("download_unknown_dataset", "download", "mnist",
+         message=r"invalid choice: 'mnist' \(choose from '?cifar10'?\); see --help$"),
+    # kernel inputs: y of one class, X from a broken image, X's dtype, W gone inf (through training)
+    train("imagefolder_one_class", *IMAGES, setup=one_class, heavy=True,
+          message=r"has one class folder \(cat\); a classifier needs at least 2 classes"),
+    data("imagefolder_truncated_png", "info", *IMAGES, setup=truncated_png,
+         message=r"train/dog/img_3\.png is not a readable image .*; remove or replace it$"),
+    data("dtype_float16", "info", "dataset.dtype=float16",
+         message=r"dataset\.dtype must be float32 or float64; got 'float16'$"),
+    train("lr_diverges", "lr=1e6", "num_iters=20", exit_code=1, runs=("FAILED",), heavy=True,
+          message=r"loss became (inf|nan) at iteration \d+; lower lr$"),
+    # kernel inputs, through the gradient check
+    gradcheck("gradcheck_unknown_kernel", "--kernels", "turbo",
+              message=r"argument --kernels: invalid choice: 'turbo' \(choose from .*numba_fused'?\)"),
+    gradcheck("gradcheck_negative_tolerance", "--tolerance", "-1",
+              message=r"argument --tolerance: must be a finite number > 0, e\.g\. 1e-7; got '-1'"),
+    gradcheck("gradcheck_nan_tolerance", "--tolerance", "nan",
+              message=r"argument --tolerance: must be a finite number > 0.*got 'nan'"),
+    gradcheck("gradcheck_negative_seed", "--seed", "-3",
+              message=r"argument --seed: must be an integer >= 0; got '-3'"),
+]
+
+
+# ------------------------------------------------------------------------------------- running a case
+
+
+def closed_port() -> int:
+    """A local TCP port nobody listens on (bound, then released)."""
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@functools.cache
+def can_fill_disk() -> bool:
+    """Whether ``unshare -rm`` may mount a tmpfs here (root in a user + mount namespace)."""
+    if shutil.which("unshare") is None:
+        return False
+    with tempfile.TemporaryDirectory() as folder:
+        mount = 'mount -t tmpfs -o size=64k tmpfs "$0"'
+        probe = subprocess.run(["unshare", "-rm", "sh", "-c", mount, folder], capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+def on_full_disk(command: list[str], disk: Path, snapshot: Path) -> list[str]:
+    """``command`` with a 64 KiB tmpfs mounted on ``disk`` in its own mount namespace; what the run left
+    there is copied to ``snapshot`` afterwards (the mount vanishes with the namespace)."""
+    script = ('mount -t tmpfs -o size=64k tmpfs "$DISK" || exit 97; "$@"; rc=$?; '
+              'mkdir -p "$SNAPSHOT" && cp -a "$DISK/." "$SNAPSHOT/"; exit $rc')
+    return ["unshare", "-rm", "env", f"DISK={disk}", f"SNAPSHOT={snapshot}", "sh", "-c", script, "sh",
+            *command]
+
+
+def command(case: Case, tmp: Path, store: Path | None) -> list[str]:
+    """The case's argv. Training gets the store, run folder and cache in tmp, ``data info`` the cache,
+    before the case's own arguments (which come later, so they win)."""
+    args = [a.format(tmp=tmp, port=closed_port()) for a in case.args]
+    if case.module == "train":
+        flags = [a for a in args if a.startswith("-")]  # -m first, as a user types it
+        args = [*flags, f"tracking.uri=sqlite:///{store}", f"hydra.run.dir={tmp}/out",
+                f"dataset.cache_dir={tmp}/cache", "num_iters=50", "progress=false",
+                *[a for a in args if not a.startswith("-")]]
+    elif args[:1] == ["info"]:
+        args = ["info", f"dataset.cache_dir={tmp}/cache", *args[1:]]
+    argv = [sys.executable, "-m", f"softmax_exp.{case.module}", *args]
+    return on_full_disk(argv, tmp / "disk", tmp / "cache") if case.full_disk else argv
+
+
+def run_statuses(store: Path | None) -> list[str]:
+    """Statuses of every run in the SQLite store, sorted ([] when it has no runs table yet, or there is
+    no store: the data and gradcheck commands never track)."""
+    if store is None:
+        return []
+    with closing(sqlite3.connect(store)) as db:
+        try:
+            return sorted(status for (status,) in db.execute("SELECT status FROM runs"))
+        except sqlite3.OperationalError:
+            return []
+
+
+def debris(tmp: Path) -> list[Path]:
+    """Temporary files left: dot-files (not locks) in the cache and dataset roots, anything in TMPDIR."""
+    found = [p for folder in ("cache", "cifar", "img") for p in leftovers(tmp / folder)]
+    return found + sorted((tmp / "tmpdir").iterdir())
+
+
+def execute(case: Case, tmp: Path, store: Path | None) -> Outcome:
+    """Set the case up in ``tmp``, run its process (CI=true; TMPDIR in tmp; Hydra's own error report,
+    as a user sees it) and collect what it did and left."""
+    (tmp / "tmpdir").mkdir()
+    if case.setup:
+        case.setup(tmp)
+    if case.full_disk:
+        (tmp / "disk").mkdir()
+    env = {**os.environ, "CI": "true", "TMPDIR": str(tmp / "tmpdir")}
+    env.pop("HYDRA_FULL_ERROR", None)
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(command(case, tmp, store), cwd=tmp, env=env, capture_output=True, text=True,
+                              timeout=case.max_seconds)
+        returncode, stderr = proc.returncode, proc.stderr
+    except subprocess.TimeoutExpired as e:
+        returncode, stderr = None, (e.stderr or b"").decode(errors="replace")
+    seconds = time.monotonic() - start
+    return Outcome(returncode, stderr, seconds, run_statuses(store), cache_entries(tmp / "cache"),
+                   debris(tmp))
+
+
+@pytest.fixture(scope="module")
+def outcomes(request, tmp_path_factory) -> dict[str, Future]:
+    """Start every selected case, two at a time; case id -> Future[Outcome]."""
+    selected = {item.callspec.params["case"].id for item in request.session.items
+                if item.module is request.module and hasattr(item, "callspec")}
+    cases = [c for c in CASES if c.id in selected and (can_fill_disk() or not c.full_disk)]
+    # Cases without MLflow run while the store template is made (the first fresh_store call); then the
+    # heavy training cases, the light ones filling in around them.
+    cases.sort(key=lambda c: (c.module == "train", not c.heavy))
+    with ThreadPoolExecutor(2) as pool:
+        futures = {}
+        for case in cases:
+            tmp = tmp_path_factory.mktemp(case.id)
+            store = fresh_store(tmp, tmp_path_factory) if case.module == "train" else None
+            futures[case.id] = pool.submit(execute, case, tmp, store)
+        yield futures
+
+
+def test_table_is_large_and_ids_are_unique():
+    assert len(CASES) >= 24 and len({c.id for c in CASES}) == len(CASES)
+    assert {c.module for c in CASES} == set(PREFIX)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES])
+def test_bad_input_fails_in_one_line_and_leaves_nothing(case: Case, outcomes):
+    if case.full_disk and not can_fill_disk():
+        pytest.skip("unshare -rm cannot mount a tmpfs here")
+    out = outcomes[case.id].result()
+    assert out.returncode is not None, f"no exit after {out.seconds:.0f} s; stderr: {out.stderr[-2000:]}"
+    assert out.returncode != 0 and out.returncode == case.exit_code, out.stderr[-3000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr[-3000:]
+    assert re.search(PREFIX[case.module], lines[0]) and re.search(case.message, lines[0]), lines[0]
+    assert "RUNNING" not in out.runs and out.runs == sorted(case.runs)
+    assert out.cache == [] and out.debris == []
