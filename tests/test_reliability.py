@@ -122,16 +122,21 @@ def test_a_sweep_killed_with_sigkill_goes_on_where_it_stopped(tmp_path, tmp_path
     assert len(_children(client, exp)[1]) == 2
 
 
-def test_ctrl_c_ends_the_run_killed_with_its_metrics_and_exits_130(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
-    proc = _start_cli(tmp_path, *LONG, f"tracking.uri=sqlite:///{store}", log="out.txt")
+def _signal_after_checkpoint(proc: subprocess.Popen, store: Path, run_name: str, signum: int) -> int:
+    """Send ``signum`` once the run ``run_name`` (a LIKE pattern) has a checkpoint; the exit status."""
     try:
-        _wait_for(store, CHECKPOINTED.format(name="%"), proc)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 130
+        _wait_for(store, CHECKPOINTED.format(name=run_name), proc)
+        proc.send_signal(signum)
+        return proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_ctrl_c_ends_the_run_killed_with_its_metrics_and_exits_130(tmp_path, tmp_path_factory):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    proc = _start_cli(tmp_path, *LONG, f"tracking.uri=sqlite:///{store}", log="out.txt")
+    assert _signal_after_checkpoint(proc, store, "%", signal.SIGINT) == 130
     out = (tmp_path / "out.txt").read_text()
     assert out.strip().splitlines()[-1].startswith("interrupted by SIGINT: the open runs are KILLED")
     assert _integrity(store) == "ok"
@@ -147,13 +152,7 @@ def test_sigterm_stops_a_sweep_killed_and_exits_143(tmp_path, tmp_path_factory):
     store = fresh_store(tmp_path, tmp_path_factory)
     proc = _start_cli(tmp_path, "-m", "lr=1e-3,1e-2", *LONG, f"tracking.uri=sqlite:///{store}",
                       f"hydra.sweep.dir={tmp_path}/sweep", log="out.txt")
-    try:
-        _wait_for(store, CHECKPOINTED.format(name="lr=0.001"), proc)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 143
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    assert _signal_after_checkpoint(proc, store, "lr=0.001", signal.SIGTERM) == 143
     assert "interrupted by SIGTERM" in (tmp_path / "out.txt").read_text()
     assert sorted(s for (s,) in _query(store, "SELECT status FROM runs")) == ["KILLED", "KILLED"]
     assert '"status": "KILLED"' in (tmp_path / "sweep" / "0" / "result.json").read_text()
