@@ -67,16 +67,19 @@ class Earlier:
 def earlier_runs(client, experiment_id: str, fingerprint: str, parent_run_id: str | None,
                  stale_after_s: float) -> Earlier:
     """The runs of the job ``fingerprint`` in the experiment, children of ``parent_run_id`` (None: runs
-    outside any sweep). Stale RUNNING ones are marked KILLED first; a live one raises
-    JobRunningElsewhere."""
+    outside any sweep). Stale RUNNING ones are marked KILLED first. In a sweep a live one raises
+    JobRunningElsewhere; the same single run may run twice at once. A KILLED run is resumable only if
+    no run of the job finished after it started."""
     runs = client.search_runs([experiment_id], filter_string=f"tags.{FINGERPRINT_TAG} = '{fingerprint}'",
                               max_results=1000, order_by=["attributes.start_time DESC"])
     found = Earlier()
-    for run in runs:
+    for run in runs:  # newest first
         if run.data.tags.get(tracking.PARENT_TAG) != parent_run_id:
             continue
         if run.info.status == "RUNNING":
             if not tracking.is_stale(run, stale_after_s):
+                if parent_run_id is None:
+                    continue
                 tags = run.data.tags
                 raise JobRunningElsewhere(
                     f"this job is running in process {tags.get(tracking.PID_TAG, '?')} on "
@@ -85,7 +88,8 @@ def earlier_runs(client, experiment_id: str, fingerprint: str, parent_run_id: st
             found.marked_killed.append(run)
         if run.info.status == "FINISHED":
             found.finished = found.finished or run
-        elif run.info.status == "KILLED" and CHECKPOINT_TAG in run.data.tags and found.resumable is None:
+        elif (run.info.status == "KILLED" and CHECKPOINT_TAG in run.data.tags and found.resumable is None
+              and found.finished is None):
             found.resumable = run
         else:
             found.unfinished.append(run)

@@ -118,9 +118,16 @@ def test_a_run_left_running_by_a_dead_process_is_marked_killed(tmp_path, tmp_pat
     r = client.get_run(dead.info.run_id)
     assert r.info.status == "KILLED" and "stopped without ending the run" in r.data.tags[resume.KILLED_TAG]
 
-    alive = client.create_run(exp, run_name="alive", tags={**tracking.owner_tags(),
-                                                          resume.FINGERPRINT_TAG: fp})
+    # a job of a sweep whose run is alive in another process is not started twice ...
+    parent = client.create_run(exp, run_name="sweep").info.run_id
+    alive = client.create_run(exp, run_name="alive", tags={
+        **tracking.owner_tags(), resume.FINGERPRINT_TAG: fp, tracking.PARENT_TAG: parent})
     with pytest.raises(resume.JobRunningElsewhere, match=f"running in process {os.getpid()}"):
-        fit(cfg, JobContext(run_name="again"))
+        fit(cfg, JobContext(run_name="again", parent_run_id=parent, experiment_id=exp))
     assert client.get_run(alive.info.run_id).info.status == "RUNNING"
+    # ... the same single run may be, and a killed single run is not resumed once a newer one finished
+    single = fit(cfg, JobContext(run_name="single"))
+    assert single.status == "FINISHED" and single.note == ""
+    client.set_tag(dead.info.run_id, resume.CHECKPOINT_TAG, "checkpoints/iter_0000100.npz")
+    assert resume.earlier_runs(client, exp, fp, None, 3600).resumable is None
     assert fit(compose_cfg(store, "resume=false")).status == "FINISHED"  # resume=false looks at nothing
