@@ -18,6 +18,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -158,6 +159,8 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         return  # something answers (a proxy may guard /health); MLflow's own calls will tell more
     except (OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
+        if isinstance(reason, ssl.SSLError):
+            return  # it answers; certificates are MLflow's business (MLFLOW_TRACKING_INSECURE_TLS, ...)
         raise TrackingError(f"the MLflow server at {uri} does not answer ({reason}); start it "
                             f"(make ui serves the local store) or point tracking.uri elsewhere") from None
 

@@ -96,3 +96,41 @@ def test_experiment_files_live_beside_the_store_not_in_the_cwd(tmp_path, monkeyp
     location = client.get_experiment(exp_id).artifact_location
     assert location == str(store.parent / "mlartifacts" / "beside")
     assert not (elsewhere / "mlruns").exists()
+
+
+def _listen(answer: bytes):
+    """A one-shot local server that sends ``answer`` to whatever it is asked; its port."""
+    import socket
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+
+    def serve():
+        conn, _ = sock.accept()
+        conn.recv(1000)
+        conn.sendall(answer)
+        conn.close()
+        sock.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return sock.getsockname()[1]
+
+
+def test_check_reachable_fails_fast_only_when_nothing_answers():
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(tracking.TrackingError, match=f"server at http://127.0.0.1:{closed} does not answer"):
+        tracking.check_reachable(f"http://127.0.0.1:{closed}")
+    assert time.monotonic() - start < 5
+    ok, not_found = b"HTTP/1.0 200 OK\r\n\r\nOK", b"HTTP/1.0 404 Not Found\r\n\r\n"
+    tracking.check_reachable(f"http://127.0.0.1:{_listen(ok)}")
+    tracking.check_reachable(f"http://127.0.0.1:{_listen(not_found)}/")  # a proxy guarding /health
+    tracking.check_reachable(f"https://127.0.0.1:{_listen(ok)}")  # answers, without TLS: MLflow's call
+    tracking.check_reachable("sqlite:////nowhere/mlflow.db")  # not a server: nothing to ask
