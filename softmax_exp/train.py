@@ -213,6 +213,7 @@ def _open_run(cfg: DictConfig, job: JobContext, data, n_threads: int, fingerprin
     if earlier.resumable is not None:
         old = earlier.resumable
         try:
+            _check_same_code_and_data(old, data)
             state = _download_checkpoint(uri, old, fingerprint)
         except ValueError as e:
             print(f"warning: {e}; training from the start", file=sys.stderr, flush=True)
@@ -227,6 +228,18 @@ def _open_run(cfg: DictConfig, job: JobContext, data, n_threads: int, fingerprin
     if job.parent_run_id and unfinished:
         resume.supersede(run.client, unfinished, run.run_id)
     return run, None, _MetricLog(run)
+
+
+def _check_same_code_and_data(run, data) -> None:
+    """A checkpoint continues bit-identically only with the code and data that wrote it."""
+    tags = run.data.tags
+    commit = tracking.environment_tags()["git_commit"]
+    if tags.get("git_commit", commit) != commit:
+        raise ValueError(f"run {run.info.run_id} was trained by commit {tags['git_commit'][:12]}, this is "
+                         f"{commit[:12]}: its checkpoint is not resumed")
+    if tags.get("dataset_fingerprint", data.fingerprint) != data.fingerprint:
+        raise ValueError(f"run {run.info.run_id} was trained on other data (dataset fingerprint "
+                         f"{tags['dataset_fingerprint'][:12]}): its checkpoint is not resumed")
 
 
 def _download_checkpoint(uri: str, run, fingerprint: str) -> TrainState:

@@ -131,3 +131,27 @@ def test_a_run_left_running_by_a_dead_process_is_marked_killed(tmp_path, tmp_pat
     client.set_tag(dead.info.run_id, resume.CHECKPOINT_TAG, "checkpoints/iter_0000100.npz")
     assert resume.earlier_runs(client, exp, fp, None, 3600).resumable is None
     assert fit(compose_cfg(store, "resume=false")).status == "FINISHED"  # resume=false looks at nothing
+
+
+def test_a_checkpoint_of_other_code_or_data_is_not_resumed(tmp_path, tmp_path_factory, monkeypatch, capsys):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    real_checkpoint = train._Checkpoints.__call__
+
+    def checkpoint_then_ctrl_c(self, state):
+        real_checkpoint(self, state)
+        raise KeyboardInterrupt
+
+    client = client_for(store)
+    for tag, value, says in [("git_commit", "0" * 40, "was trained by commit 000000000000"),
+                             ("dataset_fingerprint", "f" * 64, "was trained on other data")]:
+        monkeypatch.setattr(train._Checkpoints, "__call__", checkpoint_then_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            fit(compose_cfg(store, *LONG))
+        exp = client.get_experiment_by_name("digits").experiment_id
+        killed = client.search_runs([exp], order_by=["attributes.start_time DESC"])[0]
+        assert killed.info.status == "KILLED"
+        client.set_tag(killed.info.run_id, tag, value)
+        monkeypatch.setattr(train._Checkpoints, "__call__", real_checkpoint)
+        again = fit(compose_cfg(store, *LONG))
+        assert again.note == "" and again.run_id != killed.info.run_id  # trained from the start
+        assert says in capsys.readouterr().err
