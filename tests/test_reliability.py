@@ -277,3 +277,25 @@ def test_two_processes_racing_make_one_experiment_and_one_sweep_parent(tmp_path,
     live = _query(store, "SELECT r.run_uuid FROM runs r JOIN tags t USING (run_uuid) "
                          "WHERE t.key = 'sweep_fingerprint' AND r.lifecycle_stage = 'active'")
     assert [r for (r,) in live] == list(parents)
+
+
+def test_resume_false_runs_the_sweep_again_under_a_new_parent(tmp_path, tmp_path_factory):
+    store = fresh_store(tmp_path, tmp_path_factory)
+    sweep = ["-m", "lr=1e-3,1e-2", "num_iters=50", "eval_every=0", "progress=false",
+             f"tracking.uri=sqlite:///{store}"]
+    assert run_cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path}/a").returncode == 0
+    forced = run_cli(tmp_path, *sweep, "resume=false", f"hydra.sweep.dir={tmp_path}/b")
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    assert "finished before" not in forced.stdout and "going on with parent" not in forced.stdout
+    client = client_for(store)
+    exp = client.get_experiment_by_name("digits").experiment_id
+    parents, children = _children(client, exp)
+    old, new = sorted(parents, key=lambda r: r.info.start_time)
+    assert resume.SWEEP_FINGERPRINT_TAG not in old.data.tags and resume.SUPERSEDED_TAG in old.data.tags
+    assert resume.SWEEP_FINGERPRINT_TAG in new.data.tags
+    assert sorted(c.data.tags[tracking.PARENT_TAG] == new.info.run_id for c in children) == [
+        False, False, True, True]
+    # resume again (the default): the new sweep is the one found, nothing is trained
+    again = run_cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path}/c")
+    assert again.returncode == 0 and f"going on with parent run {new.info.run_id}" in again.stdout
+    assert again.stdout.count("finished before in run") == 2
