@@ -58,7 +58,10 @@ def _wait_for(store: Path, sql: str, proc: subprocess.Popen, timeout: float = 18
 
 
 def _integrity(store: Path) -> str:
-    return _query(store, "PRAGMA integrity_check")[0][0]
+    """PRAGMA integrity_check, opened as the next MLflow process opens the store: read-write, so that
+    SQLite rolls back the hot journal of a transaction cut by a kill (a read-only open refuses to)."""
+    with sqlite3.connect(store, timeout=30) as db:
+        return db.execute("PRAGMA integrity_check").fetchone()[0]
 
 
 def _children(client, exp_id: str):
