@@ -12,9 +12,8 @@ import os
 import signal
 import sys
 import tempfile
-import threading
 from collections.abc import Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from softmax_exp import resume, sweep, tracking
+from softmax_exp.interrupts import INTERRUPTS
 from softmax_exp.kernels import KERNELS, num_threads
 from softmax_exp.model import Preprocessing, Softmax, TrainHistory, TrainState, check_hyperparameters
 from softmax_exp.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
@@ -414,7 +414,7 @@ def main() -> None:
     from softmax_exp import callbacks
 
     # The task is taken from the module imported by its package name, not from __main__, so that
-    # joblib workers unpickle it by reference; its signal handling is the one the task uses.
+    # joblib workers unpickle it by reference.
     from softmax_exp import train as packaged
 
     app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
@@ -422,13 +422,12 @@ def main() -> None:
     # create) as a report of many lines; made to re-raise them, they are reported in one line below.
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    interrupts = packaged.INTERRUPTS
-    interrupts.install()
+    INTERRUPTS.install()
     try:
         app(packaged.task)()
     except KeyboardInterrupt:
         callbacks.abort_sweeps("KILLED")
-        signum = interrupts.received[0] if interrupts.received else signal.SIGINT
+        signum = INTERRUPTS.received[0] if INTERRUPTS.received else signal.SIGINT
         print(f"interrupted by {signal.Signals(signum).name}: the open runs are KILLED, their metrics "
               f"kept; rerun the same command to go on", file=sys.stderr, flush=True)
         sys.exit(128 + signum)
@@ -438,47 +437,6 @@ def main() -> None:
         _exit_with(ConfigError(_one_line(e)))
     if callbacks.sweep_failed():
         sys.exit(1)
-
-
-class _Interrupts:
-    """Ctrl-C (SIGINT) and SIGTERM (kill, SLURM at a time limit or on preemption) stop a training the
-    same way: KeyboardInterrupt, so that its run ends KILLED with its metrics flushed.
-
-    Raised at once, except inside a training loop: an exception raised while a Numba kernel returns
-    becomes a SystemError, so there the loop is asked to stop between two steps (``requested``).
-    """
-
-    def __init__(self) -> None:
-        self.received: list[int] = []
-        self.deferring = False
-
-    def install(self) -> None:
-        """Handle SIGINT and SIGTERM from here on (main thread only; elsewhere nothing changes)."""
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self._handler)
-            signal.signal(signal.SIGTERM, self._handler)
-
-    def requested(self) -> bool:
-        return bool(self.received)
-
-    @contextmanager
-    def deferred(self):
-        """While inside, a signal only sets ``requested``; a signal left unanswered raises on exit."""
-        seen, self.deferring = len(self.received), True
-        try:
-            yield
-        finally:
-            self.deferring = False
-        if len(self.received) > seen:
-            raise KeyboardInterrupt
-
-    def _handler(self, signum, frame) -> None:
-        self.received.append(signum)
-        if not self.deferring:
-            raise KeyboardInterrupt
-
-
-INTERRUPTS = _Interrupts()
 
 
 # ------------------------------------------------------------------------------------------------------
