@@ -136,29 +136,31 @@ def _signal_after_checkpoint(proc: subprocess.Popen, store: Path, run_name: str,
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def test_ctrl_c_ends_the_run_killed_with_its_metrics_and_exits_130(tmp_path, tmp_path_factory):
+def test_ctrl_c_during_a_sweep_ends_its_runs_killed_with_their_metrics_and_exits_130(tmp_path,
+                                                                                     tmp_path_factory):
     store = fresh_store(tmp_path, tmp_path_factory)
-    proc = _start_cli(tmp_path, *LONG, f"tracking.uri=sqlite:///{store}", log="out.txt")
-    assert _signal_after_checkpoint(proc, store, "%", signal.SIGINT) == 130
+    proc = _start_cli(tmp_path, "-m", "lr=1e-3,1e-2", *LONG, f"tracking.uri=sqlite:///{store}",
+                      f"hydra.sweep.dir={tmp_path}/sweep", log="out.txt")
+    assert _signal_after_checkpoint(proc, store, "lr=0.001", signal.SIGINT) == 130
     out = (tmp_path / "out.txt").read_text()
     assert out.strip().splitlines()[-1].startswith("interrupted by SIGINT: the open runs are KILLED")
     assert _integrity(store) == "ok"
     client = client_for(store)
-    (run,) = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
-    assert run.info.status == "KILLED" and run.data.tags[tracking.FAILURE_TAG] == "interrupted"
+    (parent,), (run,) = _children(client, client.get_experiment_by_name("digits").experiment_id)
+    assert parent.info.status == "KILLED" and run.info.status == "KILLED"
+    assert run.data.tags[tracking.FAILURE_TAG] == "interrupted"
+    assert '"status": "KILLED"' in (tmp_path / "sweep" / "0" / "result.json").read_text()
     steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss"))
     checkpoint_at = int(run.data.tags["checkpoint"].split("_")[1].split(".")[0])
     assert steps == list(range(len(steps))) and len(steps) >= checkpoint_at  # flushed up to the stop
 
 
-def test_sigterm_stops_a_sweep_killed_and_exits_143(tmp_path, tmp_path_factory):
+def test_sigterm_ends_a_single_run_killed_and_exits_143(tmp_path, tmp_path_factory):
     store = fresh_store(tmp_path, tmp_path_factory)
-    proc = _start_cli(tmp_path, "-m", "lr=1e-3,1e-2", *LONG, f"tracking.uri=sqlite:///{store}",
-                      f"hydra.sweep.dir={tmp_path}/sweep", log="out.txt")
-    assert _signal_after_checkpoint(proc, store, "lr=0.001", signal.SIGTERM) == 143
+    proc = _start_cli(tmp_path, *LONG, f"tracking.uri=sqlite:///{store}", log="out.txt")
+    assert _signal_after_checkpoint(proc, store, "%", signal.SIGTERM) == 143
     assert "interrupted by SIGTERM" in (tmp_path / "out.txt").read_text()
-    assert sorted(s for (s,) in _query(store, "SELECT status FROM runs")) == ["KILLED", "KILLED"]
-    assert '"status": "KILLED"' in (tmp_path / "sweep" / "0" / "result.json").read_text()
+    assert [s for (s,) in _query(store, "SELECT status FROM runs")] == ["KILLED"]
     assert _integrity(store) == "ok"
 
 
