@@ -6,7 +6,8 @@ fingerprint hashes the config it shares with all its jobs and what it varies. Bo
 so rerunning a command finds its earlier runs in the store whatever output directory Hydra picks:
 
 * a job whose run FINISHED is skipped (its metrics are reused);
-* a job whose run was KILLED with a checkpoint goes on from the checkpoint, in the same run;
+* a job whose run was KILLED (or FAILED: a full disk, a time limit) with a checkpoint goes on from the
+  checkpoint, in the same run (a run that diverged diverges again at the same step, sooner);
 * a run left RUNNING by a process that died (SIGKILL, a reboot) is first marked KILLED, with a reason;
 * other unfinished runs of the job are replaced by a new one (the old ones go to MLflow's trash).
 """
@@ -59,7 +60,7 @@ class Earlier:
     """The earlier runs of one job, newest first: what to reuse, resume or replace."""
 
     finished: Any = None  # a FINISHED run (mlflow Run)
-    resumable: Any = None  # a KILLED run with a checkpoint
+    resumable: Any = None  # a KILLED or FAILED run with a checkpoint
     unfinished: list = field(default_factory=list)  # the other runs that did not finish
     marked_killed: list = field(default_factory=list)  # stale RUNNING runs just marked KILLED
 
@@ -68,8 +69,8 @@ def earlier_runs(client, experiment_id: str, fingerprint: str, parent_run_id: st
                  stale_after_s: float) -> Earlier:
     """The runs of the job ``fingerprint`` in the experiment, children of ``parent_run_id`` (None: runs
     outside any sweep). Stale RUNNING ones are marked KILLED first. In a sweep a live one raises
-    JobRunningElsewhere; the same single run may run twice at once. A KILLED run is resumable only if
-    no run of the job finished after it started."""
+    JobRunningElsewhere; the same single run may run twice at once. A KILLED or FAILED run with a
+    checkpoint is resumable only if no run of the job finished after it started."""
     runs = client.search_runs([experiment_id], filter_string=f"tags.{FINGERPRINT_TAG} = '{fingerprint}'",
                               max_results=1000, order_by=["attributes.start_time DESC"])
     found = Earlier()
@@ -88,8 +89,8 @@ def earlier_runs(client, experiment_id: str, fingerprint: str, parent_run_id: st
             found.marked_killed.append(run)
         if run.info.status == "FINISHED":
             found.finished = found.finished or run
-        elif (run.info.status == "KILLED" and CHECKPOINT_TAG in run.data.tags and found.resumable is None
-              and found.finished is None):
+        elif (run.info.status in ("KILLED", "FAILED") and CHECKPOINT_TAG in run.data.tags
+              and found.resumable is None and found.finished is None):
             found.resumable = run
         else:
             found.unfinished.append(run)

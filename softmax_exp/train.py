@@ -122,8 +122,8 @@ def fit(cfg: DictConfig, job: JobContext | None = None) -> Outcome:
     The run ends FINISHED, FAILED (divergence: reason in the ``failure_reason`` tag; any exception) or
     KILLED (Ctrl-C); it is never left RUNNING. Raises ConfigError before loading data on a bad config.
     With ``resume`` (tracking on), earlier runs of the same config are looked up first (see
-    :mod:`softmax_exp.resume`): a KILLED run with a checkpoint goes on where it stopped; in a sweep a
-    FINISHED one is reused without training.
+    :mod:`softmax_exp.resume`): a KILLED or FAILED run with a checkpoint goes on where it stopped; in a
+    sweep a FINISHED one is reused without training.
     """
     validate_config(cfg)
     job = job or JobContext()
@@ -206,7 +206,7 @@ def _reuse(run) -> Outcome:
 
 def _open_run(cfg: DictConfig, job: JobContext, data, n_threads: int, fingerprint: str,
               earlier: resume.Earlier) -> tuple[tracking.Run, TrainState | None, _MetricLog]:
-    """Go on with the KILLED run of this job from its checkpoint if there is one, else start a new run
+    """Go on with the stopped run of this job from its checkpoint if there is one, else start a new run
     (in a sweep, the job's other unfinished runs are then replaced by it)."""
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
     unfinished = list(earlier.unfinished)
@@ -223,6 +223,8 @@ def _open_run(cfg: DictConfig, job: JobContext, data, n_threads: int, fingerprin
             run = tracking.Run.reopen(uri, old.info.run_id, {resume.RESUMED_TAG: state.iteration,
                                                              "attempt": attempt,
                                                              "numba_threads": n_threads})
+            if tracking.FAILURE_TAG in old.data.tags:  # why it stopped last time: no longer true
+                run.client.delete_tag(run.run_id, tracking.FAILURE_TAG)
             return run, state, _MetricLog.resuming(run)
     run = _start_run(cfg, job, data, n_threads, fingerprint)
     if job.parent_run_id and unfinished:

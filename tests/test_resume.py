@@ -69,24 +69,26 @@ def test_a_run_is_stale_when_its_process_is_gone():
     assert not tracking.is_stale(_Run("RUNNING", far), 60, now=1059)
 
 
-def test_a_killed_run_goes_on_from_its_checkpoint_in_the_same_run(tmp_path, tmp_path_factory, monkeypatch):
+@pytest.mark.parametrize("error, status", [(KeyboardInterrupt, "KILLED"), (OSError, "FAILED")])
+def test_a_stopped_run_goes_on_from_its_checkpoint_in_the_same_run(error, status, tmp_path, tmp_path_factory,
+                                                                   monkeypatch):
     store = fresh_store(tmp_path, tmp_path_factory)
     whole = fit(compose_cfg(None, *LONG))
 
     real_checkpoint = train._Checkpoints.__call__
 
-    def checkpoint_then_ctrl_c(self, state):
+    def checkpoint_then_stop(self, state):
         real_checkpoint(self, state)
         if state.iteration == 500:
-            raise KeyboardInterrupt
+            raise error  # Ctrl-C, or say a full disk
 
-    monkeypatch.setattr(train._Checkpoints, "__call__", checkpoint_then_ctrl_c)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(train._Checkpoints, "__call__", checkpoint_then_stop)
+    with pytest.raises(error):
         fit(compose_cfg(store, *LONG))
     client = client_for(store)
     exp = client.get_experiment_by_name("digits").experiment_id
     (killed,) = client.search_runs([exp])
-    assert killed.info.status == "KILLED" and killed.data.tags["checkpoint"] == "checkpoints/iter_0000500.npz"
+    assert killed.info.status == status and killed.data.tags["checkpoint"] == "checkpoints/iter_0000500.npz"
     assert [a.path for a in client.list_artifacts(killed.info.run_id, "checkpoints")] == [
         "checkpoints/iter_0000500.npz"]  # the one at 250 was deleted once 500 was in place
 
@@ -96,6 +98,7 @@ def test_a_killed_run_goes_on_from_its_checkpoint_in_the_same_run(tmp_path, tmp_
     assert np.array_equal(again.model.W, whole.model.W) and again.metrics == whole.metrics
     (run,) = client.search_runs([exp])
     assert run.info.status == "FINISHED" and run.data.tags["attempt"] == "2"
+    assert tracking.FAILURE_TAG in killed.data.tags and tracking.FAILURE_TAG not in run.data.tags
     assert run.data.tags[resume.RESUMED_TAG] == "500"
     loss = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss"))
     assert [s for s, _ in loss] == list(range(600))  # no step logged twice
