@@ -49,7 +49,7 @@ def sweep_fingerprint(config: Mapping[str, Any], sweep_overrides: Iterable[str],
     overrides (``lr=1e-3,1e-2``, in key order) and its sweeper with the sweeper's params."""
     overrides = sorted(str(o) for o in sweep_overrides)
     swept = [o.partition("=")[0].lstrip("+~") for o in overrides] + [str(k) for k in sweeper_params]
-    shared = {k: v for k, v in _flat(_result_config(config)).items()
+    shared = {k: v for k, v in _result_config(config).items()
               if not any(k == s or k.startswith(s + ".") for s in swept)}
     return _digest({"config": shared, "overrides": overrides, "sweeper": sweeper,
                     "params": {str(k): str(v) for k, v in sweeper_params.items()}})
@@ -136,12 +136,8 @@ def _result_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(config, DictConfig):
         config = OmegaConf.to_container(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]),
                                         resolve=True)
-    return {k: v for k, v in _flat(config).items()
+    return {k: v for k, v in tracking.flatten(config).items()
             if not any(k == n or k.startswith(n + ".") for n in NON_RESULT_KEYS)}
-
-
-def _flat(config: Mapping[str, Any]) -> dict[str, Any]:
-    return tracking.flatten(config)
 
 
 def _digest(obj: Any) -> str:

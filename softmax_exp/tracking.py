@@ -199,6 +199,7 @@ class Run:
         self.client = client
         self.run_id = run_id
         self._metrics: list[tuple[str, float, int, int]] = []
+        self._artifact_uri: str | None = None
         self.ended = False
 
     @classmethod
@@ -287,8 +288,9 @@ class Run:
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         try:
-            uri = self.client.get_run(self.run_id).info.artifact_uri
-            get_artifact_repository(uri).delete_artifacts(path)
+            if self._artifact_uri is None:  # asked once per run, not at every checkpoint
+                self._artifact_uri = self.client.get_run(self.run_id).info.artifact_uri
+            get_artifact_repository(self._artifact_uri).delete_artifacts(path)
         except Exception as e:  # an artifact store without deletion
             logging.getLogger(__name__).info("kept artifact %s of run %s: %s", path, self.run_id, e)
 
