@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from softmax_exp.kernels import get_kernel
+from softmax_exp.kernels import check_finite_result, check_inputs, get_kernel
 from softmax_exp.optim import SGD, Optimizer, Schedule
 
 MODEL_FORMAT = 1
@@ -175,9 +175,10 @@ class Softmax:
         elif self.W is None:
             C = len(self.preprocessing.class_names) if self.preprocessing else int(np.max(y)) + 1
             self.W = (init_scale * rng.standard_normal((X.shape[1], C))).astype(X.dtype)
-        W = self.W
+        # checked once here; every step then calls the kernel's unchecked twin
+        W, X, y, reg, _ = check_inputs(self.W, X, y, reg)
         schedule = schedule if schedule is not None else (lambda it: lr)
-        kernel = self.kernel
+        kernel = get_kernel(self.kernel_name, checked=False)
         done = start
         block = None
         block_state = rng.bit_generator.state
@@ -193,13 +194,12 @@ class Softmax:
                     idx = block[it % _IDX_BLOCK]
                 else:
                     idx = rng.choice(N, size=batch_size, replace=False)
-                try:
-                    loss, dW = kernel(W, X, y, reg, idx)
-                except ValueError:
-                    if np.isfinite(W).all():
-                        raise
-                    history.diverged = f"W became NaN or inf at iteration {it}; lower lr"
-                    break
+                loss, dW = kernel(W, X, y, reg, idx)
+                if not math.isfinite(loss):  # W was finite, so NaN or inf here is divergence ...
+                    if not np.isfinite(W).all():  # (the last update made W non-finite)
+                        history.diverged = f"W became NaN or inf at iteration {it}; lower lr"
+                        break
+                    check_finite_result(loss, dW, X, idx)  # ... or NaN in the rows of X: ValueError
                 loss_history[it] = loss
                 done = it + 1
                 history.loss = loss_history[:done]

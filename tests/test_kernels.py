@@ -270,3 +270,26 @@ def test_set_num_threads_rejects_bad_counts():
         set_num_threads(0)
     with pytest.raises(ValueError, match="num_threads must be an integer"):
         set_num_threads(10_000)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unchecked_twin_gives_the_same_bits(name, dtype):
+    """get_kernel(name, checked=False) skips the checks but computes exactly what the public kernel does."""
+    W, X, y = problem(n=130, d=17, c=6, dtype=dtype)
+    idx = np.random.default_rng(4).integers(0, 130, 40).astype(np.intp)
+    checked, unchecked = get_kernel(name), get_kernel(name, checked=False)
+    assert unchecked is not checked
+    for rows in (None, idx):
+        loss, dW = checked(W, X, y, 0.3, rows)
+        loss_u, dW_u = unchecked(W, X, y.astype(np.intp), 0.3, rows)
+        assert loss_u == loss
+        np.testing.assert_array_equal(dW_u, dW)
+
+
+def test_unchecked_twin_returns_a_non_finite_result_as_is():
+    W, X, y = problem(n=10, d=4, c=3)
+    X[2, 1] = np.nan
+    for name in ALL:
+        loss, _ = get_kernel(name, checked=False)(W, X, y.astype(np.intp), 0.1, np.array([1, 2], dtype=np.intp))
+        assert math.isnan(loss)

@@ -144,3 +144,25 @@ def test_predict_needs_weights_and_matching_shape():
 def test_unknown_kernel():
     with pytest.raises(ValueError, match="unknown kernel 'fast'"):
         Softmax("fast")
+
+
+def test_training_checks_its_inputs_once_not_at_every_step(monkeypatch):
+    """The loop calls the kernel's unchecked twin: the kernels' own checks never run during training."""
+    import softmax_exp.kernels.numba_kernels as numba_kernels
+
+    calls = []
+    original = numba_kernels.check_inputs
+    monkeypatch.setattr(numba_kernels, "check_inputs", lambda *a: calls.append(1) or original(*a))
+    X, y = _blobs()
+    Softmax("numba_fused").train(X, y, lr=1e-2, reg=1e-3, num_iters=50, batch_size=20)
+    assert calls == []
+    Softmax("numba_fused").kernel(np.zeros((X.shape[1], 4), X.dtype), X, y, 0.0)  # the public one checks
+    assert calls == [1]
+
+
+def test_nan_in_the_training_rows_is_an_error_not_a_divergence():
+    X, y = _blobs()
+    X = X.copy()
+    X[:, 0] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN or inf"):
+        Softmax("numba_fused").train(X, y, lr=1e-2, reg=1e-3, num_iters=5, batch_size=20)

@@ -1,5 +1,10 @@
 """The softmax loss kernels, all with the signature ``f(W, X, y, reg, idx=None) -> (loss, dW)``.
 
+Each public kernel checks its arguments (one-line ValueError) and traces a non-finite result back to X.
+Each has an unchecked twin, ``get_kernel(name, checked=False)``, computing the same bits without the
+checks, for a caller that checked its arguments once (see :func:`check_inputs`) and calls the kernel
+thousands of times, such as the training loop.
+
 | name          | how                                                                 |
 |---------------|---------------------------------------------------------------------|
 | naive         | Python loops over rows and classes, float64: the reference           |
@@ -15,9 +20,15 @@ from contextlib import contextmanager
 
 import numba
 
-from .naive import softmax_loss_naive
-from .numba_kernels import softmax_loss_numba_fused, softmax_loss_numba_naive
-from .vectorized import softmax_loss_vectorized
+from ._validation import check_finite_result, check_inputs
+from .naive import softmax_loss_naive, softmax_loss_naive_unchecked
+from .numba_kernels import (
+    softmax_loss_numba_fused,
+    softmax_loss_numba_fused_unchecked,
+    softmax_loss_numba_naive,
+    softmax_loss_numba_naive_unchecked,
+)
+from .vectorized import softmax_loss_vectorized, softmax_loss_vectorized_unchecked
 
 KERNELS: dict[str, Callable] = {
     "naive": softmax_loss_naive,
@@ -25,12 +36,23 @@ KERNELS: dict[str, Callable] = {
     "numba_naive": softmax_loss_numba_naive,
     "numba_fused": softmax_loss_numba_fused,
 }
+UNCHECKED: dict[str, Callable] = {
+    "naive": softmax_loss_naive_unchecked,
+    "vectorized": softmax_loss_vectorized_unchecked,
+    "numba_naive": softmax_loss_numba_naive_unchecked,
+    "numba_fused": softmax_loss_numba_fused_unchecked,
+}
 
 
-def get_kernel(name: str) -> Callable:
-    """Return the kernel registered under ``name``; ValueError listing the valid names otherwise."""
+def get_kernel(name: str, checked: bool = True) -> Callable:
+    """Return the kernel registered under ``name``; ValueError listing the valid names otherwise.
+
+    ``checked=False`` gives its unchecked twin: y and idx must be intp arrays, labels and indices in
+    range, W finite, reg a float >= 0 (what :func:`check_inputs` returns); a non-finite result is
+    returned as is instead of being traced to X (:func:`check_finite_result` does that).
+    """
     try:
-        return KERNELS[name]
+        return (KERNELS if checked else UNCHECKED)[name]
     except (KeyError, TypeError):
         raise ValueError(
             f"unknown kernel {name!r}; choose one of: {', '.join(KERNELS)}"
@@ -61,6 +83,9 @@ def num_threads(n: int | None) -> Iterator[int]:
 
 __all__ = [
     "KERNELS",
+    "UNCHECKED",
+    "check_finite_result",
+    "check_inputs",
     "get_kernel",
     "num_threads",
     "set_num_threads",

@@ -29,10 +29,15 @@ def softmax_loss_naive(W, X, y, reg, idx=None):
     dW : ndarray (D, C), dtype of W
     """
     W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
-    with np.errstate(invalid="ignore", over="ignore"):  # NaN in X is reported below, in one line
-        loss, dW = _loss_and_grad(W, X, y, reg, idx)
-    check_finite_result(loss, dW, X, idx)
+    loss, dW = softmax_loss_naive_unchecked(W, X, y, reg, idx)
+    check_finite_result(loss, dW, X, idx)  # NaN in X is reported here, in one line
     return loss, dW
+
+
+def softmax_loss_naive_unchecked(W, X, y, reg, idx=None):
+    """:func:`softmax_loss_naive` without the input checks (see ``softmax_loss_vectorized_unchecked``)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _loss_and_grad(W, X, y, reg, idx)
 
 
 def _loss_and_grad(W, X, y, reg, idx):

@@ -245,14 +245,31 @@ def _reg_loss(W, reg):
     return 0.5 * reg * s
 
 
-def _checked_call(impl, W, X, y, reg, idx):
-    """Validate, run a Numba implementation over the rows used (all, or idx), add the L2 term, check."""
-    W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
+def _unchecked_call(impl, W, X, y, reg, idx):
+    """Run a Numba implementation over the rows used (all, or idx) and add the L2 term."""
     rows = np.arange(X.shape[0], dtype=np.intp) if idx is None else idx
     data_loss, dW = impl(W, X, y, reg, rows)
-    loss = data_loss + _reg_loss(W, reg)
+    return data_loss + _reg_loss(W, reg), dW
+
+
+def _checked_call(impl, W, X, y, reg, idx):
+    """Validate, run, and trace a non-finite result back to the rows of X used."""
+    W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
+    loss, dW = _unchecked_call(impl, W, X, y, reg, idx)
     check_finite_result(loss, dW, X, idx)
     return loss, dW
+
+
+def softmax_loss_numba_naive_unchecked(W, X, y, reg, idx=None):
+    """:func:`softmax_loss_numba_naive` without the input checks, for callers that checked once (a
+    training loop): y (N,) and idx (B,) intp arrays, reg a float. A non-finite result is returned as is."""
+    return _unchecked_call(_naive_impl, W, X, y, reg, idx)
+
+
+def softmax_loss_numba_fused_unchecked(W, X, y, reg, idx=None):
+    """:func:`softmax_loss_numba_fused` without the input checks (see
+    :func:`softmax_loss_numba_naive_unchecked`)."""
+    return _unchecked_call(_fused_impl, W, X, y, reg, idx)
 
 
 def softmax_loss_numba_naive(W, X, y, reg, idx=None):

@@ -19,14 +19,19 @@ def softmax_loss_vectorized(W, X, y, reg, idx=None):
     loss : float
     dW : ndarray (D, C), dtype of W
     """
-    W, X_all, y, reg, idx = check_inputs(W, X, y, reg, idx)
-    X = X_all
-    if idx is not None:
-        X, y = X_all[idx], y[idx]
-    with np.errstate(invalid="ignore", over="ignore"):  # NaN in X is reported below, in one line
-        loss, dW = _loss_and_grad(W, X, y, reg)
-    check_finite_result(loss, dW, X_all, idx)
+    W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
+    loss, dW = softmax_loss_vectorized_unchecked(W, X, y, reg, idx)
+    check_finite_result(loss, dW, X, idx)  # NaN in X is reported here, in one line
     return loss, dW
+
+
+def softmax_loss_vectorized_unchecked(W, X, y, reg, idx=None):
+    """:func:`softmax_loss_vectorized` without the input checks, for callers that checked once
+    (a training loop): y (N,) and idx (B,) intp, reg a float. A non-finite result is returned as is."""
+    if idx is not None:
+        X, y = X[idx], y[idx]
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _loss_and_grad(W, X, y, reg)
 
 
 def _loss_and_grad(W, X, y, reg):
