@@ -228,16 +228,14 @@ def _write_cifar_shaped(root, n_train: int = 50000, n_test: int = 10000, seed: i
 
 def _time_trainings(overrides: list[str], runs: int) -> float:
     """Seconds for ``runs`` trainings composed from conf/ with ``overrides``, in this process."""
-    from hydra import compose, initialize_config_dir
+    from softmax_exp.config import compose, to_config
+    from softmax_exp.fit import JobContext, fit
 
-    from softmax_exp import train
-
-    with initialize_config_dir(config_dir=str(train.CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
-        t0 = time.perf_counter()
-        for i in range(runs):
-            train.run(cfg, [f"job={i}"])
-        return time.perf_counter() - t0
+    cfg = to_config(compose(overrides))
+    t0 = time.perf_counter()
+    for i in range(runs):
+        fit(cfg, JobContext(run_name=f"job={i}"))
+    return time.perf_counter() - t0
 
 
 def bench_tracking(args) -> list[Row]:

@@ -7,12 +7,12 @@ one. Files are written to a temporary name and renamed, so a killed writer leave
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from softmax_exp.atomic import atomic_path
 from softmax_exp.model import EvalPoint, TrainState
 
 CHECKPOINT_FORMAT = 1
@@ -39,13 +39,8 @@ def save_checkpoint(path: str | Path, state: TrainState, fingerprint: str) -> Pa
         "rng_state": np.str_(json.dumps(state.rng_state)),
         **{_OPT + k: v for k, v in state.optimizer_state.items()},
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
     return path
 
 

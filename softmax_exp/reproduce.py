@@ -16,7 +16,6 @@ import tempfile
 from dataclasses import dataclass
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from softmax_exp import tracking
 from softmax_exp.model import Softmax
@@ -36,22 +35,29 @@ class Comparison:
 
 def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
     """Train the run ``run_id`` of the store ``tracking_uri`` again; compare metrics and W."""
-    from softmax_exp.train import JobContext, fit
+    import yaml
 
-    uri = tracking.resolve_tracking_uri(tracking_uri or _default_uri())
+    from softmax_exp.config import to_config
+    from softmax_exp.fit import JobContext, fit
+
+    uri = tracking.resolve_tracking_uri(tracking_uri or tracking.default_uri())
     client = tracking.get_client(uri)
     run = client.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="softmax_exp_reproduce_") as tmp:
         config_path = client.download_artifacts(run_id, "config.yaml", tmp)
         model_path = client.download_artifacts(run_id, "model.npz", tmp)
         logged_W = Softmax.load(model_path).W
-        cfg = OmegaConf.load(config_path)
-    cfg.tracking.enabled = False
-    cfg.progress = False
-    cfg.resume = False  # (runs logged before these keys existed lack them)
-    cfg.checkpoint_every = 0
+        with open(config_path) as f:
+            logged = yaml.safe_load(f)
+    # trained untracked, without resume or checkpoints, quietly; runs logged before a key existed lack it,
+    # and model.name was logged before the config had a schema
+    (logged.get("model") or {}).pop("name", None)
+    logged.update(progress=False, resume=False, checkpoint_every=0)
+    logged.setdefault("tracking", {})["enabled"] = False
     threads = run.data.tags.get("numba_threads")
-    cfg.num_threads = int(threads) if threads and threads.isdigit() else cfg.num_threads
+    if threads and threads.isdigit():
+        logged["num_threads"] = int(threads)
+    cfg = to_config(logged)
     outcome = fit(cfg, JobContext())
 
     rows = []
@@ -91,10 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     ok = all(r.match for r in rows)
     print("reproduced: identical" if ok else "NOT reproduced: see MISMATCH above")
     return 0 if ok else 1
-
-
-def _default_uri() -> str:
-    return f"sqlite:///{tracking.project_root() / tracking.DB_NAME}"
 
 
 def _num(v) -> float | str:

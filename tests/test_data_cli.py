@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from data_fixtures import make_cifar_dir
 
 from softmax_exp.data.__main__ import main
@@ -26,6 +27,7 @@ def _run(*args, cache: Path):
     )
 
 
+@pytest.mark.subprocess
 def test_info_digits_subprocess(tmp_path):
     result = _run("info", cache=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -35,6 +37,7 @@ def test_info_digits_subprocess(tmp_path):
     assert "image_shape  (8, 8, 1)" in lines and "cache_path   None" in lines
 
 
+@pytest.mark.subprocess
 def test_bad_input_subprocess_exits_2_with_one_line(tmp_path):
     result = _run("info", "dataset=cifar10", f"dataset.root={tmp_path / 'missing'}", cache=tmp_path)
     assert result.returncode == 2 and result.stdout == ""

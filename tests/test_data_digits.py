@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 from sklearn.datasets import load_digits
 
+from softmax_exp.config import compose
 from softmax_exp.data import DataError, Dataset, load_dataset
 from softmax_exp.data.digits import read_digits
-from softmax_exp.data.options import CACHE_ENV, DEFAULTS, parse_options, project_root
+from softmax_exp.data.options import CACHE_ENV, parse_options
+from softmax_exp.paths import project_root
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -90,19 +92,26 @@ def test_split_seed_decides_the_split_and_the_fingerprint():
     assert not np.array_equal(a.y_train, c.y_train)
 
 
-def test_yaml_files_repeat_the_python_defaults():
-    for name, defaults in DEFAULTS.items():
-        cfg = yaml.safe_load((CONF / "dataset" / f"{name}.yaml").read_text())
-        assert cfg.pop("name") == name
-        if name == "imagefolder":
-            assert cfg.pop("root") == "???" and defaults["root"] is None
-            defaults = {k: v for k, v in defaults.items() if k != "root"}
-        assert cfg == defaults, name
+def test_the_dataset_defaults_live_in_the_schema_only():
+    """conf/dataset/*.yaml name their schema and hold no value of their own; composing one gives the
+    schema's defaults, which is also what a plain mapping with only the name means."""
+    from omegaconf import MISSING, OmegaConf
+
+    from softmax_exp.config import DATASETS
+
+    for name, schema in DATASETS.items():
+        assert yaml.safe_load((CONF / "dataset" / f"{name}.yaml").read_text()) == {
+            "defaults": [f"/schema/dataset/{name}@_here_"]}
+        extra = ["dataset.root=x"] if name == "imagefolder" else []
+        composed = OmegaConf.to_container(compose([f"dataset={name}", *extra]).dataset)
+        defaults = {f.name: f.default for f in dataclasses.fields(schema)}
+        assert {k: v for k, v in composed.items() if defaults[k] is not MISSING} == {
+            k: v for k, v in defaults.items() if v is not MISSING}, name
+    assert parse_options({"name": "cifar10"}).num_training == DATASETS["cifar10"]().num_training == 49000
 
 
 def test_hydra_compose_then_load_digits(tmp_path):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=["dataset.num_dev=7", f"dataset.cache_dir={tmp_path}"])
+    cfg = compose(["dataset.num_dev=7", f"dataset.cache_dir={tmp_path}"])
     data = load_dataset(cfg.dataset)
     assert data.name == "digits" and data.X_dev.shape == (7, 65)
 

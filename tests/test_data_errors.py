@@ -259,7 +259,7 @@ CASES = {
     cache_dir_is_a_file: r"cache_dir .*cache is a file",
     unknown_name: r"unknown dataset name 'mnist'; choose one of digits, cifar10, imagefolder",
     unknown_option: r"unknown option\(s\) num_train for dataset 'digits'",
-    bad_dtype: r"dataset.dtype must be float32 or float64; got 'float16'",
+    bad_dtype: r"unknown dataset.dtype 'float16'; choose one of: float32, float64",
     digits_too_large: r"dataset.num_training \(1500\) \+ dataset.num_validation \(250\) \+ "
     r"dataset.num_test \(250\) = 2000 exceeds the 1797 digits images",
     imagefolder_root_is_a_file: r"dataset.root .*img is a file",
@@ -274,15 +274,15 @@ CASES = {
     imagefolder_too_many_validation: r"dataset.num_validation \(19\) = 19 exceeds the 18 training "
     r"images in .*img/train",
     imagefolder_nothing_left_to_train: r"no training images left in .*train: all 18 go to validation",
-    imagefolder_without_root: r"dataset.root is required for imagefolder",
+    imagefolder_without_root: r"dataset.root is required; set dataset.root=DIR \(DIR/train/<class>/",
     bad_image_size: r"dataset.image_size must be null or \[H, W\]",
 }
 
 
-@pytest.mark.parametrize("make_cfg", list(CASES), ids=[f.__name__ for f in CASES])
-def test_bad_input_raises_one_line_data_error(tmp_path, make_cfg):
-    cfg = make_cfg(tmp_path)
-    with pytest.raises(DataError, match=CASES[make_cfg]) as err:
+@pytest.mark.parametrize("case", list(CASES), ids=[f.__name__ for f in CASES])
+def test_bad_input_raises_one_line_data_error(tmp_path, case):
+    cfg = case(tmp_path)
+    with pytest.raises(DataError, match=CASES[case]) as err:
         load_dataset(cfg)
     assert "\n" not in str(err.value)
     assert isinstance(err.value, ValueError)

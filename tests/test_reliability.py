@@ -20,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from train_helpers import client_for, compose_cfg, fresh_store, run_cli
+from helpers import client_for
 
-from softmax_exp import resume, tracking
-from softmax_exp.train import fit
+from softmax_exp import tracking
+from softmax_exp.fit import fit
+from softmax_exp.tracking import resume
+from softmax_exp.tracking.store import LOCK_RETRIES, RetryingClient
 
 pytestmark = pytest.mark.slow
 LONG = ["num_iters=6000", "eval_every=500", "checkpoint_every=1000", "progress=false"]
@@ -74,8 +76,7 @@ CHECKPOINTED = ("SELECT r.run_uuid, t.value FROM runs r JOIN tags t USING (run_u
                 "WHERE r.name LIKE '{name}' AND t.key = 'checkpoint'")
 
 
-def test_a_sweep_killed_with_sigkill_goes_on_where_it_stopped(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
+def test_a_sweep_killed_with_sigkill_goes_on_where_it_stopped(store, make_cfg, run_cli, tmp_path):
     sweep = ["-m", "lr=1e-3,1e-2", *LONG, f"tracking.uri=sqlite:///{store}"]
     proc = _start_cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path}/first", log="first.txt")
     try:
@@ -92,7 +93,7 @@ def test_a_sweep_killed_with_sigkill_goes_on_where_it_stopped(tmp_path, tmp_path
     resumed_at = int(checkpoint.split("_")[1].split(".")[0])
 
     # the same command, as a user reruns it: Hydra picks another sweep directory
-    again = run_cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path}/second")
+    again = run_cli(*sweep, f"hydra.sweep.dir={tmp_path}/second")
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
     assert "1 run(s) of a dead process marked KILLED" in again.stdout
     assert f"job 1: resumed from iteration {resumed_at}" in again.stdout
@@ -109,7 +110,7 @@ def test_a_sweep_killed_with_sigkill_goes_on_where_it_stopped(tmp_path, tmp_path
     assert job1.data.tags[resume.RESUMED_TAG] == str(resumed_at) and job1.data.tags["attempt"] == "2"
     loss = client.get_metric_history(run_id, "loss")
     assert sorted(m.step for m in loss) == list(range(6000))  # every step exactly once
-    uninterrupted = fit(compose_cfg(None, *LONG, "lr=1e-3"))
+    uninterrupted = fit(make_cfg(None, *LONG, "lr=1e-3"))
     logged = client.download_artifacts(run_id, "model.npz", str(tmp_path / "dl"))
     assert np.array_equal(np.load(logged)["W"], uninterrupted.model.W)
     assert job1.data.metrics["val_acc"] == uninterrupted.metrics["val_acc"]
@@ -117,7 +118,7 @@ def test_a_sweep_killed_with_sigkill_goes_on_where_it_stopped(tmp_path, tmp_path
     assert [(r["run_name"], r["status"]) for r in rows] == [("lr=0.001", "FINISHED"), ("lr=0.01", "FINISHED")]
 
     # a third time: nothing left to do, every job is skipped and the summary still covers them all
-    third = run_cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path}/third")
+    third = run_cli(*sweep, f"hydra.sweep.dir={tmp_path}/third")
     assert third.returncode == 0, third.stderr[-3000:]
     assert third.stdout.count("finished before in run") == 2
     rows = list(csv.DictReader(open(tmp_path / "third" / "summary.csv")))
@@ -136,9 +137,7 @@ def _signal_after_checkpoint(proc: subprocess.Popen, store: Path, run_name: str,
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def test_ctrl_c_during_a_sweep_ends_its_runs_killed_with_their_metrics_and_exits_130(tmp_path,
-                                                                                     tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
+def test_ctrl_c_during_a_sweep_ends_its_runs_killed_with_their_metrics_and_exits_130(store, tmp_path):
     proc = _start_cli(tmp_path, "-m", "lr=1e-3,1e-2", *LONG, f"tracking.uri=sqlite:///{store}",
                       f"hydra.sweep.dir={tmp_path}/sweep", log="out.txt")
     assert _signal_after_checkpoint(proc, store, "lr=0.001", signal.SIGINT) == 130
@@ -155,8 +154,7 @@ def test_ctrl_c_during_a_sweep_ends_its_runs_killed_with_their_metrics_and_exits
     assert steps == list(range(len(steps))) and len(steps) >= checkpoint_at  # flushed up to the stop
 
 
-def test_sigterm_ends_a_single_run_killed_and_exits_143(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
+def test_sigterm_ends_a_single_run_killed_and_exits_143(store, tmp_path):
     proc = _start_cli(tmp_path, *LONG, f"tracking.uri=sqlite:///{store}", log="out.txt")
     assert _signal_after_checkpoint(proc, store, "%", signal.SIGTERM) == 143
     assert "interrupted by SIGTERM" in (tmp_path / "out.txt").read_text()
@@ -164,11 +162,10 @@ def test_sigterm_ends_a_single_run_killed_and_exits_143(tmp_path, tmp_path_facto
     assert _integrity(store) == "ok"
 
 
-def test_a_joblib_sweep_of_8_jobs_records_each_job_once_even_when_run_again(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
+def test_a_joblib_sweep_of_8_jobs_records_each_job_once_even_when_run_again(store, run_cli, tmp_path):
     sweep = ["-m", "hydra/launcher=joblib_2w", "lr=1e-3,3e-3,1e-2,3e-2", "reg=1e-3,1e-1",
              "num_iters=150", "eval_every=50", "progress=false", f"tracking.uri=sqlite:///{store}"]
-    first = run_cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path}/first", timeout=400)
+    first = run_cli(*sweep, f"hydra.sweep.dir={tmp_path}/first", timeout=400)
     assert first.returncode == 0, first.stderr[-3000:]
     client = client_for(store)
     exp = client.get_experiment_by_name("digits").experiment_id
@@ -179,7 +176,7 @@ def test_a_joblib_sweep_of_8_jobs_records_each_job_once_even_when_run_again(tmp_
     assert all(len(client.get_metric_history(c.info.run_id, "loss")) == 150 for c in children)
     assert len({c.data.tags[tracking.PID_TAG] for c in children} - {parent.data.tags[tracking.PID_TAG]}) == 2
 
-    again = run_cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path}/again", timeout=400)
+    again = run_cli(*sweep, f"hydra.sweep.dir={tmp_path}/again", timeout=400)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("finished before in run") == 8
     (parent2,), children2 = _children(client, exp)
@@ -190,29 +187,28 @@ def test_a_joblib_sweep_of_8_jobs_records_each_job_once_even_when_run_again(tmp_
     assert _integrity(store) == "ok"
 
 
-def test_calls_wait_while_another_process_holds_the_store_locked(tmp_path, tmp_path_factory):
+def test_calls_wait_while_another_process_holds_the_store_locked(store, tmp_path):
     """MLflow waits 20 s for SQLite's lock and then fails; our client retries until the lock goes,
     and gives up with a clear error after its own deadline."""
-    store = fresh_store(tmp_path, tmp_path_factory)
     uri = f"sqlite:///{store}"
     run = tracking.Run.start(uri, "locked", "r")
     for step in range(5):
         run.log_metric("m", step, step)
-    retries_before = tracking.LOCK_RETRIES[0]
+    retries_before = LOCK_RETRIES[0]
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sqlite3, sys, time\n"
         f"db = sqlite3.connect({str(store)!r}, isolation_level=None)\n"
         "db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(23)\n"
         "db.execute('COMMIT')\n")], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline() == "locked\n"
-    impatient = tracking.RetryingClient(tracking.get_client(uri)._client, retry_seconds=1)
+    impatient = RetryingClient(tracking.get_client(uri)._client, retry_seconds=1)
     errors = []
     thread = threading.Thread(target=lambda: _record_error(errors, impatient.get_run, run.run_id))
     thread.start()
     run.flush()  # blocks 20 s in SQLite, fails "database is locked", retries until the lock goes
     thread.join()
     assert holder.wait() == 0
-    assert tracking.LOCK_RETRIES[0] > retries_before
+    assert LOCK_RETRIES[0] > retries_before
     assert sorted(m.step for m in run.client.get_metric_history(run.run_id, "m")) == [0, 1, 2, 3, 4]
     assert len(errors) == 1 and isinstance(errors[0], tracking.TrackingError)
     assert str(errors[0]).startswith(f"the MLflow store {uri} stayed locked for 1 s")
@@ -234,8 +230,9 @@ def _race(barrier, queue, store: str, sweep_dir: str, rounds: int) -> None:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.types import RunMode
 
-    from softmax_exp import callbacks
-    from softmax_exp.train import CONFIG_DIR
+    from softmax_exp.config import to_config
+    from softmax_exp.paths import CONFIG_DIR
+    from softmax_exp.sweep import callback
 
     uri = f"sqlite:///{store}"
     client = tracking.get_client(uri)
@@ -248,15 +245,16 @@ def _race(barrier, queue, store: str, sweep_dir: str, rounds: int) -> None:
         barrier.wait()
         queue.put(("experiment", tracking.get_or_create_experiment(client, f"race-{i}")))
     barrier.wait()
-    cb = callbacks.SweepCallback()
-    info = {"name": "race", "num_jobs": 2, "sweep_keys": ["lr"], "fingerprint": callbacks.fingerprint(config)}
-    cb._open_parent(config, info, Path(sweep_dir))
+    cb = callback.SweepCallback()
+    shared = to_config(config)
+    info = {"name": "race", "num_jobs": 2, "sweep_keys": ["lr"],
+            "fingerprint": callback.fingerprint(config, shared)}
+    cb._open_parent(shared, info, Path(sweep_dir))
     queue.put(("parent", info["parent_run_id"]))
     cb._parent.end("FINISHED")
 
 
-def test_two_processes_racing_make_one_experiment_and_one_sweep_parent(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
+def test_two_processes_racing_make_one_experiment_and_one_sweep_parent(store, tmp_path):
     ctx = multiprocessing.get_context("spawn")
     barrier, queue, rounds = ctx.Barrier(2), ctx.Queue(), 4
     procs = [ctx.Process(target=_race, args=(barrier, queue, str(store), str(tmp_path / f"s{i}"), rounds))
@@ -284,12 +282,11 @@ def test_two_processes_racing_make_one_experiment_and_one_sweep_parent(tmp_path,
     assert [r for (r,) in live] == list(parents)
 
 
-def test_resume_false_runs_the_sweep_again_under_a_new_parent(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
+def test_resume_false_runs_the_sweep_again_under_a_new_parent(store, run_cli, tmp_path):
     sweep = ["-m", "lr=1e-3,1e-2", "num_iters=50", "eval_every=0", "progress=false",
              f"tracking.uri=sqlite:///{store}"]
-    assert run_cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path}/a").returncode == 0
-    forced = run_cli(tmp_path, *sweep, "resume=false", f"hydra.sweep.dir={tmp_path}/b")
+    assert run_cli(*sweep, f"hydra.sweep.dir={tmp_path}/a").returncode == 0
+    forced = run_cli(*sweep, "resume=false", f"hydra.sweep.dir={tmp_path}/b")
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert "finished before" not in forced.stdout and "going on with parent" not in forced.stdout
     client = client_for(store)
@@ -301,6 +298,6 @@ def test_resume_false_runs_the_sweep_again_under_a_new_parent(tmp_path, tmp_path
     assert sorted(c.data.tags[tracking.PARENT_TAG] == new.info.run_id for c in children) == [
         False, False, True, True]
     # resume again (the default): the new sweep is the one found, nothing is trained
-    again = run_cli(tmp_path, *sweep, f"hydra.sweep.dir={tmp_path}/c")
+    again = run_cli(*sweep, f"hydra.sweep.dir={tmp_path}/c")
     assert again.returncode == 0 and f"going on with parent run {new.info.run_id}" in again.stdout
     assert again.stdout.count("finished before in run") == 2

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from train_helpers import client_for, compose_cfg, fresh_store
+from helpers import client_for
 
+from softmax_exp.fit import JobContext, fit
 from softmax_exp.reproduce import main, reproduce
-from softmax_exp.train import JobContext, fit
 
 
-def test_a_logged_run_reproduces_bit_for_bit(tmp_path, tmp_path_factory, capsys):
-    store = fresh_store(tmp_path, tmp_path_factory)
-    out = fit(compose_cfg(store, "optimizer=momentum", "eval_test=true"), JobContext(run_name="r"))
+def test_a_logged_run_reproduces_bit_for_bit(store, make_cfg, tmp_path, capsys):
+    out = fit(make_cfg(store, "optimizer=momentum", "eval_test=true"), JobContext(run_name="r"))
     rows = {r.name: r for r in reproduce(out.run_id, f"sqlite:///{store}")}
     assert set(rows) == {"loss", "train_acc", "val_acc", "test_acc", "W", "dataset_fingerprint"}
     assert all(r.match for r in rows.values()), rows
@@ -26,8 +25,7 @@ def test_a_logged_run_reproduces_bit_for_bit(tmp_path, tmp_path_factory, capsys)
     assert "val_acc" in printed and "MISMATCH" in printed and "NOT reproduced" in printed
 
 
-def test_unknown_run_is_one_line(tmp_path, tmp_path_factory, capsys):
-    store = fresh_store(tmp_path, tmp_path_factory)
+def test_unknown_run_is_one_line(store, tmp_path, capsys):
     assert main(["0123456789abcdef", "--tracking-uri", f"sqlite:///{store}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot reproduce run 0123456789abcdef")

@@ -8,25 +8,27 @@ import sys
 
 import numpy as np
 import pytest
-from train_helpers import client_for, compose_cfg, fresh_store
+from helpers import client_for
 
-from softmax_exp import resume, tracking, train
-from softmax_exp.train import JobContext, fit
+from softmax_exp import tracking
+from softmax_exp.fit import JobContext, fit
+from softmax_exp.tracking import resume
+from softmax_exp.tracking.job import TrackedJob
 
 LONG = ["num_iters=600", "eval_every=100", "checkpoint_every=250"]
 
 
-def test_config_fingerprint_ignores_what_cannot_change_the_result():
-    base = resume.config_fingerprint(compose_cfg(None))
+def test_config_fingerprint_ignores_what_cannot_change_the_result(make_cfg):
+    base = resume.config_fingerprint(make_cfg(None))
     same = ["progress=true", "num_threads=1", "resume=false", "checkpoint_every=7",
             "tracking.enabled=true", "tracking.uri=sqlite:////elsewhere.db", "dataset.cache_dir=/tmp/x"]
     for override in same:
-        assert resume.config_fingerprint(compose_cfg(None, override)) == base, override
+        assert resume.config_fingerprint(make_cfg(None, override)) == base, override
     for override in ["lr=2e-2", "reg=0", "seed=1", "kernel=vectorized", "optimizer=momentum",
                      "dataset.num_validation=100", "eval_every=10"]:
-        assert resume.config_fingerprint(compose_cfg(None, override)) != base, override
-    assert resume.config_fingerprint(compose_cfg(None, "lr=0.01")) == base  # 1e-2 written otherwise
-    assert len(base) == 32 and int(base, 16) >= 0
+        assert resume.config_fingerprint(make_cfg(None, override)) != base, override
+    assert resume.config_fingerprint(make_cfg(None, "lr=0.01")) == base  # 1e-2 written otherwise
+    assert len(base) == 64 and int(base, 16) >= 0
 
 
 def test_sweep_fingerprint_is_the_sweep_not_its_directory():
@@ -70,21 +72,26 @@ def test_a_run_is_stale_when_its_process_is_gone():
 
 
 @pytest.mark.parametrize("error, status", [(KeyboardInterrupt, "KILLED"), (OSError, "FAILED")])
-def test_a_stopped_run_goes_on_from_its_checkpoint_in_the_same_run(error, status, tmp_path, tmp_path_factory,
-                                                                   monkeypatch):
-    store = fresh_store(tmp_path, tmp_path_factory)
-    whole = fit(compose_cfg(None, *LONG))
+def test_a_stopped_run_goes_on_from_its_checkpoint_in_the_same_run(
+    store,
+    make_cfg,
+    error,
+    status,
+    tmp_path,
+    monkeypatch,
+):
+    whole = fit(make_cfg(None, *LONG))
 
-    real_checkpoint = train._Checkpoints.__call__
+    real_checkpoint = TrackedJob.on_checkpoint
 
     def checkpoint_then_stop(self, state):
         real_checkpoint(self, state)
         if state.iteration == 500:
             raise error  # Ctrl-C, or say a full disk
 
-    monkeypatch.setattr(train._Checkpoints, "__call__", checkpoint_then_stop)
+    monkeypatch.setattr(TrackedJob, "on_checkpoint", checkpoint_then_stop)
     with pytest.raises(error):
-        fit(compose_cfg(store, *LONG))
+        fit(make_cfg(store, *LONG))
     client = client_for(store)
     exp = client.get_experiment_by_name("digits").experiment_id
     (killed,) = client.search_runs([exp])
@@ -92,8 +99,8 @@ def test_a_stopped_run_goes_on_from_its_checkpoint_in_the_same_run(error, status
     assert [a.path for a in client.list_artifacts(killed.info.run_id, "checkpoints")] == [
         "checkpoints/iter_0000500.npz"]  # the one at 250 was deleted once 500 was in place
 
-    monkeypatch.setattr(train._Checkpoints, "__call__", real_checkpoint)
-    again = fit(compose_cfg(store, *LONG, "num_threads=1"))  # threads do not change the result
+    monkeypatch.setattr(TrackedJob, "on_checkpoint", real_checkpoint)
+    again = fit(make_cfg(store, *LONG, "num_threads=1"))  # threads do not change the result
     assert again.note == "resumed from iteration 500" and again.run_id == killed.info.run_id
     assert np.array_equal(again.model.W, whole.model.W) and again.metrics == whole.metrics
     (run,) = client.search_runs([exp])
@@ -105,12 +112,11 @@ def test_a_stopped_run_goes_on_from_its_checkpoint_in_the_same_run(error, status
     assert np.array_equal([v for _, v in loss], whole.history.loss)
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [100, 200, 300, 400,
                                                                                        500, 600]
-    assert fit(compose_cfg(store, *LONG)).run_id != run.info.run_id  # a single run is not skipped
+    assert fit(make_cfg(store, *LONG)).run_id != run.info.run_id  # a single run is not skipped
 
 
-def test_a_run_left_running_by_a_dead_process_is_marked_killed(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
-    cfg = compose_cfg(store)
+def test_a_run_left_running_by_a_dead_process_is_marked_killed(store, make_cfg, tmp_path):
+    cfg = make_cfg(store)
     client = client_for(store)
     exp = tracking.get_or_create_experiment(client, "digits")
     fp = resume.config_fingerprint(cfg)
@@ -133,12 +139,11 @@ def test_a_run_left_running_by_a_dead_process_is_marked_killed(tmp_path, tmp_pat
     assert single.status == "FINISHED" and single.note == ""
     client.set_tag(dead.info.run_id, resume.CHECKPOINT_TAG, "checkpoints/iter_0000100.npz")
     assert resume.earlier_runs(client, exp, fp, None, 3600).resumable is None
-    assert fit(compose_cfg(store, "resume=false")).status == "FINISHED"  # resume=false looks at nothing
+    assert fit(make_cfg(store, "resume=false")).status == "FINISHED"  # resume=false looks at nothing
 
 
-def test_a_checkpoint_of_other_code_or_data_is_not_resumed(tmp_path, tmp_path_factory, monkeypatch, capsys):
-    store = fresh_store(tmp_path, tmp_path_factory)
-    real_checkpoint = train._Checkpoints.__call__
+def test_a_checkpoint_of_other_code_or_data_is_not_resumed(store, make_cfg, tmp_path, monkeypatch, capsys):
+    real_checkpoint = TrackedJob.on_checkpoint
 
     def checkpoint_then_ctrl_c(self, state):
         real_checkpoint(self, state)
@@ -147,14 +152,14 @@ def test_a_checkpoint_of_other_code_or_data_is_not_resumed(tmp_path, tmp_path_fa
     client = client_for(store)
     for tag, value, says in [("git_commit", "0" * 40, "was trained by commit 000000000000"),
                              ("dataset_fingerprint", "f" * 64, "was trained on other data")]:
-        monkeypatch.setattr(train._Checkpoints, "__call__", checkpoint_then_ctrl_c)
+        monkeypatch.setattr(TrackedJob, "on_checkpoint", checkpoint_then_ctrl_c)
         with pytest.raises(KeyboardInterrupt):
-            fit(compose_cfg(store, *LONG))
+            fit(make_cfg(store, *LONG))
         exp = client.get_experiment_by_name("digits").experiment_id
         killed = client.search_runs([exp], order_by=["attributes.start_time DESC"])[0]
         assert killed.info.status == "KILLED"
         client.set_tag(killed.info.run_id, tag, value)
-        monkeypatch.setattr(train._Checkpoints, "__call__", real_checkpoint)
-        again = fit(compose_cfg(store, *LONG))
+        monkeypatch.setattr(TrackedJob, "on_checkpoint", real_checkpoint)
+        again = fit(make_cfg(store, *LONG))
         assert again.note == "" and again.run_id != killed.info.run_id  # trained from the start
         assert says in capsys.readouterr().err

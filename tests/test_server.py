@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from train_helpers import compose_cfg, fresh_store
 
 from softmax_exp import tracking
-from softmax_exp.train import JobContext, fit
+from softmax_exp.fit import JobContext, fit
 
 pytestmark = pytest.mark.slow
 
@@ -66,13 +65,12 @@ def _wait_healthy(base: str, proc: subprocess.Popen, log: Path, timeout: float =
     pytest.fail(f"mlflow server not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-def test_parent_and_children_through_the_rest_api(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
+def test_parent_and_children_through_the_rest_api(store, make_cfg, tmp_path):
     uri = f"sqlite:///{store}"
     parent = tracking.Run.start(uri, "digits", "sweep lr=1e-3,1e-2")
     children = {}
     for lr in ("1e-3", "1e-2"):
-        cfg = compose_cfg(store, f"lr={lr}")
+        cfg = make_cfg(store, f"lr={lr}")
         out = fit(cfg, JobContext(run_name=f"lr={lr}", parent_run_id=parent.run_id))
         children[out.run_id] = out.metrics["val_acc"]
     parent.log_metric("best_val_acc", max(children.values()), 0)

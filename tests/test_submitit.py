@@ -7,13 +7,13 @@ import os
 from dataclasses import fields
 
 import pytest
+from helpers import ROOT, client_for
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from train_helpers import ROOT, client_for, fresh_store, run_cli
 
 from softmax_exp import tracking
-from softmax_exp.train import CONFIG_DIR
+from softmax_exp.paths import CONFIG_DIR
 
 pytestmark = pytest.mark.slow
 SHORT = ["num_iters=100", "eval_every=50", "progress=false"]
@@ -25,10 +25,9 @@ def _launcher_cfg(*overrides: str):
         return compose("config", overrides=list(overrides), return_hydra_config=True).hydra.launcher
 
 
-def test_submitit_local_sweep_runs_each_job_in_a_process_of_its_own(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
+def test_submitit_local_sweep_runs_each_job_in_a_process_of_its_own(store, run_cli, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    proc = run_cli(tmp_path, "-m", "hydra/launcher=submitit_local", "lr=1e-3,1e-2", *SHORT,
+    proc = run_cli("-m", "hydra/launcher=submitit_local", "lr=1e-3,1e-2", *SHORT,
                    f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={sweep_dir}", timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from train_helpers import client_for, fresh_store
+from helpers import client_for
 
 from softmax_exp import tracking
+from softmax_exp.tracking.run import MAX_METRICS_PER_BATCH
 
 
 def test_resolve_tracking_uri_makes_local_stores_absolute(tmp_path):
@@ -25,26 +26,28 @@ def test_resolve_tracking_uri_makes_local_stores_absolute(tmp_path):
 
 
 def test_flatten_uses_dotted_keys():
-    flat = tracking.flatten({"a": 1, "b": {"c": {"d": "x"}, "e": [1, 2]}, "f": {}})
+    from softmax_exp.config import flatten
+
+    flat = flatten({"a": 1, "b": {"c": {"d": "x"}, "e": [1, 2]}, "f": {}})
     assert flat == {"a": 1, "b.c.d": "x", "b.e": [1, 2], "f": {}}
 
 
 def test_default_config_store_is_the_project_db():
-    from train_helpers import compose_cfg
+    from softmax_exp.config import compose, to_config
+    from softmax_exp.paths import project_root
 
-    cfg = compose_cfg(None, "tracking.enabled=true")
-    assert cfg.tracking.uri == f"sqlite:///{tracking.project_root()}/mlflow.db"
+    cfg = to_config(compose())
+    assert cfg.tracking.uri == f"sqlite:///{project_root()}/mlflow.db" == tracking.default_uri()
     assert cfg.tracking.experiment == "digits"
 
 
-def test_run_batches_metrics_and_ends_once(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
+def test_run_batches_metrics_and_ends_once(store, tmp_path):
     uri = f"sqlite:///{store}"
     run = tracking.Run.start(uri, "exp", "r1", tags={"kernel": "numba_fused"})
     run.log_params({f"p{i}": i for i in range(150)} | {"long": "x" * 7000})
     values = np.linspace(3.0, 1.0, 2500)
     run.log_series("loss", values[:1200], 0)
-    assert len(run._metrics) < tracking.MAX_METRICS_PER_BATCH  # a full batch went out at once
+    assert len(run._metrics) < MAX_METRICS_PER_BATCH  # a full batch went out at once
     run.log_series("loss", values[1200:], 1200)
     run.log_metric("val_acc", 0.5, 2500)
     run.end("FINISHED")
@@ -60,8 +63,7 @@ def test_run_batches_metrics_and_ends_once(tmp_path, tmp_path_factory):
     assert Path(exp.artifact_location) == tmp_path / "mlartifacts" / "exp"
 
 
-def test_run_context_ends_failed_or_killed(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
+def test_run_context_ends_failed_or_killed(store, tmp_path):
     uri = f"sqlite:///{store}"
     with pytest.raises(RuntimeError):
         with tracking.Run.start(uri, "exp", "boom") as failed:
@@ -73,7 +75,7 @@ def test_run_context_ends_failed_or_killed(tmp_path, tmp_path_factory):
     a, b = client.get_run(failed.run_id), client.get_run(killed.run_id)
     assert a.info.status == "FAILED" and a.data.tags["failure_reason"] == "RuntimeError: boom"
     assert b.info.status == "KILLED" and b.data.tags[tracking.PARENT_TAG] == failed.run_id
-    assert [r.info.run_id for r in tracking.child_runs(uri, failed.run_id)] == [killed.run_id]
+    assert [r.info.run_id for r in tracking.child_runs(client, failed.run_id)] == [killed.run_id]
 
 
 def test_environment_tags():

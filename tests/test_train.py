@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import numpy as np
 import pytest
+from helpers import FAST, client_for
 from PIL import Image
-from train_helpers import FAST, client_for, compose_cfg, fresh_store, run_cli
 
 import softmax_exp.data
 from softmax_exp import tracking
+from softmax_exp.config import ConfigError, compose, to_config
+from softmax_exp.fit import JobContext, fit
 from softmax_exp.model import Softmax
 from softmax_exp.plots import weights_png_size
-from softmax_exp.train import ConfigError, JobContext, TrainingDiverged, fit, run
 
 
-def test_digits_run_logs_params_metrics_tags_artifacts(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
-    cfg = compose_cfg(store, "eval_test=true")
-    val_acc = run(cfg, overrides=["lr=1e-2", "reg=0.01"])
+def test_digits_run_logs_params_metrics_tags_artifacts(store, make_cfg, tmp_path):
+    cfg = make_cfg(store, "eval_test=true")
+    val_acc = fit(cfg, JobContext(overrides=["lr=1e-2", "reg=0.01"])).metrics["val_acc"]
     assert val_acc > 0.9
     client = client_for(store)
     (r,) = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
@@ -62,38 +63,44 @@ BAD = [
     ("num_iters=0", "num_iters must be an integer >= 1"),
     ("batch_size=0", "batch_size must be an integer >= 1"),
     ("kernel=turbo", "unknown kernel 'turbo'; choose one of: naive, vectorized"),
-    ("optimizer.name=adam", "unknown optimizer 'adam'"),
+    ("optimizer.name=adam", "optimizer.name is set by the optimizer group"),
+    ("num_threads=0", "num_threads must be null or an integer >= 1"),
+    ("optimizer.schedule=step", None),  # fine: the control case
+    ("checkpoint_every=-1", "checkpoint_every must be an integer >= 0"),
     ("optimizer.schedule=linear", "unknown optimizer.schedule 'linear'"),
     ("eval_every=-1", "eval_every must be an integer >= 0"),
 ]
 
 
 @pytest.mark.parametrize("override, message", BAD)
-def test_bad_config_fails_before_loading_data(override, message, monkeypatch):
+def test_bad_config_fails_before_loading_data(override, message, make_cfg, monkeypatch):
     def no_data(*args, **kwargs):
         raise AssertionError("data was loaded")
 
     monkeypatch.setattr(softmax_exp.data, "load_dataset", no_data)
-    with pytest.raises(ConfigError, match=message):
-        fit(compose_cfg(None, override))
+    if message is None:
+        make_cfg(None, override)
+        return
+    with pytest.raises(ConfigError, match=message) as info:
+        make_cfg(None, override)
+    assert "\n" not in str(info.value)
 
 
-def test_batch_larger_than_training_set_without_replacement():
+def test_batch_larger_than_training_set_without_replacement(make_cfg):
     with pytest.raises(ConfigError, match=r"batch_size=2000 is larger than the training set \(1297"):
-        fit(compose_cfg(None, "batch_size=2000", "model.replace=false"))
-    assert fit(compose_cfg(None, "batch_size=2000", "num_iters=2")).status == "FINISHED"
+        fit(make_cfg(None, "batch_size=2000", "model.replace=false"))
+    assert fit(make_cfg(None, "batch_size=2000", "num_iters=2")).status == "FINISHED"
 
 
-def test_cli_reports_a_bad_value_in_one_line(tmp_path):
-    proc = run_cli(tmp_path, "lr=-1", "tracking.enabled=false", f"hydra.run.dir={tmp_path}/out")
+def test_cli_reports_a_bad_value_in_one_line(run_cli, tmp_path):
+    proc = run_cli("lr=-1", "tracking.enabled=false", f"hydra.run.dir={tmp_path}/out")
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["error: lr must be a finite number > 0; got -1"]
+    assert proc.stderr.strip().splitlines() == ["error: lr must be a finite number > 0; got -1.0"]
 
 
-def test_divergence_ends_the_run_failed_with_the_reason(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
-    with pytest.raises(TrainingDiverged, match="loss became inf at iteration"):
-        run(compose_cfg(store, "lr=1e6"))
+def test_divergence_ends_the_run_failed_with_the_reason(store, make_cfg, tmp_path):
+    out = fit(make_cfg(store, "lr=1e6"))
+    assert out.status == "FAILED" and out.history.diverged.startswith("loss became inf at iteration")
     client = client_for(store)
     (r,) = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
     assert r.info.status == "FAILED"
@@ -104,39 +111,32 @@ def test_divergence_ends_the_run_failed_with_the_reason(tmp_path, tmp_path_facto
 
 @pytest.mark.parametrize("error, status", [(RuntimeError("disk full"), "FAILED"),
                                            (KeyboardInterrupt(), "KILLED")])
-def test_an_exception_never_leaves_the_run_running(error, status, tmp_path, tmp_path_factory,
-                                                   monkeypatch):
-    store = fresh_store(tmp_path, tmp_path_factory)
+def test_an_exception_never_leaves_the_run_running(store, make_cfg, error, status, tmp_path, monkeypatch):
 
     def explode(*args, **kwargs):
         raise error
 
     monkeypatch.setattr(Softmax, "_evaluate", explode)
     with pytest.raises(type(error)):
-        fit(compose_cfg(store), JobContext(run_name="boom"))
+        fit(make_cfg(store), JobContext(run_name="boom"))
     client = client_for(store)
     (r,) = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
     assert r.info.status == status and r.info.end_time is not None
 
 
-def test_same_config_same_bits():
+def test_same_config_same_bits(make_cfg):
     """Same config and seed, same kernel and thread count: identical loss history and W."""
-    outcomes = [fit(compose_cfg(None, "optimizer=momentum", "optimizer.nesterov=true",
+    outcomes = [fit(make_cfg(None, "optimizer=momentum", "optimizer.nesterov=true",
                                 "num_threads=2", *FAST)) for _ in range(2)]
     (a, b) = outcomes
     assert np.array_equal(a.history.loss, b.history.loss) and len(a.history.loss) == 200
     assert np.array_equal(a.model.W, b.model.W) and a.metrics == b.metrics
-    c = fit(compose_cfg(None, "seed=1"))
+    c = fit(make_cfg(None, "seed=1"))
     assert not np.array_equal(c.model.W, a.model.W)
 
 
 def _hydra_cfg(*overrides: str):
-    from hydra import compose, initialize_config_dir
-
-    from softmax_exp.train import CONFIG_DIR
-
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("config", overrides=list(overrides), return_hydra_config=True)
+    return compose(overrides, return_hydra_config=True)
 
 
 def test_primary_config_keys_and_defaults():
@@ -144,11 +144,68 @@ def test_primary_config_keys_and_defaults():
     for key in ("lr", "reg", "num_iters", "batch_size", "seed", "kernel", "eval_every"):
         assert key in cfg
     assert cfg.dataset.name == "digits" and cfg.kernel == "numba_fused"
-    assert (cfg.model.name, cfg.optimizer.name, cfg.tracking.enabled) == ("softmax", "sgd", True)
-    assert cfg.hydra.callbacks.sweep._target_ == "softmax_exp.callbacks.SweepCallback"
+    assert (cfg.optimizer.name, cfg.tracking.enabled, cfg.progress) == ("sgd", True, None)
+    assert "name" not in cfg.model  # a key nobody reads
+    assert cfg.hydra.callbacks.sweep._target_ == "softmax_exp.sweep.SweepCallback"
     momentum = _hydra_cfg("optimizer=momentum").optimizer
     assert (momentum.name, momentum.momentum, momentum.nesterov, momentum.schedule) == (
         "momentum", 0.9, False, "none")
+
+
+@pytest.mark.parametrize("override, says", [
+    ("lr=abc", "lr: Value 'abc' of type 'str' could not be converted to Float"),
+    ("num_iters=1.5", "num_iters: Value '1.5' of type 'float' could not be converted to Integer"),
+    ("eval_test=maybe", "eval_test: Value 'maybe' is not a valid bool"),
+    ("optimizer.gamma=abc", "optimizer.gamma: Value 'abc' of type 'str' could not be converted to Float"),
+    ("foo=1", "unknown option foo"),
+    ("dataset.colour=1", "unknown option dataset.colour"),
+])
+def test_the_schema_rejects_a_wrong_type_or_an_unknown_key(override, says):
+    """Hydra itself refuses these while composing, from the dataclasses in softmax_exp/config.py."""
+    from hydra.errors import HydraException
+
+    from softmax_exp.config import one_line
+
+    with pytest.raises(HydraException) as info:
+        compose([override])
+    assert one_line(info.value).startswith(says)
+
+
+def test_an_added_key_is_refused_too():
+    """``+key=value`` gets past Hydra's struct mode; the check against the schema still refuses it."""
+    with pytest.raises(ConfigError, match="unknown option colour; the options there are: dataset, model"):
+        to_config(compose(["+colour=1"]))
+    with pytest.raises(ConfigError, match="unknown option model.depth"):
+        to_config(compose(["+model.depth=3"]))
+
+
+def test_a_plain_mapping_is_checked_like_a_composed_config():
+    """What reproduce reads back (a logged config.yaml) goes through the same schema."""
+    from softmax_exp.config import as_dict
+
+    cfg = to_config(compose(["optimizer=momentum", "lr=0.5"]))
+    again = to_config(as_dict(cfg))
+    assert again == cfg and type(again.optimizer).__name__ == "MomentumConfig"
+    with pytest.raises(ConfigError, match="lr must be a finite number > 0"):
+        to_config({**as_dict(cfg), "lr": -1.0})
+    with pytest.raises(ConfigError, match="dataset.name must be one of digits, cifar10, imagefolder"):
+        to_config({**as_dict(cfg), "dataset": {"name": "mnist"}})
+
+
+# The default training (digits, sgd, numba_fused, seed 0) as it was before the config had a schema and
+# before the training loop called the kernels' unchecked twins: the same bits, W and loss history.
+PINNED = {
+    "W": "2c09dd69b28d2b4909ca7fe1ae8255741ad45371c777bd59a0c896e0576a27fd",
+    "loss": "d7d727b8ffdfaa275e155d429fbc0e2809abc91e4d1256f43da14672a964e634",
+}
+
+
+def test_the_default_training_gives_the_pinned_bits():
+    cfg = to_config(compose(["tracking.enabled=false", "progress=false"]))
+    out = fit(cfg)
+    assert hashlib.sha256(out.model.W.tobytes()).hexdigest() == PINNED["W"]
+    assert hashlib.sha256(out.history.loss.astype(np.float64).tobytes()).hexdigest() == PINNED["loss"]
+    assert out.metrics["val_acc"] == 0.976
 
 
 def test_experiment_launcher_and_sweeper_configs():
@@ -163,10 +220,9 @@ def test_experiment_launcher_and_sweeper_configs():
     assert optuna.params.lr.startswith("tag(log") and optuna.params.reg.startswith("tag(log")
 
 
-def test_cli_single_run_prints_accuracies_and_where_the_run_is(tmp_path, tmp_path_factory):
+def test_cli_single_run_prints_accuracies_and_where_the_run_is(store, run_cli, tmp_path):
     """What `make train` shows: train / val accuracy, then the run's place in the store."""
-    store = fresh_store(tmp_path, tmp_path_factory)
-    proc = run_cli(tmp_path, *FAST, f"tracking.uri=sqlite:///{store}")
+    proc = run_cli(*FAST, f"tracking.uri=sqlite:///{store}")
     assert proc.returncode == 0, proc.stderr
     acc_line, run_line = proc.stdout.strip().splitlines()[-2:]
     words = acc_line.split()

@@ -6,8 +6,8 @@ import csv
 import os
 
 import pytest
+from helpers import client_for
 from PIL import Image
-from train_helpers import client_for, fresh_store, run_cli
 
 from softmax_exp import tracking
 
@@ -24,10 +24,9 @@ def _runs(store):
     return client, parents, children
 
 
-def test_basic_2x2_sweep_is_one_parent_with_four_children(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
+def test_basic_2x2_sweep_is_one_parent_with_four_children(store, run_cli, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    proc = run_cli(tmp_path, "-m", "lr=1e-3,1e-2", "reg=1e-2,1", *SHORT,
+    proc = run_cli("-m", "lr=1e-3,1e-2", "reg=1e-2,1", *SHORT,
                    f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={sweep_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -70,10 +69,9 @@ def test_basic_2x2_sweep_is_one_parent_with_four_children(tmp_path, tmp_path_fac
         assert im.format == "PNG"
 
 
-def test_joblib_sweep_goes_on_after_a_divergence_and_exits_non_zero(tmp_path, tmp_path_factory):
-    store = fresh_store(tmp_path, tmp_path_factory)
+def test_joblib_sweep_goes_on_after_a_divergence_and_exits_non_zero(store, run_cli, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    proc = run_cli(tmp_path, "-m", "hydra/launcher=joblib_2w", "lr=1e-2,1e6,3e-3", "reg=1e-2",
+    proc = run_cli("-m", "hydra/launcher=joblib_2w", "lr=1e-2,1e6,3e-3", "reg=1e-2",
                    *SHORT, f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={sweep_dir}")
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "1 of 3 jobs failed" in proc.stdout

@@ -11,31 +11,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Any
 
 from softmax_exp.cli import OneLineParser
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
-
-
-def compose_config(overrides: list[str]) -> Any:
-    """The project config (conf/config.yaml) with Hydra overrides applied."""
-    from hydra import compose, initialize_config_dir
-
-    if not (CONFIG_DIR / "config.yaml").is_file():
-        raise FileNotFoundError(
-            f"config folder {CONFIG_DIR} not found (run from a source checkout)"
-        )
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("config", overrides=overrides)
 
 
 def info(overrides: list[str]) -> None:
     """Load the configured dataset and print its splits, classes, fingerprint and cache path."""
+    from softmax_exp.config import compose
     from softmax_exp.data import load_dataset
 
-    data = load_dataset(compose_config(overrides).dataset)
+    data = load_dataset(compose(overrides).dataset)
     print(f"dataset      {data.name}")
     for split in ("train", "val", "test", "dev"):
         X, y = getattr(data, f"X_{split}"), getattr(data, f"y_{split}")
@@ -49,10 +34,12 @@ def info(overrides: list[str]) -> None:
 
 def download(args: argparse.Namespace) -> None:
     """Download CIFAR-10; root, url and md5 default to conf/dataset/cifar10.yaml."""
+    from softmax_exp.config import compose
     from softmax_exp.data.cifar10 import download_cifar10
-    from softmax_exp.data.options import parse_options, resolve_path
+    from softmax_exp.data.options import parse_options
+    from softmax_exp.paths import resolve_path
 
-    opts = parse_options(compose_config(["dataset=cifar10", *args.overrides]).dataset)
+    opts = parse_options(compose(["dataset=cifar10", *args.overrides]).dataset)
     root = resolve_path(args.root) if args.root else opts.root
     md5 = (args.md5 or opts.md5 or "").lower() or None
     archive = download_cifar10(root, args.url or opts.url, md5)
@@ -82,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from softmax_exp.config import one_line
     from softmax_exp.data import DataError
 
     try:
@@ -89,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             info(args.overrides)
         else:
             download(args)
-    except (DataError, HydraException, OmegaConfBaseException, FileNotFoundError) as e:
-        # one line: Hydra's messages span lines and end with the config search path
-        message = " ".join(str(e).split("Config search path")[0].split())
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    except DataError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
+    except (HydraException, OmegaConfBaseException) as e:
+        print(f"{parser.prog}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)

@@ -20,21 +20,21 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from softmax_exp.atomic import fsync, staged_dir
 from softmax_exp.data.errors import DataError
 from softmax_exp.data.preprocess import Allocate
+from softmax_exp.fingerprint import json_digest
 
 FORMAT_VERSION = 1
 META = "meta.json"
@@ -44,12 +44,8 @@ Build = Callable[[Allocate], tuple[dict[str, np.ndarray], dict[str, Any]]]
 
 def fingerprint(signature: dict[str, Any], preprocessing: dict[str, Any]) -> str:
     """sha256 hex digest of the source signature, the preprocessing options and FORMAT_VERSION."""
-    blob = json.dumps(
-        {"format_version": FORMAT_VERSION, "source": signature, "preprocessing": preprocessing},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return json_digest({"format_version": FORMAT_VERSION, "source": signature,
+                        "preprocessing": preprocessing})
 
 
 def entry_path(cache_dir: Path, name: str, fp: str) -> Path:
@@ -79,14 +75,12 @@ def load_or_build(
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
         if not entry.exists():
             _remove_stale(cache_dir.glob(f".tmp-{entry.name}-*"))
-            with _reported(cache_dir):
-                tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=cache_dir))
-            try:
+            with ExitStack() as stack:  # the staging folder is gone after the rename; else removed
+                with _reported(cache_dir):
+                    tmp = stack.enter_context(staged_dir(cache_dir, f".tmp-{entry.name}-"))
                 _write(tmp, build, fp)
                 with _reported(cache_dir):
                     _publish(tmp, entry)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)  # gone after a rename; else the debris
     return _load(entry, fp)
 
 
@@ -125,8 +119,8 @@ def _write(folder: Path, build: Build, fp: str) -> None:
         meta["format_version"] = FORMAT_VERSION
         (folder / META).write_text(json.dumps(meta, indent=1))
         for path in folder.iterdir():
-            _fsync(path)
-        _fsync(folder)
+            fsync(path)
+        fsync(folder)
 
 
 def _reserve(path: Path) -> None:
@@ -162,7 +156,7 @@ def _publish(tmp: Path, entry: Path) -> bool:
             raise
         shutil.rmtree(tmp, ignore_errors=True)
         return False
-    _fsync(entry.parent)
+    fsync(entry.parent)
     return True
 
 
@@ -180,11 +174,3 @@ def _load(entry: Path, fp: str) -> tuple[dict[str, np.ndarray], dict[str, Any], 
             f"cache entry {entry} is damaged ({e}); delete the folder and load again"
         ) from e
     return arrays, meta, entry
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

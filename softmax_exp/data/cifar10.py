@@ -16,17 +16,18 @@ import gzip
 import os
 import pickle
 import shlex
-import shutil
 import tarfile
-import tempfile
 import zlib
+from contextlib import ExitStack
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from softmax_exp.atomic import staged_dir
+from softmax_exp.config import CIFAR10_MD5, CIFAR10_URL
 from softmax_exp.data.download import download_file, file_md5
 from softmax_exp.data.errors import DataError
-from softmax_exp.data.options import CIFAR10_MD5, CIFAR10_URL, DatasetOptions
+from softmax_exp.data.options import DatasetOptions
 from softmax_exp.data.preprocess import RawDataset, Source, SplitRows, check_fits, dev_rows
 
 BATCHES_DIR = "cifar-10-batches-py"
@@ -148,11 +149,11 @@ def safe_extract(archive: Path, root: Path) -> Path:
     interrupted extraction leaves no batches folder. Returns the batches folder.
     """
     target = root / BATCHES_DIR
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
-    except OSError as e:
-        raise DataError(f"cannot extract {archive} into {root}: {e.strerror or e}") from e
-    try:
+    with ExitStack() as stack:
+        try:
+            tmp = stack.enter_context(staged_dir(root, ".extract-"))
+        except OSError as e:
+            raise DataError(f"cannot extract {archive} into {root}: {e.strerror or e}") from e
         try:
             with tarfile.open(archive, "r:gz") as tar:
                 members = tar.getmembers()
@@ -174,8 +175,6 @@ def safe_extract(archive: Path, root: Path) -> Path:
         except OSError:
             if not target.is_dir():  # else another process extracted it first: use theirs
                 raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

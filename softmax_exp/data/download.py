@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from softmax_exp.atomic import atomic_path
 from softmax_exp.data.errors import DataError
 
 CHUNK_BYTES = 1 << 20
@@ -31,8 +30,9 @@ def file_md5(path: Path) -> str:
 def download_file(url: str, dest: Path, md5: str | None, progress: bool = True) -> Path:
     """Fetch ``url`` (http(s):// or file://) to the file ``dest``; returns dest.
 
-    The bytes go to a temporary file in dest's folder with a tqdm progress bar; the MD5 (if given)
-    is checked before ``os.replace`` moves the file into place. Raises DataError on any failure.
+    The bytes go to a temporary file in dest's folder (``.<name>.<pid>.part``) with a tqdm progress bar;
+    the MD5 (if given) is checked before the file is renamed into place; on any failure, Ctrl-C
+    included, the temporary file is removed. Raises DataError on any failure.
     """
     from tqdm import tqdm
 
@@ -40,47 +40,32 @@ def download_file(url: str, dest: Path, md5: str | None, progress: bool = True) 
     if folder.exists() and not folder.is_dir():
         raise DataError(f"download folder {folder} is a file; choose a folder with --root")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = urllib.request.urlopen(url, timeout=60)
-            except (urllib.error.URLError, ValueError, OSError) as e:
-                reason = getattr(e, "reason", None) or e
-                raise DataError(f"cannot download {url}: {reason}; check the URL") from e
-            digest, received = hashlib.md5(), 0
-            length = int(response.headers.get("Content-Length") or 0)
-            bar = tqdm(
-                total=length or None,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=dest.name,
-                disable=not progress,
-            )
-            try:
-                with response, bar:
-                    while chunk := response.read(CHUNK_BYTES):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        received += len(chunk)
-                        bar.update(len(chunk))
-            except (OSError, http.client.HTTPException) as e:
-                raise DataError(
-                    f"download of {url} failed after {received} bytes ({e}); retry"
-                ) from e
-            if length and received != length:
-                raise DataError(f"download of {url} stopped at {received} of {length} bytes; retry")
-            out.flush()
-            os.fsync(out.fileno())
+    with atomic_path(dest, suffix=".part") as tmp, open(tmp, "wb") as out:
+        try:
+            response = urllib.request.urlopen(url, timeout=60)
+        except (urllib.error.URLError, ValueError, OSError) as e:
+            reason = getattr(e, "reason", None) or e
+            raise DataError(f"cannot download {url}: {reason}; check the URL") from e
+        digest, received = hashlib.md5(), 0
+        length = int(response.headers.get("Content-Length") or 0)
+        bar = tqdm(total=length or None, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
+                   disable=not progress)
+        try:
+            with response, bar:
+                while chunk := response.read(CHUNK_BYTES):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+        except (OSError, http.client.HTTPException) as e:
+            raise DataError(f"download of {url} failed after {received} bytes ({e}); retry") from e
+        if length and received != length:
+            raise DataError(f"download of {url} stopped at {received} of {length} bytes; retry")
+        out.flush()  # atomic_path fsyncs and renames the file when the block ends without an error
         actual = digest.hexdigest()
         if md5 and actual != md5.lower():
             raise DataError(
                 f"MD5 mismatch for {url}: expected {md5.lower()}, got {actual}; the "
                 "download is corrupt or --url/--md5 are wrong (nothing was kept)"
             )
-        os.replace(tmp, dest)
-    except BaseException:  # includes KeyboardInterrupt: never leave a partial file behind
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return dest

@@ -1,6 +1,6 @@
 """What was done before: config fingerprints, and the earlier MLflow runs of a job or a sweep.
 
-A job's *config fingerprint* is a hash of its resolved config without the keys that cannot change its
+A job's *config fingerprint* is a hash of its config without the keys that cannot change its
 result (progress bar, threads, tracking, resume, checkpoint period, cache location). A sweep's
 fingerprint hashes the config it shares with all its jobs and what it varies. Both are logged as tags,
 so rerunning a command finds its earlier runs in the store whatever output directory Hydra picks:
@@ -14,13 +14,17 @@ so rerunning a command finds its earlier runs in the store whatever output direc
 
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from softmax_exp import tracking
+from softmax_exp.config import flatten
+from softmax_exp.fingerprint import json_digest
+from softmax_exp.overrides import override_key
+from softmax_exp.tracking.owners import HOST_TAG, PID_TAG, is_stale
+from softmax_exp.tracking.run import PARENT_TAG
+from softmax_exp.tracking.store import child_runs
 
 FINGERPRINT_TAG = "config_fingerprint"
 SWEEP_FINGERPRINT_TAG = "sweep_fingerprint"
@@ -37,22 +41,22 @@ class JobRunningElsewhere(RuntimeError):
     """The same job is being trained right now by another live process."""
 
 
-def config_fingerprint(config: Mapping[str, Any]) -> str:
-    """32 hex digits identifying what a training computes: its resolved config (a plain mapping, or a
-    DictConfig) without :data:`NON_RESULT_KEYS`."""
-    return _digest(_result_config(config))
+def config_fingerprint(config: Any) -> str:
+    """64 hex digits identifying what a training computes: its config (a Config, or a plain mapping
+    shaped like one) without :data:`NON_RESULT_KEYS`."""
+    return json_digest(_result_config(config))
 
 
-def sweep_fingerprint(config: Mapping[str, Any], sweep_overrides: Iterable[str],
-                      sweeper: str, sweeper_params: Mapping[str, Any]) -> str:
-    """32 hex digits identifying a sweep: the config its jobs share (without the swept keys), its sweep
+def sweep_fingerprint(config: Any, sweep_overrides: Iterable[str], sweeper: str,
+                      sweeper_params: Mapping[str, Any]) -> str:
+    """64 hex digits identifying a sweep: the config its jobs share (without the swept keys), its sweep
     overrides (``lr=1e-3,1e-2``, in key order) and its sweeper with the sweeper's params."""
     overrides = sorted(str(o) for o in sweep_overrides)
-    swept = [o.partition("=")[0].lstrip("+~") for o in overrides] + [str(k) for k in sweeper_params]
+    swept = [override_key(o) for o in overrides] + [str(k) for k in sweeper_params]
     shared = {k: v for k, v in _result_config(config).items()
               if not any(k == s or k.startswith(s + ".") for s in swept)}
-    return _digest({"config": shared, "overrides": overrides, "sweeper": sweeper,
-                    "params": {str(k): str(v) for k, v in sweeper_params.items()}})
+    return json_digest({"config": shared, "overrides": overrides, "sweeper": sweeper,
+                        "params": {str(k): str(v) for k, v in sweeper_params.items()}})
 
 
 @dataclass
@@ -75,16 +79,16 @@ def earlier_runs(client, experiment_id: str, fingerprint: str, parent_run_id: st
                               max_results=1000, order_by=["attributes.start_time DESC"])
     found = Earlier()
     for run in runs:  # newest first
-        if run.data.tags.get(tracking.PARENT_TAG) != parent_run_id:
+        if run.data.tags.get(PARENT_TAG) != parent_run_id:
             continue
         if run.info.status == "RUNNING":
-            if not tracking.is_stale(run, stale_after_s):
+            if not is_stale(run, stale_after_s):
                 if parent_run_id is None:
                     continue
                 tags = run.data.tags
                 raise JobRunningElsewhere(
-                    f"this job is running in process {tags.get(tracking.PID_TAG, '?')} on "
-                    f"{tags.get(tracking.HOST_TAG, '?')} (run {run.info.run_id}); wait for it to end")
+                    f"this job is running in process {tags.get(PID_TAG, '?')} on "
+                    f"{tags.get(HOST_TAG, '?')} (run {run.info.run_id}); wait for it to end")
             run = mark_killed(client, run)
             found.marked_killed.append(run)
         if run.info.status == "FINISHED":
@@ -100,7 +104,7 @@ def earlier_runs(client, experiment_id: str, fingerprint: str, parent_run_id: st
 def mark_killed(client, run, reason: str | None = None):
     """End a stale RUNNING run KILLED, saying why in its ``killed_reason`` tag; return it re-read."""
     tags = run.data.tags
-    reason = reason or (f"process {tags.get(tracking.PID_TAG, '?')} on {tags.get(tracking.HOST_TAG, '?')} "
+    reason = reason or (f"process {tags.get(PID_TAG, '?')} on {tags.get(HOST_TAG, '?')} "
                         f"stopped without ending the run (found by a later invocation)")
     client.set_tag(run.info.run_id, KILLED_TAG, reason)
     client.set_terminated(run.info.run_id, status="KILLED")
@@ -109,9 +113,8 @@ def mark_killed(client, run, reason: str | None = None):
 
 def mark_stale_children(client, parent_run_id: str, stale_after_s: float) -> list[str]:
     """Mark KILLED every stale RUNNING child of a sweep's parent run; return their run ids."""
-    uri = client.tracking_uri
-    return [mark_killed(client, run).info.run_id for run in tracking.child_runs(uri, parent_run_id)
-            if tracking.is_stale(run, stale_after_s)]
+    return [mark_killed(client, run).info.run_id for run in child_runs(client, parent_run_id)
+            if is_stale(run, stale_after_s)]
 
 
 def supersede(client, runs: Iterable, new_run_id: str) -> None:
@@ -130,16 +133,8 @@ def sweep_parents(client, experiment_id: str, fingerprint: str) -> list:
     return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
 
 
-def _result_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    from omegaconf import DictConfig, OmegaConf
-
-    if isinstance(config, DictConfig):
-        config = OmegaConf.to_container(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]),
-                                        resolve=True)
-    return {k: v for k, v in tracking.flatten(config).items()
+def _result_config(config: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(config):
+        config = dataclasses.asdict(config)
+    return {k: v for k, v in flatten(config).items()
             if not any(k == n or k.startswith(n + ".") for n in NON_RESULT_KEYS)}
-
-
-def _digest(obj: Any) -> str:
-    text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -1,8 +1,9 @@
-"""Bookkeeping of a multirun sweep, in files under the sweep directory (works with any launcher).
+"""A sweep's results, in files under the sweep directory (works with any launcher).
 
 ``sweep.json`` (written before the jobs start) tells every job its sweep id, the number of jobs and the
 parent MLflow run. Each job leaves ``result.json`` in its own output directory, whatever happened to it.
-At the end the results are gathered into ``summary.csv`` and the course's cross-validation table.
+At the end the results are gathered into ``summary.csv`` and the course's cross-validation table. Every
+file is written atomically: a job or the summary never reads half of one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from softmax_exp.atomic import atomic_path, write_text
 
 SWEEP_FILE = "sweep.json"
 RESULT_FILE = "result.json"
@@ -50,10 +53,7 @@ def write_sweep_info(sweep_dir: str | Path, info: dict[str, Any]) -> Path:
     """Write ``sweep.json`` (keys: sweep_id, name, num_jobs, parent_run_id, experiment_id, sweep_keys)."""
     path = Path(sweep_dir) / SWEEP_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    tmp.replace(path)  # atomic: a job never reads half a file
-    return path
+    return write_text(path, json.dumps(info, indent=1))
 
 
 def read_sweep_info(sweep_dir: str | Path) -> dict[str, Any] | None:
@@ -66,8 +66,7 @@ def write_result(output_dir: str | Path, result: JobResult) -> Path:
     """Write a job's ``result.json`` into its output directory."""
     path = Path(output_dir) / RESULT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(result), indent=1))
-    return path
+    return write_text(path, json.dumps(asdict(result), indent=1))
 
 
 def collect_results(sweep_dir: str | Path, sweep_id: str) -> list[JobResult]:
@@ -107,7 +106,7 @@ def write_summary_csv(path: str | Path, results: Sequence[JobResult]) -> Path:
     """One row per job: every JobResult field; failed jobs have status FAILED and a reason."""
     path = Path(path)
     names = [f.name for f in fields(JobResult)]
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=names)
         writer.writeheader()
         for r in results:

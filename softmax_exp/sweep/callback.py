@@ -4,7 +4,7 @@
 the sweep directory, where every job, in this process or a joblib worker, finds it. ``on_multirun_end``
 (main process, after all jobs) gathers the jobs' ``result.json`` files, writes ``summary.csv`` and
 ``val_acc_heatmap.png``, prints the course's table, closes the parent run FINISHED or FAILED, and records
-the failures so that :func:`softmax_exp.train.main` exits non-zero.
+the failures so that the entrypoint (softmax_exp.train) exits non-zero.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from softmax_exp import sweep
+from softmax_exp.config import Config, as_dict, flatten, to_config
+from softmax_exp.overrides import override_key
+from softmax_exp.sweep import results
 
-# What went wrong in the sweeps of this process; softmax_exp.train.main exits non-zero if anything did.
-FAILED_JOBS: list[sweep.JobResult] = []
+# What went wrong in the sweeps of this process; the entrypoint exits non-zero if anything did.
+FAILED_JOBS: list[results.JobResult] = []
 ERRORS: list[str] = []  # the callback's own failures (Hydra would turn them into mere warnings)
 _OPEN: list[SweepCallback] = []
 
@@ -65,7 +67,8 @@ class SweepCallback(Callback):
         overrides = [str(o) for o in config.hydra.overrides.task]
         # named by what it varies and sets; where its outputs go is not part of the name
         name = " ".join(o for o in overrides
-                        if not o.lstrip("+~").startswith(("hydra", "tracking."))) or sweep_dir.name
+                        if not override_key(o).startswith(("hydra", "tracking."))) or sweep_dir.name
+        shared = to_config(config)  # the config every job starts from, checked before any job
         info: dict[str, Any] = {
             "sweep_id": uuid.uuid4().hex,
             "name": name,
@@ -73,17 +76,18 @@ class SweepCallback(Callback):
             "sweep_keys": sweep_keys(config),
             "parent_run_id": None,
             "experiment_id": None,
-            "fingerprint": fingerprint(config),
+            "fingerprint": fingerprint(config, shared),
         }
-        if config.tracking.enabled:
-            self._open_parent(config, info, sweep_dir)
-        sweep.write_sweep_info(sweep_dir, info)
+        if shared.tracking.enabled:
+            self._open_parent(shared, info, sweep_dir)
+        results.write_sweep_info(sweep_dir, info)
 
-    def _open_parent(self, config: DictConfig, info: dict[str, Any], sweep_dir: Path) -> None:
+    def _open_parent(self, config: Config, info: dict[str, Any], sweep_dir: Path) -> None:
         """The sweep's parent run: with ``resume``, the one of an earlier invocation of the same sweep
         (reopened; its stale children marked KILLED), else a new one. Two invocations starting at once
         both create one, then keep the older and trash their own."""
-        from softmax_exp import resume, tracking
+        from softmax_exp import tracking
+        from softmax_exp.tracking import resume
 
         atexit.register(self._abandon)  # whatever happens next, the parent is never left RUNNING
         tcfg = config.tracking
@@ -129,30 +133,30 @@ class SweepCallback(Callback):
     @_recorded
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        info = sweep.read_sweep_info(sweep_dir)
+        info = results.read_sweep_info(sweep_dir)
         if info is None:
             return
-        results = sweep.collect_results(sweep_dir, info["sweep_id"])
-        summary = sweep.write_summary_csv(sweep_dir / sweep.SUMMARY_FILE, results)
+        jobs = results.collect_results(sweep_dir, info["sweep_id"])
+        summary = results.write_summary_csv(sweep_dir / results.SUMMARY_FILE, jobs)
         heatmap = None
-        if results:
+        if jobs:
             from softmax_exp.plots import save_val_acc_heatmap_png
 
             heatmap = save_val_acc_heatmap_png(
-                sweep_dir / sweep.HEATMAP_FILE, [r.lr for r in results], [r.reg for r in results],
-                [r.val_acc for r in results], title=f"val_acc: {info['name']}"[:80])
-        print(sweep.format_table(results), flush=True)
-        failed = [r for r in results if r.failed]
-        missing = info["num_jobs"] is not None and len(results) < info["num_jobs"]
+                sweep_dir / results.HEATMAP_FILE, [r.lr for r in jobs], [r.reg for r in jobs],
+                [r.val_acc for r in jobs], title=f"val_acc: {info['name']}"[:80])
+        print(results.format_table(jobs), flush=True)
+        failed = [r for r in jobs if r.failed]
+        missing = info["num_jobs"] is not None and len(jobs) < info["num_jobs"]
         if failed:
-            print(f"{len(failed)} of {len(results)} jobs failed (see {summary})", flush=True)
+            print(f"{len(failed)} of {len(jobs)} jobs failed (see {summary})", flush=True)
         FAILED_JOBS.extend(failed)
         if missing:  # a job killed hard (a worker crash) leaves no result.json
-            print(f"{info['num_jobs'] - len(results)} job(s) left no result", flush=True)
-            FAILED_JOBS.append(sweep.JobResult(-1, "missing", "FAILED", math.nan, math.nan,
-                                               reason="a job left no result"))
+            print(f"{info['num_jobs'] - len(jobs)} job(s) left no result", flush=True)
+            FAILED_JOBS.append(results.JobResult(-1, "missing", "FAILED", math.nan, math.nan,
+                                                 reason="a job left no result"))
         if self._parent is not None:
-            best = sweep.best_result(results)
+            best = results.best_result(jobs)
             try:
                 if best is not None:
                     self._parent.log_metric("best_val_acc", best.val_acc, step=0)
@@ -183,18 +187,18 @@ def abort_sweeps(status: str = "KILLED") -> None:
             cb._parent.end(status, "interrupted")
 
 
-
-def fingerprint(config: DictConfig) -> str:
-    """The sweep's fingerprint (see :func:`softmax_exp.resume.sweep_fingerprint`): same command, same
-    config, same fingerprint, whatever the sweep directory."""
+def fingerprint(config: DictConfig, shared: Config) -> str:
+    """The sweep's fingerprint (see :func:`softmax_exp.tracking.resume.sweep_fingerprint`) from Hydra's
+    config (its overrides and sweeper) and the config the jobs share: same command, same config, same
+    fingerprint, whatever the sweep directory."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from softmax_exp import resume
+    from softmax_exp.tracking import resume
 
     parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
     swept = [o.input_line for o in parsed if o.is_sweep_override()]
     sweeper = config.hydra.sweeper
-    return resume.sweep_fingerprint(config, swept, str(sweeper.get("_target_", "")),
+    return resume.sweep_fingerprint(shared, swept, str(sweeper.get("_target_", "")),
                                     dict(sweeper.get("params") or {}))
 
 
@@ -223,14 +227,11 @@ def sweep_keys(config: DictConfig) -> list[str]:
     keys = [str(k) for k in (sweeper.get("params") or {})]
     parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
     keys += [o.get_key_element() for o in parsed if o.is_sweep_override()]
-    return list(dict.fromkeys(k.lstrip("+~") for k in keys))
+    return list(dict.fromkeys(override_key(k) for k in keys))
 
 
-def _shared_params(config: DictConfig, swept: list[str]) -> dict[str, Any]:
-    """What all jobs of the sweep share: the config, flattened, without hydra and the swept keys."""
-    from softmax_exp import tracking
-
-    task_cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
-    flat = tracking.flatten(OmegaConf.to_container(task_cfg, resolve=True))
+def _shared_params(config: Config, swept: list[str]) -> dict[str, Any]:
+    """What all jobs of the sweep share: the config, flattened, without the swept keys."""
     prefixes = tuple(f"{k}." for k in swept)
+    flat = flatten(as_dict(config))
     return {k: v for k, v in flat.items() if k not in swept and not k.startswith(prefixes)}

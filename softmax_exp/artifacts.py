@@ -1,0 +1,29 @@
+"""What a training leaves behind in a folder (and, tracked, in its MLflow run): the course's picture of
+W, the loss curve, the config and overrides that reproduce it, and the model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from softmax_exp.config import Config, to_yaml
+from softmax_exp.model import Softmax, TrainHistory
+
+FILES = ("weights.png", "loss.png", "config.yaml", "overrides.yaml", "model.npz")
+
+
+def write_artifacts(folder: Path, cfg: Config, run_name: str, overrides: Sequence[str], model: Softmax,
+                    history: TrainHistory) -> Path:
+    """Write :data:`FILES` into ``folder`` (created if missing); return the folder."""
+    import yaml
+
+    from softmax_exp.plots import save_loss_png, save_weights_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pre = model.preprocessing
+    save_weights_png(folder / "weights.png", model.W, pre.image_shape, pre.class_names, pre.bias_trick)
+    save_loss_png(folder / "loss.png", history.loss, title=run_name)
+    (folder / "config.yaml").write_text(to_yaml(cfg))
+    (folder / "overrides.yaml").write_text(yaml.safe_dump(list(overrides)))
+    model.save(folder / "model.npz")
+    return folder

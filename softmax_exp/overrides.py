@@ -1,0 +1,36 @@
+"""Hydra overrides as names: the key an override sets, and a run's name made of its overrides."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+def override_key(override: str) -> str:
+    """The config key of an override: ``+lr=1e-3`` -> ``lr``, ``~dataset.root`` -> ``dataset.root``."""
+    return override.partition("=")[0].lstrip("+~")
+
+
+def run_name(overrides: Sequence[str], lr: float, reg: float, keys: Iterable[str] | None = None) -> str:
+    """A run's name from its overrides, values normalised: ``lr=1e-7 reg=2.5e4`` -> ``lr=1e-07,reg=25000``.
+
+    Hydra's own overrides (``hydra...``) are left out; with ``keys``, only those keys are kept.
+    Without any, the name is ``lr=<lr>,reg=<reg>``.
+    """
+    keep = set(keys) if keys is not None else None
+    parts = []
+    for o in overrides:
+        key, value = override_key(o), o.partition("=")[2]
+        if key.startswith("hydra") or (keep is not None and key not in keep):
+            continue
+        parts.append(f"{key}={_format_value(value)}")
+    return ",".join(parts) or f"lr={lr:g},reg={reg:g}"
+
+
+def _format_value(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if value.strip().lstrip("+-").isdigit():
+        return str(int(value))
+    return f"{number:g}"

@@ -1,0 +1,47 @@
+"""One job of a sweep, in whichever process the launcher runs it: it trains (or reuses) and leaves its
+``result.json``, whatever happens to it, so that one failing job never stops the sweep."""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+from softmax_exp.fit import JobContext, fit
+from softmax_exp.sweep.results import JobResult, write_result
+
+
+def run_job(cfg: Any, job: JobContext, info: dict[str, Any] | None) -> float:
+    """Train the job ``job`` of the sweep described by ``info`` (sweep.json; None without the sweep
+    callback) from Hydra's config ``cfg``; return its val_acc, NaN if it failed (what sweepers read).
+
+    A bad config, bad data or a divergence fail this job only: its run (if any) ends FAILED, its
+    result.json says why, and a line on stderr names it. Ctrl-C records it KILLED and goes on up.
+    """
+    from softmax_exp.config import to_config
+
+    if info is not None:
+        job.parent_run_id, job.experiment_id = info["parent_run_id"], info["experiment_id"]
+        job.sweep_id = info["sweep_id"]
+        print(f"job {job.job_num + 1}/{info['num_jobs'] or '?'}: {job.run_name}", flush=True)
+    result: dict[str, Any] = dict(job=job.job_num, run_name=job.run_name, status="FAILED", lr=math.nan,
+                                  reg=math.nan, output_dir=str(job.output_dir), sweep_id=job.sweep_id or "")
+    try:
+        result.update(lr=float(cfg.lr), reg=float(cfg.reg))
+        outcome = fit(to_config(cfg), job)
+        result.update(outcome.metrics, status=outcome.status, run_id=outcome.run_id or "",
+                      reason=outcome.history.diverged or "", note=outcome.note)
+        if outcome.note:
+            print(f"job {job.job_num + 1}: {outcome.note}", flush=True)
+    except KeyboardInterrupt:
+        result.update(status="KILLED", reason="interrupted")
+        raise
+    except Exception as e:  # one failing job never stops the sweep
+        result["reason"] = f"{type(e).__name__}: {e}"
+    finally:
+        result.pop("loss", None)
+        write_result(job.output_dir, JobResult(**result))
+    if result["status"] != "FINISHED":
+        print(f"job {job.job_num + 1} {result['status']}: {result['reason']}", file=sys.stderr, flush=True)
+        return math.nan
+    return float(result.get("val_acc", math.nan))

@@ -1,0 +1,212 @@
+"""The MLflow side of one training: its run found, reused, reopened or started; its metrics, checkpoints
+and artifacts sent; its end.
+
+:meth:`TrackedJob.find` looks the job up in the store before any data is loaded (with ``resume``: its
+earlier runs, see :mod:`softmax_exp.tracking.resume`). In a sweep, a job that FINISHED before is reused
+as it is (:attr:`TrackedJob.finished_before`). Otherwise :meth:`TrackedJob.open` goes on with the stopped
+run of the job from its checkpoint, or starts a new run; the training then feeds it through
+:meth:`on_eval` and :meth:`on_checkpoint`, and :meth:`finish` sends the last metrics and the artifacts and
+ends it. As a context manager the job's run ends FAILED on an exception and KILLED on Ctrl-C: never RUNNING.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from softmax_exp.config import Config, as_dict, flatten
+from softmax_exp.tracking import resume
+from softmax_exp.tracking.provenance import environment_tags
+from softmax_exp.tracking.run import FAILURE_TAG, Run
+from softmax_exp.tracking.store import (
+    check_reachable,
+    get_client,
+    get_or_create_experiment,
+    resolve_tracking_uri,
+)
+
+if TYPE_CHECKING:
+    from softmax_exp.data import Dataset
+    from softmax_exp.fit import JobContext
+    from softmax_exp.model import EvalPoint, TrainHistory, TrainState
+
+
+class TrackedJob:
+    """One training's MLflow run, from lookup to end (see the module's doc)."""
+
+    def __init__(self, cfg: Config, job: JobContext, uri: str, experiment_id: str, fingerprint: str,
+                 earlier: resume.Earlier) -> None:
+        self.cfg, self.job, self.uri = cfg, job, uri
+        self.experiment_id, self.fingerprint, self.earlier = experiment_id, fingerprint, earlier
+        self.run: Run | None = None
+        self.log: _MetricLog | None = None
+        self._last_checkpoint: str | None = None
+
+    @classmethod
+    def find(cls, cfg: Config, job: JobContext) -> TrackedJob:
+        """Find the store (failing fast if a server does not answer), the experiment, and with ``resume``
+        the earlier runs of this job. Loads no data."""
+        tcfg = cfg.tracking
+        uri = resolve_tracking_uri(tcfg.uri)
+        check_reachable(uri)
+        client = get_client(uri)
+        exp_id = job.experiment_id or get_or_create_experiment(client, tcfg.experiment, tcfg.artifact_root)
+        fingerprint = resume.config_fingerprint(cfg)
+        stale_s = 60.0 * tcfg.stale_after_min
+        earlier = (resume.earlier_runs(client, exp_id, fingerprint, job.parent_run_id, stale_s)
+                   if cfg.resume else resume.Earlier())
+        return cls(cfg, job, uri, exp_id, fingerprint, earlier)
+
+    @property
+    def finished_before(self):
+        """In a sweep, the FINISHED run of this job (an mlflow Run) to reuse, not train; else None."""
+        return self.earlier.finished if self.job.parent_run_id else None
+
+    def open(self, data: Dataset, n_threads: int) -> TrainState | None:
+        """Go on with the stopped run of this job from its checkpoint if there is one (returning the state
+        to resume from), else start a new run (in a sweep, the job's other unfinished runs are then
+        replaced by it) and return None."""
+        unfinished = list(self.earlier.unfinished)
+        old = self.earlier.resumable
+        if old is not None:
+            try:
+                _check_same_code_and_data(old, data)
+                state = self._download_checkpoint(old)
+            except ValueError as e:
+                print(f"warning: {e}; training from the start", file=sys.stderr, flush=True)
+                unfinished.append(old)
+            else:
+                attempt = int(old.data.tags.get("attempt", "1")) + 1
+                tags = {resume.RESUMED_TAG: state.iteration, "attempt": attempt, "numba_threads": n_threads}
+                self.run = Run.reopen(self.uri, old.info.run_id, tags)
+                if FAILURE_TAG in old.data.tags:  # why it stopped last time: no longer true
+                    self.run.client.delete_tag(self.run.run_id, FAILURE_TAG)
+                self.log = _MetricLog.resuming(self.run)
+                return state
+        self.run = self._start(data, n_threads)
+        if self.job.parent_run_id and unfinished:
+            resume.supersede(self.run.client, unfinished, self.run.run_id)
+        self.log = _MetricLog(self.run)
+        return None
+
+    def on_eval(self, point: EvalPoint, losses: np.ndarray) -> None:
+        """Softmax.train's on_eval: the losses so far and the accuracies at this evaluation."""
+        self.log.on_eval(point, losses)
+
+    def on_checkpoint(self, state: TrainState) -> None:
+        """Softmax.train's on_checkpoint: the metrics so far are sent first, the state goes to
+        ``checkpoints/iter_NNNNNNN.npz``, then the ``checkpoint`` tag points at it and the previous file is
+        deleted. A kill at any moment leaves the tag on a complete checkpoint."""
+        from softmax_exp.checkpoint import checkpoint_name, save_checkpoint
+
+        self.log.losses(state.loss)
+        self.run.flush()
+        name = checkpoint_name(state.iteration)
+        with tempfile.TemporaryDirectory(prefix="softmax_exp_ckpt_") as tmp:
+            self.run.log_artifact(save_checkpoint(Path(tmp) / name, state, self.fingerprint), "checkpoints")
+        previous, self._last_checkpoint = self._last_checkpoint, f"checkpoints/{name}"
+        self.run.set_tags({resume.CHECKPOINT_TAG: self._last_checkpoint})
+        if previous and previous != self._last_checkpoint:
+            self.run.delete_artifact(previous)
+
+    def finish(self, history: TrainHistory, metrics: dict[str, float], artifacts: Path) -> None:
+        """Send the losses not sent yet, test_acc if measured, the files in the folder ``artifacts``, and
+        end the run FINISHED (FAILED with the reason if the training diverged)."""
+        self.log.finish(history.loss, metrics.get("test_acc"))
+        self.run.log_artifacts(artifacts)
+        self.run.end("FAILED" if history.diverged else "FINISHED", history.diverged)
+
+    def __enter__(self) -> TrackedJob:
+        self.run.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.run.__exit__(exc_type, exc, tb)
+
+    def _start(self, data: Dataset, n_threads: int) -> Run:
+        cfg, job = self.cfg, self.job
+        tags = {
+            resume.FINGERPRINT_TAG: self.fingerprint,
+            "attempt": 1,
+            "kernel": cfg.kernel,
+            "numba_threads": n_threads,
+            "dataset_fingerprint": data.fingerprint,
+            "seed": cfg.seed,
+            **environment_tags(),
+        }
+        if job.sweep_id:
+            tags.update(sweep_id=job.sweep_id, job_num=job.job_num)
+        run = Run.start(self.uri, cfg.tracking.experiment, job.run_name, parent_run_id=job.parent_run_id,
+                        tags=tags, experiment_id=self.experiment_id)
+        try:
+            params: dict[str, Any] = flatten(as_dict(cfg))
+            params.update(n_train=data.X_train.shape[0], n_val=data.X_val.shape[0],
+                          n_test=data.X_test.shape[0], dim=data.dim, num_classes=data.num_classes)
+            run.log_params(params)
+        except BaseException as e:
+            run.end("FAILED", f"{type(e).__name__}: {e}")
+            raise
+        return run
+
+    def _download_checkpoint(self, run) -> TrainState:
+        from softmax_exp.checkpoint import load_checkpoint
+
+        path = run.data.tags[resume.CHECKPOINT_TAG]
+        with tempfile.TemporaryDirectory(prefix="softmax_exp_ckpt_") as tmp:
+            try:
+                local = get_client(self.uri).download_artifacts(run.info.run_id, path, tmp)
+            except Exception as e:  # a missing or unreadable artifact: train from the start instead
+                raise ValueError(f"cannot read checkpoint {path} of run {run.info.run_id} ({e})") from None
+            return load_checkpoint(local, self.fingerprint)
+
+
+def _check_same_code_and_data(run, data: Dataset) -> None:
+    """A checkpoint continues bit-identically only with the code and data that wrote it."""
+    tags = run.data.tags
+    commit = environment_tags()["git_commit"]
+    if tags.get("git_commit", commit) != commit:
+        raise ValueError(f"run {run.info.run_id} was trained by commit {tags['git_commit'][:12]}, this is "
+                         f"{commit[:12]}: its checkpoint is not resumed")
+    if tags.get("dataset_fingerprint", data.fingerprint) != data.fingerprint:
+        raise ValueError(f"run {run.info.run_id} was trained on other data (dataset fingerprint "
+                         f"{tags['dataset_fingerprint'][:12]}): its checkpoint is not resumed")
+
+
+class _MetricLog:
+    """Feeds a training's metrics to its run: the buffered loss series (step = iteration) and the
+    accuracies (step = iterations done) at each evaluation; MLflow is called once per 1000 values.
+    A resumed run already holds some values: those steps are not logged twice."""
+
+    def __init__(self, run: Run, logged: int = 0, evals_logged: int = 0) -> None:
+        self.run = run
+        self.logged = logged  # loss values the run has
+        self.evals_logged = evals_logged  # the run has accuracies up to this iteration
+
+    @classmethod
+    def resuming(cls, run: Run) -> _MetricLog:
+        def last_step(key: str) -> int:
+            return max((m.step for m in run.client.get_metric_history(run.run_id, key)), default=-1)
+
+        return cls(run, last_step("loss") + 1, last_step("val_acc"))
+
+    def on_eval(self, point: EvalPoint, losses: np.ndarray) -> None:
+        self.losses(losses)
+        if point.iteration > self.evals_logged:
+            self.run.log_metric("train_acc", point.train_acc, point.iteration)
+            self.run.log_metric("val_acc", point.val_acc, point.iteration)
+
+    def finish(self, losses: np.ndarray, test_acc: float | None) -> None:
+        self.losses(losses)
+        if test_acc is not None:
+            self.run.log_metric("test_acc", test_acc, len(losses))
+        self.run.flush()
+
+    def losses(self, losses: np.ndarray) -> None:
+        """Buffer the loss values the run does not have yet."""
+        if len(losses) > self.logged:
+            self.run.log_series("loss", losses[self.logged:], self.logged)
+            self.logged = len(losses)

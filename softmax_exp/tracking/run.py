@@ -1,0 +1,189 @@
+"""One MLflow run: batched metrics, params and tags, artifacts, and an end that is never skipped."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from softmax_exp.tracking.owners import HEARTBEAT_TAG, owner_tags
+from softmax_exp.tracking.store import get_client, get_or_create_experiment
+
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_PARAM_LENGTH = 6000
+PARENT_TAG = "mlflow.parentRunId"
+FAILURE_TAG = "failure_reason"
+
+
+class Run:
+    """One MLflow run. Metrics are buffered and sent in batches; :meth:`end` flushes and closes it.
+
+    As a context manager the run ends FINISHED, or FAILED on an exception (KILLED on Ctrl-C, SIGTERM
+    or sys.exit, as when submitit requeues a job).
+    """
+
+    def __init__(self, client, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+        self._metrics: list[tuple[str, float, int, int]] = []
+        self._artifact_uri: str | None = None
+        self.ended = False
+
+    @classmethod
+    def start(
+        cls,
+        uri: str,
+        experiment: str,
+        run_name: str,
+        *,
+        artifact_root: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        experiment_id: str | None = None,
+    ) -> Run:
+        """Create a RUNNING run named ``run_name`` in ``experiment`` (created if missing; or directly
+        in the experiment with id ``experiment_id``), a child of ``parent_run_id`` if given."""
+        client = get_client(uri)
+        exp_id = experiment_id or get_or_create_experiment(client, experiment, artifact_root)
+        all_tags = {k: str(v) for k, v in {**(tags or {}), **owner_tags()}.items()}
+        if parent_run_id:
+            all_tags[PARENT_TAG] = parent_run_id
+        run = client.create_run(exp_id, run_name=run_name, tags=all_tags)
+        return cls(client, run.info.run_id)
+
+    @classmethod
+    def reopen(cls, uri: str, run_id: str, tags: Mapping[str, Any] | None = None) -> Run:
+        """Set the ended run ``run_id`` RUNNING again, owned by this process (to go on with it)."""
+        client = get_client(uri)
+        client.update_run(run_id, status="RUNNING")
+        run = cls(client, run_id)
+        run.set_tags({**(tags or {}), **owner_tags()})
+        return run
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log params now, in batches of 100 (values are turned into strings, cut at 6000 chars)."""
+        from mlflow.entities import Param
+
+        items = [Param(k, _text(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
+        for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=chunk)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set tags now, in batches of 100."""
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, _text(v)) for k, v in tags.items()]
+        for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(self.run_id, tags=chunk)
+
+    def log_metric(self, key: str, value: float, step: int) -> None:
+        """Buffer one metric value; sent when 1000 are waiting or at :meth:`flush` / :meth:`end`."""
+        self._metrics.append((key, float(value), _now_ms(), int(step)))
+        if len(self._metrics) >= MAX_METRICS_PER_BATCH:
+            self.flush()
+
+    def log_series(self, key: str, values: np.ndarray, first_step: int = 0) -> None:
+        """Buffer ``values`` (n,) as metric ``key`` at steps first_step .. first_step + n - 1."""
+        ts = _now_ms()
+        self._metrics.extend(
+            (key, v, ts, first_step + i) for i, v in enumerate(np.asarray(values, dtype=float).tolist())
+        )
+        if len(self._metrics) >= MAX_METRICS_PER_BATCH:
+            self.flush(keep_partial=True)
+
+    def flush(self, keep_partial: bool = False) -> None:
+        """Send the buffered metrics, 1000 per call (with keep_partial, a last short chunk waits)."""
+        from mlflow.entities import Metric, RunTag
+
+        while self._metrics and (len(self._metrics) >= MAX_METRICS_PER_BATCH or not keep_partial):
+            chunk = self._metrics[:MAX_METRICS_PER_BATCH]
+            self.client.log_batch(self.run_id, metrics=[Metric(k, v, t, s) for k, v, t, s in chunk],
+                                  tags=[RunTag(HEARTBEAT_TAG, str(int(time.time())))])
+            del self._metrics[:MAX_METRICS_PER_BATCH]  # only once sent: a failed call loses nothing
+
+    def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        """Copy every file under ``local_dir`` into the run's artifacts."""
+        self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Copy one file into the run's artifacts."""
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def delete_artifact(self, path: str) -> None:
+        """Delete one of the run's artifacts where the store allows it (best effort: a store that
+        cannot delete keeps the file)."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        try:
+            if self._artifact_uri is None:  # asked once per run, not at every checkpoint
+                self._artifact_uri = self.client.get_run(self.run_id).info.artifact_uri
+            get_artifact_repository(self._artifact_uri).delete_artifacts(path)
+        except Exception as e:  # an artifact store without deletion
+            logging.getLogger(__name__).info("kept artifact %s of run %s: %s", path, self.run_id, e)
+
+    def end(self, status: str = "FINISHED", reason: str | None = None) -> None:
+        """Flush metrics, tag the failure reason if any, and set the run's final status (once)."""
+        if self.ended:
+            return
+        self.ended = True
+        with _signals_held():  # a second Ctrl-C must not leave the run RUNNING half-way through
+            try:
+                self.flush()
+                if reason:
+                    self.set_tags({FAILURE_TAG: reason[:5000]})
+            finally:
+                self.client.set_terminated(self.run_id, status=status)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.end("FINISHED")
+        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):  # stopped from outside, not failed
+            self.end("KILLED", "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "exited")
+        else:
+            self.end("FAILED", f"{exc_type.__name__}: {exc}")
+
+
+class _signals_held:
+    """Hold SIGINT and SIGTERM (delivered on exit) in the main thread; elsewhere do nothing."""
+
+    SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+    def __enter__(self):
+        self.active = threading.current_thread() is threading.main_thread()
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+
+    def __exit__(self, *exc) -> None:
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return "null" if value is None else str(value)
+
+
+def _chunks(items: list, n: int) -> Iterable[list]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
