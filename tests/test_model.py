@@ -148,11 +148,11 @@ def test_unknown_kernel():
 
 def test_training_checks_its_inputs_once_not_at_every_step(monkeypatch):
     """The loop calls the kernel's unchecked twin: the kernels' own checks never run during training."""
-    import softmax_exp.kernels.numba_kernels as numba_kernels
+    import softmax_exp.kernels._validation as validation
 
     calls = []
-    original = numba_kernels.check_inputs
-    monkeypatch.setattr(numba_kernels, "check_inputs", lambda *a: calls.append(1) or original(*a))
+    original = validation.check_inputs
+    monkeypatch.setattr(validation, "check_inputs", lambda *a: calls.append(1) or original(*a))
     X, y = _blobs()
     Softmax("numba_fused").train(X, y, lr=1e-2, reg=1e-3, num_iters=50, batch_size=20)
     assert calls == []

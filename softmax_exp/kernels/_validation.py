@@ -80,6 +80,15 @@ def check_inputs(W, X, y, reg, idx=None):
     return W, X, y.astype(np.intp, copy=False), reg, idx
 
 
+def checked_call(unchecked, W, X, y, reg, idx=None):
+    """What every public kernel does around its unchecked twin: check the inputs, run, and trace a
+    non-finite result back to the rows of X used."""
+    W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
+    loss, dW = unchecked(W, X, y, reg, idx)
+    check_finite_result(loss, dW, X, idx)
+    return loss, dW
+
+
 def check_finite_result(loss, dW, X, idx=None):
     """Raise ValueError naming X when a non-finite result comes from NaN or inf in the rows used.
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ._validation import check_finite_result, check_inputs
+from ._validation import checked_call
 
 
 def softmax_loss_naive(W, X, y, reg, idx=None):
@@ -28,10 +28,7 @@ def softmax_loss_naive(W, X, y, reg, idx=None):
     loss : float
     dW : ndarray (D, C), dtype of W
     """
-    W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
-    loss, dW = softmax_loss_naive_unchecked(W, X, y, reg, idx)
-    check_finite_result(loss, dW, X, idx)  # NaN in X is reported here, in one line
-    return loss, dW
+    return checked_call(softmax_loss_naive_unchecked, W, X, y, reg, idx)
 
 
 def softmax_loss_naive_unchecked(W, X, y, reg, idx=None):

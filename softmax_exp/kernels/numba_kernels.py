@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._validation import check_finite_result, check_inputs
+from ._validation import checked_call
 
 # Reassociation lets LLVM vectorise the dot products and axpys; contraction lets it use FMA. No nnan/ninf:
 # the NaN and inf semantics the validation relies on are kept.
@@ -252,14 +252,6 @@ def _unchecked_call(impl, W, X, y, reg, idx):
     return data_loss + _reg_loss(W, reg), dW
 
 
-def _checked_call(impl, W, X, y, reg, idx):
-    """Validate, run, and trace a non-finite result back to the rows of X used."""
-    W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
-    loss, dW = _unchecked_call(impl, W, X, y, reg, idx)
-    check_finite_result(loss, dW, X, idx)
-    return loss, dW
-
-
 def softmax_loss_numba_naive_unchecked(W, X, y, reg, idx=None):
     """:func:`softmax_loss_numba_naive` without the input checks, for callers that checked once (a
     training loop): y (N,) and idx (B,) intp arrays, reg a float. A non-finite result is returned as is."""
@@ -283,7 +275,7 @@ def softmax_loss_numba_naive(W, X, y, reg, idx=None):
     loss : float
     dW : ndarray (D, C), dtype of W
     """
-    return _checked_call(_naive_impl, W, X, y, reg, idx)
+    return checked_call(softmax_loss_numba_naive_unchecked, W, X, y, reg, idx)
 
 
 def softmax_loss_numba_fused(W, X, y, reg, idx=None):
@@ -307,4 +299,4 @@ def softmax_loss_numba_fused(W, X, y, reg, idx=None):
     loss : float
     dW : ndarray (D, C), dtype of W
     """
-    return _checked_call(_fused_impl, W, X, y, reg, idx)
+    return checked_call(softmax_loss_numba_fused_unchecked, W, X, y, reg, idx)

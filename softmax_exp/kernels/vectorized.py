@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_finite_result, check_inputs
+from ._validation import checked_call
 
 
 def softmax_loss_vectorized(W, X, y, reg, idx=None):
@@ -19,10 +19,7 @@ def softmax_loss_vectorized(W, X, y, reg, idx=None):
     loss : float
     dW : ndarray (D, C), dtype of W
     """
-    W, X, y, reg, idx = check_inputs(W, X, y, reg, idx)
-    loss, dW = softmax_loss_vectorized_unchecked(W, X, y, reg, idx)
-    check_finite_result(loss, dW, X, idx)  # NaN in X is reported here, in one line
-    return loss, dW
+    return checked_call(softmax_loss_vectorized_unchecked, W, X, y, reg, idx)
 
 
 def softmax_loss_vectorized_unchecked(W, X, y, reg, idx=None):
