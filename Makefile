@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: venv train test gradcheck bench ui lint clean
+.PHONY: venv train test test-fast gradcheck bench ui lint clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ ui: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# What a change needs while you work: no subprocess, sweep, server or long test (under a minute).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not subprocess"
 
 gradcheck: $(STAMP)
 	$(PY) -m softmax_exp.gradcheck
