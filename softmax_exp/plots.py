@@ -336,10 +336,10 @@ def _draw_legend(draw, entries, font, box, curve_x, curve_y) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # Weight tiles
 
-TILE_MIN_PX = 64  # tiles are scaled up by an integer factor to at least this size
-TITLE_PX = 16  # title strip above each tile
+TILE_MIN_PX = 128  # tiles are scaled up by an integer factor to at least this on their shorter side
+LABEL_PX = 26  # class-name strip under each tile
 TILES_PER_ROW = 5  # as in the course: 2 rows of 5 for 10 classes
-_PAD = 4
+_PAD = 8
 
 
 def weight_images(
@@ -359,12 +359,31 @@ def weight_images(
     return np.round(scaled).astype(np.uint8)
 
 
+def weight_tile_scale(image_shape: tuple[int, int, int]) -> int:
+    """The integer factor a weight image is scaled up by: its shorter side becomes >= :data:`TILE_MIN_PX`."""
+    return max(1, math.ceil(TILE_MIN_PX / min(image_shape[0], image_shape[1])))
+
+
+def weight_tile_boxes(image_shape: tuple[int, int, int], num_classes: int) -> list[tuple[int, int, int, int]]:
+    """Where :func:`save_weights_png` puts each class's tile: (left, top, right, bottom) px, right and
+    bottom exclusive, class by class, :data:`TILES_PER_ROW` a row, the name in a strip under each."""
+    scale = weight_tile_scale(image_shape)
+    th, tw = image_shape[0] * scale, image_shape[1] * scale
+    boxes = []
+    for c in range(num_classes):
+        r, k = divmod(c, TILES_PER_ROW)
+        x, y = _PAD + k * (tw + _PAD), _PAD + r * (th + LABEL_PX + _PAD)
+        boxes.append((x, y, x + tw, y + th))
+    return boxes
+
+
 def weights_png_size(image_shape: tuple[int, int, int], num_classes: int) -> tuple[int, int]:
     """(width, height) in pixels of the picture :func:`save_weights_png` draws."""
-    tile = _tile_px(image_shape)
+    scale = weight_tile_scale(image_shape)
+    th, tw = image_shape[0] * scale, image_shape[1] * scale
     cols = min(TILES_PER_ROW, num_classes)
     rows = math.ceil(num_classes / TILES_PER_ROW)
-    return cols * (tile[1] + _PAD) + _PAD, rows * (tile[0] + TITLE_PX + _PAD) + _PAD
+    return cols * (tw + _PAD) + _PAD, rows * (th + LABEL_PX + _PAD) + _PAD
 
 
 def save_weights_png(
@@ -374,26 +393,27 @@ def save_weights_png(
     class_names: Sequence[str],
     bias_trick: bool,
 ) -> Path:
-    """Draw one tile per class (its weight image, titled with its name) into a PNG at ``path``."""
+    """The course's class templates: W (D, C) (with a bias row if ``bias_trick``) as C tiles of
+    ``image_shape`` (H, W, channels), :func:`weight_images`, scaled up by :func:`weight_tile_scale`
+    (nearest neighbour) so each is >= 128 px, the class name centred under each, 5 tiles a row. Writes a
+    PNG of :func:`weights_png_size` at ``path``."""
     from PIL import Image, ImageDraw
 
     tiles = weight_images(W, image_shape, bias_trick)
     if len(class_names) != tiles.shape[0]:
         raise ValueError(f"{len(class_names)} class names for W with {tiles.shape[0]} classes")
-    th, tw = _tile_px(image_shape)
-    scale = th // image_shape[0]
+    scale = weight_tile_scale(image_shape)
+    font = _font(16)
     canvas = Image.new("RGB", weights_png_size(image_shape, len(class_names)), "white")
     draw = ImageDraw.Draw(canvas)
-    for c, (tile, name) in enumerate(zip(tiles, class_names, strict=True)):
-        r, k = divmod(c, TILES_PER_ROW)
-        x = _PAD + k * (tw + _PAD)
-        y = _PAD + r * (th + TITLE_PX + _PAD)
+    boxes = weight_tile_boxes(image_shape, len(class_names))
+    for tile, name, (x0, y0, x1, y1) in zip(tiles, class_names, boxes, strict=True):
         rgb = np.repeat(tile, 3, axis=2) if tile.shape[2] == 1 else tile[:, :, :3]
         big = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
-        canvas.paste(Image.fromarray(np.ascontiguousarray(big), "RGB"), (x, y + TITLE_PX))
-        draw.text((x + 1, y + 2), str(name)[: max(1, tw // 6)], fill="black")
+        canvas.paste(Image.fromarray(np.ascontiguousarray(big), "RGB"), (x0, y0))
+        _text(draw, ((x0 + x1) / 2, y1 + LABEL_PX / 2), _fit(str(name), font, x1 - x0), font, anchor="mm")
     path = Path(path)
-    canvas.save(path, format="PNG")
+    canvas.save(path, format="PNG", compress_level=1)
     return path
 
 
@@ -431,11 +451,6 @@ def _pad_limits(ax, x: np.ndarray, y: np.ndarray) -> None:
         lo, hi = float(np.min(values)), float(np.max(values))
         pad = 0.25 * (hi - lo) if hi > lo else 0.5
         set_lim(lo - pad, hi + pad)
-
-
-def _tile_px(image_shape: tuple[int, int, int]) -> tuple[int, int]:
-    scale = max(1, math.ceil(TILE_MIN_PX / image_shape[0]))
-    return image_shape[0] * scale, image_shape[1] * scale
 
 
 def _figure():

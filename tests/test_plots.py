@@ -22,6 +22,7 @@ from softmax_exp.plots import (
     save_loss_png,
     save_weights_png,
     weight_images,
+    weight_tile_boxes,
     weights_png_size,
 )
 
@@ -192,3 +193,50 @@ def test_weight_images_rescale_to_0_255():
 def test_weights_png_rejects_a_wrong_image_shape(tmp_path):
     with pytest.raises(ValueError, match="needs 12"):
         save_weights_png(tmp_path / "w.png", np.zeros((17, 2)), (2, 2, 3), ["a", "b"], bias_trick=True)
+
+
+@pytest.mark.parametrize(
+    "image_shape", [(32, 32, 3), (8, 8, 1), (28, 20, 1)], ids=["cifar", "digits", "28x20"]
+)
+def test_weight_tiles_are_big_and_show_the_template(tmp_path, image_shape):
+    """Class 0's template is a known gradient; its tile in the PNG is that gradient, scaled up by an integer
+    factor (nearest neighbour) to >= 128 px, with white around it."""
+    H, Wd, ch = image_shape
+    C = 10
+    W = np.zeros((H * Wd * ch + 1, C))
+    gradient = np.arange(H * Wd * ch, dtype=np.float64).reshape(H, Wd, ch)  # brighter to the bottom right
+    W[:-1, 0] = gradient.ravel()
+    W[-1] = 1e6  # the bias row is not part of any picture
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    px = _decode(save_weights_png(tmp_path / "w.png", W, image_shape, names, bias_trick=True))
+    assert px.shape[1::-1] == weights_png_size(image_shape, C)
+
+    x0, y0, x1, y1 = weight_tile_boxes(image_shape, C)[0]
+    assert min(x1 - x0, y1 - y0) >= 128
+    scale = (y1 - y0) // H
+    assert (x1 - x0, y1 - y0) == (Wd * scale, H * scale)
+    tile = px[y0:y1, x0:x1]
+    expected = np.round(255 * gradient / gradient.max()).astype(int)
+    expected = np.repeat(expected, 3, axis=2) if ch == 1 else expected
+    np.testing.assert_array_equal(tile, np.kron(expected, np.ones((scale, scale, 1), dtype=int)))
+    assert (px[y0:y1, x0 - 1] == 255).all() and (px[y0 - 1, x0:x1] == 255).all()  # nothing spills over
+    x0, y0, x1, y1 = weight_tile_boxes(image_shape, C)[1]
+    assert (px[y0:y1, x0:x1] == 0).all()  # class 1's weights are all the smallest weight
+
+
+def test_class_names_are_centred_under_their_tiles(tmp_path):
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    W = np.random.default_rng(0).standard_normal((32 * 32 * 3 + 1, 10))
+    px = _decode(save_weights_png(tmp_path / "w.png", W, (32, 32, 3), names, bias_trick=True))
+    for x0, _, x1, y1 in weight_tile_boxes((32, 32, 3), 10):
+        strip = px[y1:y1 + plots.LABEL_PX, x0:x1].sum(axis=2) < 300  # dark text on white
+        cols = np.nonzero(strip.any(axis=0))[0]
+        assert cols.size > 10  # a word, not a dot
+        assert abs((cols.min() + cols.max()) / 2 - (x1 - x0) / 2) <= 3
+        rows = np.nonzero(strip.any(axis=1))[0]
+        assert rows.max() - rows.min() >= 10  # a readable font: at least 10 px tall
+
+
+def test_weights_png_size_puts_5_tiles_a_row():
+    assert weights_png_size((32, 32, 3), 10) == (5 * (128 + 8) + 8, 2 * (128 + plots.LABEL_PX + 8) + 8)
+    assert weights_png_size((8, 8, 1), 3)[0] == 3 * (128 + 8) + 8
