@@ -14,13 +14,19 @@ from PIL import Image
 
 from softmax_exp import plots
 from softmax_exp.plots import (
+    HEATMAP_AXES,
+    HEATMAP_PNG_SIZE,
     LOSS_PNG_SIZE,
+    format_values,
+    grid_of,
     log_ticks,
     loss_axis,
     moving_average,
     nice_ticks,
     save_loss_png,
+    save_val_acc_heatmap_png,
     save_weights_png,
+    val_acc_figure,
     weight_images,
     weight_tile_boxes,
     weights_png_size,
@@ -240,3 +246,136 @@ def test_class_names_are_centred_under_their_tiles(tmp_path):
 def test_weights_png_size_puts_5_tiles_a_row():
     assert weights_png_size((32, 32, 3), 10) == (5 * (128 + 8) + 8, 2 * (128 + plots.LABEL_PX + 8) + 8)
     assert weights_png_size((8, 8, 1), 3)[0] == 3 * (128 + 8) + 8
+
+
+# ---------------------------------------------------------------------------------------------- sweep
+
+LR3 = [1e-7, 5e-7, 5e-6]
+REG3 = [1e4, 5e4, 1e5]
+
+
+def _grid_jobs(acc):
+    lr, reg = np.meshgrid(LR3, REG3, indexing="ij")  # job k: lr LR3[k // 3], reg REG3[k % 3]
+    return lr.ravel(), reg.ravel(), np.asarray(acc, dtype=np.float64)
+
+
+def test_grid_of_a_full_and_a_partial_grid():
+    lr, reg, acc = _grid_jobs([0.31, 0.35, 0.36, 0.39, 0.40, 0.38, 0.29, np.nan, 0.21])
+    g = grid_of(lr, reg, acc)
+    assert g.lr.tolist() == LR3 and g.reg.tolist() == REG3
+    assert g.val_acc[2, 1] == 0.38  # row reg 1e5, column lr 5e-7
+    assert g.ran.all() and g.failed.sum() == 1 and g.failed[1, 2]
+    part = grid_of(lr[:6], reg[:6], acc[:6])  # two of three lr: still every pair of those ran
+    assert part is not None and part.val_acc.shape == (3, 2)
+    holes = grid_of(lr[[0, 1, 2, 4, 8]], reg[[0, 1, 2, 4, 8]], acc[[0, 1, 2, 4, 8]])
+    assert holes is not None and holes.ran.sum() == 5 and not holes.ran[0, 2]
+
+
+def test_grid_of_random_search_is_none():
+    rng = np.random.default_rng(0)
+    assert grid_of(10 ** rng.uniform(-8, -5, 20), 10 ** rng.uniform(3, 5, 20), rng.uniform(0, 1, 20)) is None
+    assert grid_of([1e-7, 2e-7, 3e-7], [1e4, 1e4, 2e4], [0.1, 0.2, 0.3]) is not None  # 3 of 6 pairs ran
+
+
+def test_grid_of_keeps_the_best_of_a_pair_run_twice():
+    g = grid_of([1e-7, 1e-7, 1e-7], [1e4, 1e4, 1e4], [0.3, np.nan, 0.35])
+    assert g.val_acc.tolist() == [[0.35]] and not g.failed.any()
+
+
+def test_format_values_reads_as_the_values():
+    assert format_values(LR3) == ["1e-07", "5e-07", "5e-06"]
+    assert format_values([1e4, 2.5e4, 1e5]) == ["1e+04", "2.5e+04", "1e+05"]
+    assert format_values([1.0001e-7, 1.0002e-7]) == ["1.0001e-07", "1.0002e-07"]
+
+
+def _cell_centres(nrows, ncols):
+    """Pixel centre (x, y) of each cell (row r from the bottom, column c) and the cell size in px."""
+    (w, h), (left, bottom, aw, ah) = HEATMAP_PNG_SIZE, HEATMAP_AXES
+    cw, ch = w * aw / ncols, h * ah / nrows
+    return {(r, c): (w * left + (c + 0.5) * cw, h * (1 - bottom) - (r + 0.5) * ch)
+            for r in range(nrows) for c in range(ncols)}, (cw, ch)
+
+
+def _cell_colour(px, centre, size):
+    """Median colour of a patch in the cell's upper left, clear of the printed value and of the frame."""
+    x, y = round(centre[0] - 0.3 * size[0]), round(centre[1] - 0.3 * size[1])
+    return np.median(px[y - 3:y + 4, x - 3:x + 4].reshape(-1, 3), axis=0)
+
+
+def test_heatmap_colours_cells_in_the_order_of_their_val_acc(tmp_path):
+    from matplotlib import colormaps
+
+    acc = [0.31, 0.35, 0.36, 0.39, 0.40, 0.38, 0.29, np.nan, 0.21]
+    px = _decode(save_val_acc_heatmap_png(tmp_path / "h.png", *_grid_jobs(acc), title="9 jobs"))
+    assert px.shape[1::-1] == HEATMAP_PNG_SIZE
+    centres, size = _cell_centres(3, 3)
+    lut = (np.asarray(colormaps[plots.HEATMAP_CMAP](np.linspace(0, 1, 256)))[:, :3] * 255)
+    position = {}  # the value of each finite cell, read back from its colour through the colour map
+    for k, a in enumerate(acc):
+        cell = (k % 3, k // 3)  # row: reg index, column: lr index
+        colour = _cell_colour(px, centres[cell], size)
+        dist = np.linalg.norm(lut - colour, axis=1)
+        if np.isfinite(a):
+            assert dist.min() < 12, f"cell {cell} is not a colour of the map: {colour}"
+            position[a] = int(dist.argmin())
+        else:
+            nan_colour = colour
+    order = sorted(position)
+    assert [position[a] for a in order] == sorted(position.values())
+    assert position[order[0]] < 10 and position[order[-1]] > 245  # the colours span the map
+    finite_colours = [_cell_colour(px, centres[(k % 3, k // 3)], size) for k, a in enumerate(acc)
+                      if np.isfinite(a)]
+    assert min(np.linalg.norm(nan_colour - c) for c in finite_colours) > 40  # failed: unlike every cell
+    assert np.linalg.norm(nan_colour - 255) > 40  # and unlike a blank (never run) cell
+
+
+def test_heatmap_frames_the_best_cell_and_leaves_pairs_never_run_blank(tmp_path):
+    lr, reg, acc = _grid_jobs([0.31, 0.35, 0.36, 0.39, 0.40, 0.38, 0.29, np.nan, 0.21])
+    keep = [0, 1, 2, 3, 4, 7, 8]  # (lr 5e-7, reg 1e5) and (lr 5e-6, reg 1e4) never ran
+    px = _decode(save_val_acc_heatmap_png(tmp_path / "h.png", lr[keep], reg[keep], acc[keep]))
+    centres, (cw, ch) = _cell_centres(3, 3)
+    red = (px[:, :, 0] > 180) & (px[:, :, 1] < 90) & (px[:, :, 2] < 90)
+    for (r, c), (x, y) in centres.items():
+        # the cell without the pixels it shares with its neighbours (cell edges fall between pixels)
+        box = red[math.ceil(y - ch / 2):math.floor(y + ch / 2), math.ceil(x - cw / 2):math.floor(x + cw / 2)]
+        if (r, c) == (1, 1):  # reg 5e4, lr 5e-7: val_acc 0.40
+            assert box.sum() > 2 * (cw + ch), "the best cell has no frame"
+        else:
+            assert box.sum() == 0
+    for cell in [(2, 1), (0, 2)]:
+        assert (_cell_colour(px, centres[cell], (cw, ch)) == 255).all()
+
+
+def test_heatmap_ticks_read_as_the_values_and_the_colourbar_is_labelled():
+    fig = val_acc_figure(*_grid_jobs([0.31, 0.35, 0.36, 0.39, 0.40, 0.38, 0.29, np.nan, 0.21]), title="t")
+    ax, cax = fig.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1e-07", "5e-07", "5e-06"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1e+04", "5e+04", "1e+05"]
+    assert cax.get_ylabel() == "val_acc" and ax.get_title() == "t"
+
+
+def test_random_search_points_draw_as_a_log_scatter(tmp_path):
+    rng = np.random.default_rng(1)
+    lr, reg = 10 ** rng.uniform(-7.5, -5.5, 20), 10 ** rng.uniform(3.5, 5.2, 20)
+    acc = rng.uniform(0.2, 0.4, 20)
+    acc[[3, 11]] = np.nan
+    fig = val_acc_figure(lr, reg, acc)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels and all(s in format_values([float(s) for s in labels]) for s in labels)
+    assert any("failed (2)" in t.get_text() for t in ax.get_legend().get_texts())
+    with Image.open(save_val_acc_heatmap_png(tmp_path / "h.png", lr, reg, acc)) as im:
+        assert im.size == HEATMAP_PNG_SIZE
+
+
+@pytest.mark.parametrize(
+    "lr, reg, acc",
+    [([], [], []), ([1e-7, 5e-7], [1e4, 1e4], [np.nan, np.nan]), ([1e-7], [1e4], [0.3]),
+     ([1e-7, 2e-7], [1e4, 3e4], [np.nan, np.nan]), ([1e-7, 2e-7], [1e4, 3e4], [0.3, 0.3])],
+    ids=["empty", "nan-only-grid", "single", "nan-only-scatter", "equal-acc"],
+)
+def test_heatmap_of_degenerate_sweeps_decodes(tmp_path, lr, reg, acc):
+    with Image.open(save_val_acc_heatmap_png(tmp_path / "h.png", lr, reg, acc)) as im:
+        assert im.size == HEATMAP_PNG_SIZE
+        im.load()
