@@ -144,7 +144,7 @@ class SweepCallback(Callback):
 
             heatmap = save_val_acc_heatmap_png(
                 sweep_dir / results.HEATMAP_FILE, [r.lr for r in jobs], [r.reg for r in jobs],
-                [r.val_acc for r in jobs], title=f"val_acc: {info['name']}"[:80])
+                [r.val_acc for r in jobs], title=f"val_acc over lr x reg ({len(jobs)} jobs)")
         print(results.format_table(jobs), flush=True)
         failed = [r for r in jobs if r.failed]
         missing = info["num_jobs"] is not None and len(jobs) < info["num_jobs"]
