@@ -255,13 +255,18 @@ class Softmax:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted labels (N,) int64 for preprocessed rows X (N, D): ``argmax(X @ W, axis=1)``."""
-        W = self._trained()
-        if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != W.shape[0]:
-            raise ValueError(
-                f"X must be a 2-D array (N, {W.shape[0]}); got "
-                f"{X.shape if isinstance(X, np.ndarray) else type(X).__name__}"
-            )
+        W = self._check_rows(X)
         return np.argmax(X @ W, axis=1).astype(np.int64, copy=False)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C) float64 for preprocessed rows X (N, D): the softmax of ``X @ W``,
+        rows summing to 1. A row's argmax is the label :meth:`predict` gives (keep the two in step)."""
+        W = self._check_rows(X)
+        scores = (X @ W).astype(np.float64)
+        scores -= scores.max(axis=1, keepdims=True)  # exp never overflows; the result is unchanged
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=1, keepdims=True)
+        return scores
 
     def accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
         """Fraction of rows of X (N, D) whose predicted label equals y (N,)."""
@@ -330,6 +335,16 @@ class Softmax:
         if self.W is None:
             raise ValueError("the model has no weights yet; train() or load() it first")
         return self.W
+
+    def _check_rows(self, X) -> np.ndarray:
+        """W, once X is known to be rows (N, D) this W can score."""
+        W = self._trained()
+        if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != W.shape[0]:
+            raise ValueError(
+                f"X must be a 2-D array (N, {W.shape[0]}); got "
+                f"{X.shape if isinstance(X, np.ndarray) else type(X).__name__}"
+            )
+        return W
 
     def _preprocessing(self) -> Preprocessing:
         if self.preprocessing is None:

@@ -141,6 +141,22 @@ def test_predict_needs_weights_and_matching_shape():
         model.predict(np.zeros((2, 4), np.float32))
 
 
+def test_predict_proba_is_the_softmax_of_the_scores_and_agrees_with_predict():
+    X, y = _blobs(n=200)
+    model = Softmax("vectorized", _pre())
+    model.train(X, y, lr=0.05, reg=1e-3, num_iters=30, batch_size=50)
+    proba = model.predict_proba(X)
+    assert proba.shape == (200, 4) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(proba.argmax(axis=1), model.predict(X))
+    scores = (X @ model.W).astype(np.float64)
+    np.testing.assert_allclose(proba, np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True), rtol=1e-9)
+    model.W = model.W * 1e4  # scores in the thousands: exp would overflow without the shift
+    assert np.isfinite(model.predict_proba(X)).all()
+    with pytest.raises(ValueError, match=r"X must be a 2-D array \(N, 13\)"):
+        model.predict_proba(X[:, :5])
+
+
 def test_unknown_kernel():
     with pytest.raises(ValueError, match="unknown kernel 'fast'"):
         Softmax("fast")
