@@ -1,0 +1,153 @@
+"""A run's classifier as an MLflow model (an MLflow 3 LoggedModel): loadable with
+``mlflow.pyfunc.load_model``, servable with ``mlflow models serve``, registrable in the Model Registry.
+
+:func:`log_model` makes it with the client of the store's URI only: no fluent run, and no process-global
+tracking URI set and put back (``Model.log`` reads the global one). That route also skips the slow parts
+of ``Model.log``: the input example is checked against the signature but the model is not loaded to
+predict it, no requirement is inferred, no git context is probed and no metric history is read.
+
+The model directory (see :mod:`softmax_exp.serving` for what ``predict`` takes and returns)::
+
+    MLmodel, serving_entry.py     the pyfunc flavor, built from code (nothing pickled)
+    artifacts/model.npz           W and its preprocessing, as Softmax.save writes them
+    code/softmax_exp/             the package files prediction needs (BUNDLED), ahead on sys.path at load
+    requirements.txt, conda.yaml, python_env.yaml, input_example.json, serving_input_example.json
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from softmax_exp.tracking.store import get_client
+
+if TYPE_CHECKING:
+    from softmax_exp.model import Softmax
+
+MODEL_NAME = "model"
+MAX_EXAMPLES = 3  # images kept as the input example (the signature already says their shape)
+PACKAGE = Path(__file__).resolve().parents[1]
+# the package files Softmax.load / predict_images and the pyfunc class import (numpy and numba only);
+# a test loads a model in a fresh interpreter to hold this list to the imports
+BUNDLED = ("__init__.py", "model.py", "optim.py", "kernels", "serving.py")
+ENTRY = PACKAGE / "serving_entry.py"
+
+
+def log_model(uri: str, run_id: str, model: Softmax, example_images: np.ndarray, *,
+              name: str = MODEL_NAME, step: int = 0) -> str:
+    """Log ``model`` as an MLflow model of the run ``run_id`` in the store ``uri``; return its URI
+    ``models:/<model_id>`` (``runs:/<run_id>/<name>`` names it too).
+
+    Parameters
+    ----------
+    uri : the tracking URI of the run's store
+    run_id : the run that trained ``model``; it may be running or ended. The model is created in the
+        run's experiment with the run as its source and as a run output at ``step`` (what the UI's
+        Models column and the run page show), and carries the run's params.
+    model : a trained Softmax with its preprocessing
+    example_images : (n, H, W, C) or (n, H*W*C) raw images as the dataset has them, n >= 1; their dtype
+        becomes the signature's (MLflow's pyfunc then accepts exactly that dtype), the first
+        ``MAX_EXAMPLES`` become the input example.
+
+    The model is READY once its files are stored; FAILED (and the error raised) if storing them fails.
+    """
+    examples = _examples(model, example_images)
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+
+    client = get_client(uri)
+    run = client.get_run(run_id)
+    logged = client.create_logged_model(run.info.experiment_id, name=name, source_run_id=run_id,
+                                        params=dict(run.data.params))
+    try:
+        with tempfile.TemporaryDirectory(prefix="softmax_exp_model_") as tmp:
+            local = _save(Path(tmp), model, examples, logged, run_id)
+            client.log_model_artifacts(logged.model_id, str(local))
+        client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
+    except BaseException:
+        client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        raise
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    return f"models:/{logged.model_id}"
+
+
+def pip_requirements() -> list[str]:
+    """What a model needs installed, pinned to the versions it was logged (and tested) with: the scoring
+    server (mlflow), and the bundled code's imports (numpy, numba)."""
+    import mlflow
+    import numba
+
+    return [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"numba=={numba.__version__}"]
+
+
+def _save(folder: Path, model: Softmax, examples: np.ndarray, logged, run_id: str) -> Path:
+    """Write the MLflow model directory of ``model`` into ``folder / "model"``; return its path."""
+    import mlflow.pyfunc
+    from mlflow.models import Model
+
+    from softmax_exp import serving
+
+    weights = model.save(folder / "model.npz")
+    code = _bundle(folder / "code")
+    meta = Model(artifact_path=logged.artifact_location, run_id=run_id, model_uuid=logged.model_id,
+                 model_id=logged.model_id)
+    path = folder / "model"
+    with _quiet("mlflow.pyfunc"):  # an INFO line per run ("Validating input example ...")
+        mlflow.pyfunc.save_model(
+            path,
+            python_model=str(ENTRY),
+            artifacts={serving.MODEL_ARTIFACT: str(weights)},
+            code_paths=[str(code)],
+            pip_requirements=pip_requirements(),
+            signature=serving.signature(model, examples.dtype),
+            input_example=examples,
+            metadata={"class_names": list(model.preprocessing.class_names)},
+            mlflow_model=meta,
+        )
+    return path
+
+
+def _bundle(folder: Path) -> Path:
+    """A copy of the BUNDLED package files (sources only) as ``folder/softmax_exp``; return it."""
+    target = folder / "softmax_exp"
+    target.mkdir(parents=True)
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for entry in BUNDLED:
+        source = PACKAGE / entry
+        if source.is_dir():
+            shutil.copytree(source, target / entry, ignore=skip)
+        else:
+            shutil.copy2(source, target / entry)
+    return target
+
+
+@contextmanager
+def _quiet(logger_name: str):
+    """Hide a logger's INFO messages for the duration."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _examples(model: Softmax, images) -> np.ndarray:
+    """The first MAX_EXAMPLES of ``images`` as (n, H, W, C), checked against the model's image shape."""
+    pre = model.preprocessing
+    if pre is None or model.W is None:
+        raise ValueError("model must be a trained Softmax with its preprocessing")
+    images = np.asarray(images)
+    size = int(np.prod(pre.image_shape))
+    if images.ndim not in (2, 4) or images.shape[0] < 1 or images[0].size != size:
+        raise ValueError(f"example_images must be raw images (n, {', '.join(map(str, pre.image_shape))}) "
+                         f"or (n, {size}) with n >= 1; got shape {images.shape}")
+    if images.dtype.kind not in "uif":
+        raise ValueError(f"example_images must hold numbers; got dtype {images.dtype}")
+    return np.ascontiguousarray(images[:MAX_EXAMPLES].reshape(-1, *pre.image_shape))
