@@ -1,0 +1,234 @@
+"""A run's model logged as an MLflow model: loaded with mlflow.pyfunc, shown on its run, served over HTTP.
+
+One short digits model is trained and logged once for the module; every test reads that one back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from helpers import fresh_store
+from mlflow.entities import LoggedModelStatus
+from mlflow.exceptions import MlflowException
+
+from softmax_exp.data import load_dataset
+from softmax_exp.data.digits import read_digits
+from softmax_exp.model import Preprocessing, Softmax
+from softmax_exp.tracking import Run, get_client
+from softmax_exp.tracking.logged_model import BUNDLED, MODEL_NAME, log_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Logged:
+    uri: str  # the store's tracking URI
+    run_id: str
+    model_uri: str  # what log_model returned
+    model: Softmax
+    images: np.ndarray  # (1797, 8, 8, 1) float64 0..16, as sklearn gives the digits
+    tracking_uri_before: str
+    tracking_uri_after: str
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory) -> Logged:
+    data = load_dataset({"name": "digits", "cache": False})
+    model = Softmax("numba_fused", Preprocessing.of(data))
+    model.train(data.X_train, data.y_train, lr=1e-2, reg=1e-2, num_iters=200)
+    images = read_digits()[0].astype(np.float64).reshape(-1, 8, 8, 1)
+    store = fresh_store(tmp_path_factory.mktemp("logged_model"), tmp_path_factory)
+    uri = f"sqlite:///{store}"
+    before = mlflow.get_tracking_uri()
+    with Run.start(uri, "digits", "short") as run:
+        run.log_params({"lr": 0.01, "num_iters": 200})
+        model_uri = log_model(uri, run.run_id, model, images[:10])
+    return Logged(uri, run.run_id, model_uri, model, images, before, mlflow.get_tracking_uri())
+
+
+@pytest.fixture
+def loaded(logged, monkeypatch):
+    """The logged model, loaded back by its URI (models:/ URIs resolve against MLFLOW_TRACKING_URI)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", logged.uri)
+    return mlflow.pyfunc.load_model(logged.model_uri)
+
+
+def test_loaded_model_predicts_what_softmax_predicts(logged, loaded):
+    images = logged.images
+    labels = loaded.predict(images)
+    assert labels.dtype == np.int64 and labels.shape == (len(images),)
+    np.testing.assert_array_equal(labels, logged.model.predict_images(images))
+    assert np.mean(labels == read_digits()[1]) > 0.9
+    # the class itself takes flat rows as well; MLflow's signature check in front of it admits only
+    # the signature's (-1, 8, 8, 1) float64, so flat rows must be reshaped first
+    flat = images.reshape(len(images), -1)
+    np.testing.assert_array_equal(loaded.unwrap_python_model().predict(None, flat),
+                                  logged.model.predict_images(flat))
+    with pytest.raises(MlflowException, match=r"Shape of input \(1797, 64\) does not match"):
+        loaded.predict(flat)
+    with pytest.raises(MlflowException, match="dtype of input uint8 does not match"):
+        loaded.predict(images.astype(np.uint8))
+
+
+def test_names_and_probabilities(logged, loaded):
+    images = logged.images[:200]
+    labels = logged.model.predict_images(images)
+    names = loaded.predict(images, params={"output": "names"})
+    assert names.tolist() == [str(k) for k in labels]
+    proba = loaded.predict(images, params={"output": "probabilities"})
+    assert proba.shape == (200, 10) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(proba.argmax(axis=1), labels)
+    np.testing.assert_array_equal(loaded.predict(images, params={"output": "labels"}), labels)
+    with pytest.raises(MlflowException, match="must be one of labels, names, probabilities; got 'logits'"):
+        loaded.predict(images, params={"output": "logits"})
+
+
+def test_signature_and_input_example(logged, loaded):
+    sig = loaded.metadata.signature
+    (spec,) = sig.inputs.inputs
+    assert spec.shape == (-1, 8, 8, 1) and spec.type == np.dtype(np.float64)
+    assert sig.outputs.inputs[0].shape == (-1,) and sig.outputs.inputs[0].type == np.dtype(np.int64)
+    assert sig.params.params[0].name == "output" and sig.params.params[0].default == "labels"
+    example = loaded.input_example
+    np.testing.assert_array_equal(example, logged.images[:3])
+
+
+def test_the_run_shows_its_model(logged, monkeypatch):
+    client = get_client(logged.uri)
+    run = client.get_run(logged.run_id)
+    (found,) = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert logged.model_uri == f"models:/{found.model_id}"
+    assert found.name == MODEL_NAME and found.source_run_id == logged.run_id
+    assert found.status == LoggedModelStatus.READY
+    assert found.params == {"lr": "0.01", "num_iters": "200"}
+    # the run lists it among its outputs: the UI's Models column and run page read that
+    assert [(o.model_id, o.step) for o in run.outputs.model_outputs] == [(found.model_id, 0)]
+    # its files live with the experiment's models, not among the run's artifacts
+    assert found.artifact_location.endswith(f"/models/{found.model_id}/artifacts")
+    assert not any(f.path == MODEL_NAME for f in client.list_artifacts(logged.run_id))
+    # no fluent state was touched: no run was started, the global tracking URI is as it was
+    assert mlflow.active_run() is None and logged.tracking_uri_after == logged.tracking_uri_before
+    # the run-relative URI finds the same model
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", logged.uri)
+    by_run = mlflow.pyfunc.load_model(f"runs:/{logged.run_id}/{MODEL_NAME}")
+    assert by_run.model_id == found.model_id
+    np.testing.assert_array_equal(by_run.predict(logged.images[:50]),
+                                  logged.model.predict_images(logged.images[:50]))
+
+
+def test_bad_example_images(logged):
+    with pytest.raises(ValueError, match=r"example_images must be raw images \(n, 8, 8, 1\) or \(n, 64\)"):
+        log_model(logged.uri, logged.run_id, logged.model, np.zeros((3, 8, 8)))
+    with pytest.raises(ValueError, match="got shape \\(0, 64\\)"):
+        log_model(logged.uri, logged.run_id, logged.model, np.zeros((0, 64)))
+    with pytest.raises(ValueError, match="trained Softmax with its preprocessing"):
+        log_model(logged.uri, logged.run_id, Softmax(), logged.images)
+
+
+@pytest.mark.subprocess
+def test_the_model_brings_its_own_code(logged, tmp_path):
+    """A fresh interpreter, without this checkout on its path, loads the model and predicts with the
+    package files bundled in it (and only those: a missing one would fail the import)."""
+    np.save(tmp_path / "images.npy", logged.images[:100])
+    script = textwrap.dedent(f"""
+        import json, sys
+        import numpy as np
+        import mlflow.pyfunc
+        model = mlflow.pyfunc.load_model({logged.model_uri!r})
+        labels = model.predict(np.load("images.npy"))
+        print(json.dumps({{"labels": labels.tolist(),
+                          "files": [m.__file__ for k, m in sys.modules.items()
+                                    if k.startswith("softmax_exp") and getattr(m, "__file__", None)]}}))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["MLFLOW_TRACKING_URI"] = logged.uri
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["labels"] == logged.model.predict_images(logged.images[:100]).tolist()
+    bundled = [f for f in out["files"] if "/code/softmax_exp/" in f]
+    assert bundled and len(bundled) == len(out["files"]), out["files"]
+    assert {f.split("/code/softmax_exp/")[1].split("/")[0] for f in bundled} <= set(BUNDLED)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+@pytest.mark.timeout(240)
+def test_served_model_answers_invocations(logged, tmp_path):
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    bin_dir = Path(sys.executable).parent  # the server is started as `exec uvicorn ...` by a shell
+    env = {**os.environ, "MLFLOW_TRACKING_URI": logged.uri, "PYTHONPATH": str(ROOT),
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    mlflow_cli = bin_dir / "mlflow"
+    proc = subprocess.Popen(
+        [str(mlflow_cli), "models", "serve", "-m", logged.model_uri, "--env-manager", "local",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow models serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/ping", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow models serve not up after 120 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        images = logged.images[:40]
+        labels = logged.model.predict_images(images).tolist()
+        try:
+            got = _post(f"{base}/invocations", {"inputs": images.tolist()})
+            names = _post(f"{base}/invocations", {"inputs": images.tolist(), "params": {"output": "names"}})
+        except urllib.error.HTTPError as e:
+            pytest.fail(f"/invocations answered {e.code}: {e.read()[:2000]!r}\n{log.read_text()[-3000:]}")
+        assert got == {"predictions": labels}, log.read_text()[-3000:]
+        assert names == {"predictions": [str(k) for k in labels]}
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (mlflow, uvicorn and its worker), SIGKILL after 15 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except ProcessLookupError:  # the group is gone already
+        proc.wait()
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
