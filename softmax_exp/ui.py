@@ -115,10 +115,12 @@ def server_command(db: str | os.PathLike, port: int) -> list[str]:
 
 
 def server_env() -> dict[str, str]:
-    """The environment of the server: no job executor (its worker processes are for GenAI jobs), no
-    usage pings, and without starlette's warning about its own deprecated WSGI module."""
-    return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-            "PYTHONWARNINGS": "ignore::UserWarning:mlflow.server.fastapi_app"}
+    """The environment of the server: no job executor (its worker processes are for GenAI jobs); unless
+    the caller's environment says otherwise, no usage pings and no starlette warning about the WSGI module
+    MLflow imports."""
+    return {"MLFLOW_DISABLE_TELEMETRY": "true",
+            "PYTHONWARNINGS": "ignore::UserWarning:mlflow.server.fastapi_app",
+            **os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def serve(command: list[str], env: dict[str, str]) -> int:
