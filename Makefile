@@ -19,12 +19,12 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(PY) -m softmax_exp.train
 
-UI_PORT ?= 5000
+# Prints the link to the runs of the experiment trained last (model-training mode), then serves quietly;
+# a taken port stops it with one line. MLFLOW_DB: another store (e.g. a scratch one).
+UI_PORT  ?= 5000
+MLFLOW_DB ?= $(CURDIR)/mlflow.db
 ui: $(STAMP)
-	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT)  (Ctrl-C stops it)"
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server \
-		--backend-store-uri sqlite:///$(CURDIR)/mlflow.db --default-artifact-root $(CURDIR)/mlartifacts \
-		--host 127.0.0.1 --port $(UI_PORT) --workers 1
+	@$(PY) -m softmax_exp.ui serve --db "$(MLFLOW_DB)" --port "$(UI_PORT)"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,0 +1,197 @@
+"""``make ui``: the MLflow UI over a local store, opened where a training's runs are.
+
+``python -m softmax_exp.ui serve [--db PATH] [--port N]`` checks that 127.0.0.1:N is free (one line and
+exit status 1 if not), prints the link to open, then runs a quiet ``mlflow server`` (one worker, no access
+log, no job executor) until Ctrl-C. ``python -m softmax_exp.ui link [--db PATH] [--port N]`` prints
+the link only.
+
+MLflow 3 opens in its GenAI mode (a traces dashboard); the link asks for its model-training mode
+(``workflowType=machine_learning``) on the runs table of the experiment trained last:
+``http://127.0.0.1:5000/#/experiments/<id>/runs?workflowType=machine_learning``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from softmax_exp.cli import OneLineParser
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+DEFAULT_EXPERIMENT_ID = "0"  # MLflow's "Default", made with the store: it says nothing of what was trained
+MODEL_TRAINING = "workflowType=machine_learning"  # the UI's query parameter for its model-training mode
+# uvicorn (MLflow 3's server) logs a line per request unless told not to
+QUIET_SERVER_OPTS = ["--workers", "1", "--uvicorn-opts", "--no-access-log"]
+
+
+def runs_link(db: str | os.PathLike, port: int = DEFAULT_PORT) -> str:
+    """The UI page to open for the SQLite store ``db`` served on ``HOST:port``: the runs table, in
+    model-training mode, of :func:`latest_experiment`; the experiments list when there is none."""
+    experiment = latest_experiment(db)
+    return experiment_link(experiment.experiment_id if experiment else None, port)
+
+
+def experiment_link(experiment_id: str | None, port: int = DEFAULT_PORT) -> str:
+    """The runs table of ``experiment_id`` in model-training mode (None: the experiments list, same mode)."""
+    base = f"http://{HOST}:{port}/#/experiments"
+    if experiment_id is None:
+        return f"{base}?{MODEL_TRAINING}"
+    return f"{base}/{experiment_id}/runs?{MODEL_TRAINING}"
+
+
+def latest_experiment(db: str | os.PathLike):
+    """The active experiment of the SQLite store ``db`` trained last: the one of the most recently started
+    run, else the most recently created one other than MLflow's Default; None when the store is missing
+    (it is not created) or holds neither.
+
+    Two short queries (the experiments, then one run), never a listing of every run.
+    """
+    if not Path(db).is_file():
+        return None
+    from softmax_exp.tracking import get_client
+
+    client = get_client(f"sqlite:///{Path(db).resolve()}")
+    experiments, token = [], None
+    while True:  # a page is up to 1000 experiments; a store has a few
+        page = client.search_experiments(order_by=["creation_time DESC", "experiment_id DESC"],
+                                         page_token=token)
+        experiments += page
+        token = page.token
+        if not token:
+            break
+    if not experiments:
+        return None
+    last_run = client.search_runs([e.experiment_id for e in experiments], max_results=1,
+                                  order_by=["attributes.start_time DESC"])
+    if last_run:
+        return next(e for e in experiments if e.experiment_id == last_run[0].info.experiment_id)
+    made = [e for e in experiments if e.experiment_id != DEFAULT_EXPERIMENT_ID]
+    return made[0] if made else None
+
+
+def port_problem(port: int, host: str = HOST) -> str | None:
+    """Why ``mlflow server`` could not listen on ``host:port`` (something answers there, or the port
+    cannot be bound), or None if it can. Bound with SO_REUSEADDR, as uvicorn binds, so the TIME_WAIT
+    connections of a server just stopped do not count."""
+    with socket.socket() as probe:
+        probe.settimeout(1.0)
+        if probe.connect_ex((host, port)) == 0:
+            return "something is listening there (another mlflow server?)"
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return "it is in use"
+            return e.strerror or str(e)
+    return None
+
+
+def free_port_after(port: int, host: str = HOST, tries: int = 20) -> int:
+    """The first port above ``port`` that :func:`port_problem` finds free (``port + 1`` if none is)."""
+    for candidate in range(port + 1, min(port + 1 + tries, 65536)):
+        if port_problem(candidate, host) is None:
+            return candidate
+    return port + 1
+
+
+def server_command(db: str | os.PathLike, port: int) -> list[str]:
+    """``mlflow server`` over ``db`` (runs' files in ``mlartifacts`` beside it) on ``HOST:port``, quiet."""
+    from softmax_exp.tracking import default_artifact_root
+
+    uri = f"sqlite:///{Path(db).resolve()}"
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    return [str(mlflow_cli), "server", "--backend-store-uri", uri,
+            "--default-artifact-root", default_artifact_root(uri),
+            "--host", HOST, "--port", str(port), *QUIET_SERVER_OPTS]
+
+
+def server_env() -> dict[str, str]:
+    """The environment of the server: no job executor (its worker processes are for GenAI jobs); unless
+    the caller's environment says otherwise, no usage pings and no starlette warning about the WSGI module
+    MLflow imports."""
+    return {"MLFLOW_DISABLE_TELEMETRY": "true",
+            "PYTHONWARNINGS": "ignore::UserWarning:mlflow.server.fastapi_app",
+            **os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def serve(command: list[str], env: dict[str, str]) -> int:
+    """Run the server ``command`` until it ends; its exit status (0 after a Ctrl-C or SIGTERM).
+
+    It runs in a process group of its own and gets one signal per Ctrl-C: a terminal sends SIGINT to its
+    whole foreground group, and uvicorn, given it twice (directly and forwarded by ``mlflow server``),
+    cancels its clean shutdown with a traceback.
+    """
+    proc = subprocess.Popen(command, env=env, start_new_session=True)
+    stopped = []
+
+    def forward(signum, frame) -> None:
+        stopped.append(signum)
+        if proc.poll() is None:  # mlflow server handles SIGINT and SIGTERM, not SIGHUP
+            proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    status = proc.wait()
+    return 0 if stopped else (128 - status if status < 0 else status)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 65535; got {text!r}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    from softmax_exp.paths import project_root, resolve_path
+    from softmax_exp.tracking import DB_NAME
+
+    parser = OneLineParser(prog="python -m softmax_exp.ui", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("serve", "check the port, print the link, serve the store quietly"),
+                            ("link", "print the link to open only")):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--db", default=str(project_root() / DB_NAME),
+                             help="the SQLite store (default: the project's mlflow.db)")
+        command.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port on 127.0.0.1")
+    args = parser.parse_args(argv)
+    db = resolve_path(args.db)
+
+    try:
+        if args.command == "link":
+            print(runs_link(db, args.port))
+            return 0
+        problem = port_problem(args.port)
+        if problem is not None:
+            print(f"error: cannot serve on {HOST}:{args.port}: {problem}; pick another port: "
+                  f"make ui UI_PORT={free_port_after(args.port)}", file=sys.stderr)
+            return 1
+        # looked up in a child: importing mlflow would cost this process, which lives as long as the
+        # server, 200 MB
+        lookup = subprocess.run([sys.executable, "-m", "softmax_exp.ui", "link", "--db", str(db),
+                                 "--port", str(args.port)], stdout=subprocess.PIPE, text=True)
+        if lookup.returncode != 0:
+            return lookup.returncode
+        link = lookup.stdout.strip()
+        what = "the runs of the experiment trained last" if "/runs?" in link else "the experiments"
+        print(f"MLflow UI: {link}\n  ({what}, in model-training mode; store {db}; Ctrl-C stops it)",
+              flush=True)
+        return serve(server_command(db, args.port), server_env())
+    except KeyboardInterrupt:
+        return 130
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""``make ui``: the link it prints (the runs of the experiment trained last, model-training mode) and its
+refusal of a taken port. No browser, no server."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from helpers import client_for
+
+from softmax_exp import tracking, ui
+
+RUNS_VIEW = "/runs?workflowType=machine_learning"
+
+
+@pytest.fixture
+def listening():
+    """A port of 127.0.0.1 that something listens on (this test), for the test's duration."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def test_link_is_the_runs_view_of_the_experiment_trained_last(store):
+    client = client_for(store)
+    older = tracking.get_or_create_experiment(client, "older")
+    newer = tracking.get_or_create_experiment(client, "newer")
+    assert ui.runs_link(store, 5123) == f"http://127.0.0.1:5123/#/experiments/{newer}{RUNS_VIEW}"
+
+    for experiment_id, start_ms in ((newer, 1_000), (older, 2_000)):  # the older experiment ran last
+        run = client.create_run(experiment_id, start_time=start_ms)
+        client.set_terminated(run.info.run_id)
+    assert ui.runs_link(store, 5123) == f"http://127.0.0.1:5123/#/experiments/{older}{RUNS_VIEW}"
+
+
+def test_link_of_an_empty_or_missing_store_is_the_experiments_list(store, tmp_path):
+    experiments = "http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
+    assert ui.runs_link(store) == experiments  # only MLflow's Default experiment, without runs
+    missing = tmp_path / "none" / "mlflow.db"
+    assert ui.runs_link(missing) == experiments
+    assert not missing.exists()
+
+
+def test_port_problem_names_a_taken_port_only(listening):
+    assert ui.port_problem(listening) is not None
+    assert ui.free_port_after(listening) != listening
+    assert ui.port_problem(ui.free_port_after(listening)) is None
+
+
+@pytest.mark.subprocess
+def test_serve_on_a_taken_port_stops_with_one_line(run_cli, listening, tmp_path):
+    db = tmp_path / "mlflow.db"
+    result = run_cli("serve", "--db", str(db), "--port", str(listening), module="softmax_exp.ui", timeout=60)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"127.0.0.1:{listening}" in lines[0] and "make ui UI_PORT=" in lines[0]
+    assert not db.exists()  # stopped before the store or a server was touched
