@@ -30,6 +30,18 @@ DTYPES = ("float32", "float64")
 IMAGE_MODES = ("RGB", "L")
 
 
+# keys that cannot change what a training computes: not a run's params, fingerprint or name
+NON_RESULT_KEYS = ("hydra", "progress", "num_threads", "resume", "checkpoint_every", "tracking",
+                   "dataset.cache", "dataset.cache_dir")
+
+
+def is_result_key(key: str) -> bool:
+    """Whether the config key ``key`` (dotted, or a group path like ``hydra/launcher``) can change a
+    training's result (see NON_RESULT_KEYS)."""
+    key = key.replace("/", ".")
+    return not any(key == k or key.startswith(k + ".") for k in NON_RESULT_KEYS)
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid; raised before any data is loaded. The message is one line."""
 
@@ -205,14 +217,16 @@ class TrackingConfig:
 
     enabled: bool = True  # false: no MLflow at all (not even imported)
     uri: str = "sqlite:///${project_root:}/mlflow.db"  # `make ui` serves this store
-    experiment: str = "${dataset.name}"
+    experiment: str = "${dataset.name}"  # the MLflow experiment; by default the dataset's name
     artifact_root: str | None = None  # null: <folder of the sqlite file>/mlartifacts/<experiment>
     stale_after_min: float = 60.0  # a RUNNING run of another host with no heartbeat this long is dead
+    register_model: str | None = "softmax-${.experiment}"  # a sweep registers its best model so; null: not
 
     def __post_init__(self) -> None:
         _non_empty("tracking.uri", self.uri)
         _non_empty("tracking.experiment", self.experiment)
         _non_empty("tracking.artifact_root", self.artifact_root, nullable=True)
+        _non_empty("tracking.register_model", self.register_model, nullable=True)
         if not (math.isfinite(self.stale_after_min) and self.stale_after_min > 0):
             raise ConfigError(f"tracking.stale_after_min must be a number > 0; got {self.stale_after_min}")
 
@@ -271,6 +285,7 @@ def register() -> None:
     from omegaconf import OmegaConf
 
     OmegaConf.register_new_resolver("project_root", lambda: str(project_root()), replace=True)
+    OmegaConf.register_new_resolver("softmax_exp_help", _help_text, replace=True)
     cs = ConfigStore.instance()
     cs.store(group="schema", name="config", node=Config)
     for group, schemas in (("dataset", DATASETS), ("optimizer", OPTIMIZERS),
@@ -363,6 +378,12 @@ def one_line(error: BaseException) -> str:
 
 
 # ------------------------------------------------------------------------------------------- helpers
+
+
+def _help_text() -> str:
+    from softmax_exp.help import help_text
+
+    return help_text()
 
 
 def _group_name(cls: type) -> str:

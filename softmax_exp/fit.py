@@ -56,6 +56,8 @@ class Outcome:
     run_id: str | None
     status: str
     note: str = ""
+    experiment_id: str | None = None
+    model_uri: str | None = None  # the logged MLflow model
 
 
 def fit(cfg: Config, job: JobContext | None = None) -> Outcome:
@@ -75,7 +77,7 @@ def fit(cfg: Config, job: JobContext | None = None) -> Outcome:
     with num_threads(_cap_threads(threads)) as n_threads:
         tracked = TrackedJob.find(cfg, job) if cfg.tracking.enabled else None
         if tracked is not None and tracked.finished_before is not None:
-            return _reuse(tracked.finished_before)
+            return _reuse(tracked)
         data = _load_data(cfg)
         model = Softmax(cfg.kernel, Preprocessing.of(data))
         state = tracked.open(data, n_threads) if tracked is not None else None
@@ -101,10 +103,13 @@ def fit(cfg: Config, job: JobContext | None = None) -> Outcome:
 
                 write_artifacts(folder, cfg, job.run_name, job.overrides, model, history)
                 if tracked is not None:
-                    tracked.finish(history, metrics, folder)
+                    tracked.finish(history, metrics, folder, model, data)
     note = f"resumed from iteration {state.iteration}" if state is not None else ""
-    return Outcome(model, history, metrics, tracked.run.run_id if tracked is not None else None,
-                   "FAILED" if history.diverged else "FINISHED", note)
+    status = "FAILED" if history.diverged else "FINISHED"
+    if tracked is None:
+        return Outcome(model, history, metrics, None, status, note)
+    return Outcome(model, history, metrics, tracked.run.run_id, status, note, tracked.experiment_id,
+                   tracked.model_uri)
 
 
 def _load_data(cfg: Config):
@@ -139,12 +144,14 @@ def _artifact_folder(stack: ExitStack, job: JobContext) -> Path:
     return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="softmax_exp_")))
 
 
-def _reuse(run) -> Outcome:
+def _reuse(tracked) -> Outcome:
     """The outcome of a job of a sweep that FINISHED before: its run's metrics, nothing trained."""
+    run = tracked.finished_before
     keys = ("loss", "train_acc", "val_acc", "test_acc")
     metrics = {k: float(run.data.metrics[k]) for k in keys if k in run.data.metrics}
     return Outcome(None, TrainHistory(np.empty(0)), metrics, run.info.run_id, "FINISHED",
-                   note=f"finished before in run {run.info.run_id}: skipped")
+                   f"finished before in run {run.info.run_id}: skipped", tracked.experiment_id,
+                   tracked.model_uri)
 
 
 def _cap_threads(n: int | None) -> int | None:

@@ -13,14 +13,16 @@ def override_key(override: str) -> str:
 def run_name(overrides: Sequence[str], lr: float, reg: float, keys: Iterable[str] | None = None) -> str:
     """A run's name from its overrides, values normalised: ``lr=1e-7 reg=2.5e4`` -> ``lr=1e-07,reg=25000``.
 
-    Hydra's own overrides (``hydra...``) are left out; with ``keys``, only those keys are kept.
-    Without any, the name is ``lr=<lr>,reg=<reg>``.
+    Overrides that cannot change a result (``hydra...``, ``tracking...``, ``progress``, ...) are left
+    out; with ``keys``, only those keys are kept. Without any, the name is ``lr=<lr>,reg=<reg>``.
     """
+    from softmax_exp.config import is_result_key
+
     keep = set(keys) if keys is not None else None
     parts = []
     for o in overrides:
         key, value = override_key(o), o.partition("=")[2]
-        if key.startswith("hydra") or (keep is not None and key not in keep):
+        if not is_result_key(key) or (keep is not None and key not in keep):
             continue
         parts.append(f"{key}={_format_value(value)}")
     return ",".join(parts) or f"lr={lr:g},reg={reg:g}"

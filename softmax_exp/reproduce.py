@@ -45,8 +45,13 @@ def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
     run = client.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="softmax_exp_reproduce_") as tmp:
         config_path = client.download_artifacts(run_id, "config.yaml", tmp)
-        model_path = client.download_artifacts(run_id, "model.npz", tmp)
-        logged_W = Softmax.load(model_path).W
+        model_uri = run.data.tags.get(tracking.tags.MODEL_URI_TAG)
+        if model_uri:  # the run's logged MLflow model
+            from softmax_exp.tracking.logged_model import load_softmax
+
+            logged_W = load_softmax(uri, model_uri).W
+        else:  # a run logged before models were: its model.npz artifact
+            logged_W = Softmax.load(client.download_artifacts(run_id, "model.npz", tmp)).W
         with open(config_path) as f:
             logged = yaml.safe_load(f)
     # trained untracked, without resume or checkpoints, quietly; runs logged before a key existed lack it,
@@ -54,7 +59,7 @@ def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
     (logged.get("model") or {}).pop("name", None)
     logged.update(progress=False, resume=False, checkpoint_every=0)
     logged.setdefault("tracking", {})["enabled"] = False
-    threads = run.data.tags.get("numba_threads")
+    threads = run.data.tags.get(tracking.tags.THREADS_TAG)
     if threads and threads.isdigit():
         logged["num_threads"] = int(threads)
     cfg = to_config(logged)
@@ -69,8 +74,8 @@ def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
         rows.append(Comparison(name, _num(logged), _num(mine), _same(logged, mine)))
     same_W = logged_W.shape == outcome.model.W.shape and np.array_equal(logged_W, outcome.model.W)
     diff = "identical" if same_W else _w_difference(logged_W, outcome.model.W)
-    rows.append(Comparison("W", "model.npz", diff, same_W))
-    fingerprint = run.data.tags.get("dataset_fingerprint", "")
+    rows.append(Comparison("W", model_uri or "model.npz", diff, same_W))
+    fingerprint = run.data.tags.get(tracking.tags.DATASET_TAG, "")
     if fingerprint:
         from softmax_exp.data import load_dataset
 

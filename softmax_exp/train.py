@@ -9,6 +9,7 @@ scripts and the benchmark call :func:`softmax_exp.fit.fit`.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -20,6 +21,8 @@ from softmax_exp.config import CONFIG_DIR, ConfigError, one_line, to_config
 from softmax_exp.fit import JobContext, TrainingDiverged, fit
 from softmax_exp.interrupts import INTERRUPTS
 from softmax_exp.overrides import run_name
+
+log = logging.getLogger(__name__)
 
 
 def task(cfg: DictConfig) -> float:
@@ -50,6 +53,7 @@ def _single(cfg: DictConfig, job: JobContext) -> float:
     """One training outside a sweep: its accuracies and where its run is, or one line and an exit code."""
     from softmax_exp.data import DataError
     from softmax_exp.tracking import JobRunningElsewhere, TrackingError, resolve_tracking_uri
+    from softmax_exp.tracking.links import run_link
 
     try:
         config = to_config(cfg)
@@ -65,10 +69,11 @@ def _single(cfg: DictConfig, job: JobContext) -> float:
     line = f"train accuracy: {metrics['train_acc']:f} val accuracy: {metrics['val_acc']:f}"
     if "test_acc" in metrics:
         line += f" test accuracy: {metrics['test_acc']:f}"
-    print(line, flush=True)
+    log.info(line)
     if outcome.run_id:
-        print(f"MLflow run {job.run_name} ({outcome.run_id}) in {resolve_tracking_uri(config.tracking.uri)}; "
-              f"browse it with: make ui", flush=True)
+        uri = resolve_tracking_uri(config.tracking.uri)
+        log.info(f"MLflow run {job.run_name!r} ({outcome.run_id}) in {uri}")
+        log.info(f"  browse it: {run_link(uri, outcome.experiment_id, outcome.run_id)}")
     return metrics["val_acc"]
 
 

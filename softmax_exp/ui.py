@@ -22,11 +22,10 @@ import sys
 from pathlib import Path
 
 from softmax_exp.cli import OneLineParser
+from softmax_exp.tracking.links import HOST
+from softmax_exp.tracking.links import UI_PORT as DEFAULT_PORT
 
-HOST = "127.0.0.1"
-DEFAULT_PORT = 5000
 DEFAULT_EXPERIMENT_ID = "0"  # MLflow's "Default", made with the store: it says nothing of what was trained
-MODEL_TRAINING = "workflowType=machine_learning"  # the UI's query parameter for its model-training mode
 # uvicorn (MLflow 3's server) logs a line per request unless told not to
 QUIET_SERVER_OPTS = ["--workers", "1", "--uvicorn-opts", "--no-access-log"]
 
@@ -34,16 +33,10 @@ QUIET_SERVER_OPTS = ["--workers", "1", "--uvicorn-opts", "--no-access-log"]
 def runs_link(db: str | os.PathLike, port: int = DEFAULT_PORT) -> str:
     """The UI page to open for the SQLite store ``db`` served on ``HOST:port``: the runs table, in
     model-training mode, of :func:`latest_experiment`; the experiments list when there is none."""
+    from softmax_exp.tracking.links import experiment_link
+
     experiment = latest_experiment(db)
-    return experiment_link(experiment.experiment_id if experiment else None, port)
-
-
-def experiment_link(experiment_id: str | None, port: int = DEFAULT_PORT) -> str:
-    """The runs table of ``experiment_id`` in model-training mode (None: the experiments list, same mode)."""
-    base = f"http://{HOST}:{port}/#/experiments"
-    if experiment_id is None:
-        return f"{base}?{MODEL_TRAINING}"
-    return f"{base}/{experiment_id}/runs?{MODEL_TRAINING}"
+    return experiment_link(f"sqlite:///{db}", experiment.experiment_id if experiment else None, port)
 
 
 def latest_experiment(db: str | os.PathLike):

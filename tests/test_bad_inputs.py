@@ -203,7 +203,11 @@ CASES = [
           message=r"http://127\.0\.0\.1:\d+ .*Connection refused.*tracking\.uri", max_seconds=10),
     train("sweep_tracking_unreachable", "-m", "lr=1e-3,1e-2", "hydra.sweep.dir={tmp}/sweep",
           "tracking.uri=http://127.0.0.1:{port}", max_seconds=10,
-          message=r"the sweep's on_multirun_start failed: TrackingError: .*127\.0\.0\.1:\d+ does not answer"),
+          message=r"the MLflow server at http://127\.0\.0\.1:\d+ does not answer"),
+    train("sweep_without_data", "+experiment=cs231n_grid", "dataset.root={tmp}/nowhere",
+          "hydra.sweep.dir={tmp}/sweep", max_seconds=15,
+          message=r"CIFAR-10 not found in .*/nowhere \(no cifar-10-batches-py/ or "
+                  r"cifar-10-python\.tar\.gz\); download it with"),
     train("run_dir_under_a_file", "hydra.run.dir={tmp}/file/sub", setup=a_file,
           message=r"Not a directory: .*/file/sub; .*hydra\.run\.dir"),
     train("artifacts_is_a_file", "num_iters=5", setup=artifacts_is_a_file, runs=("FAILED",), heavy=True,

@@ -24,7 +24,8 @@ from helpers import client_for
 
 from softmax_exp import tracking
 from softmax_exp.fit import fit
-from softmax_exp.tracking import resume
+from softmax_exp.tracking import resume, tags
+from softmax_exp.tracking.logged_model import load_softmax
 from softmax_exp.tracking.store import LOCK_RETRIES, RetryingClient
 
 pytestmark = pytest.mark.slow
@@ -73,7 +74,7 @@ def _children(client, exp_id: str):
 
 
 CHECKPOINTED = ("SELECT r.run_uuid, t.value FROM runs r JOIN tags t USING (run_uuid) "
-                "WHERE r.name LIKE '{name}' AND t.key = 'checkpoint'")
+                "WHERE r.name LIKE '{name}' AND t.key = 'softmax_exp.checkpoint'")
 
 
 def test_a_sweep_killed_with_sigkill_goes_on_where_it_stopped(store, make_cfg, run_cli, tmp_path):
@@ -87,8 +88,8 @@ def test_a_sweep_killed_with_sigkill_goes_on_where_it_stopped(store, make_cfg, r
         proc.wait()
     assert _integrity(store) == "ok"
     assert dict(_query(store, "SELECT name, status FROM runs")) == {
-        "lr=0.001": "RUNNING", f"sweep {' '.join(sweep[1:-1])}": "RUNNING"}
-    checkpoint = _query(store, "SELECT value FROM tags WHERE key = 'checkpoint' AND run_uuid = ?",
+        "lr=0.001": "RUNNING", "sweep lr (2 jobs)": "RUNNING"}
+    checkpoint = _query(store, "SELECT value FROM tags WHERE key = 'softmax_exp.checkpoint' AND run_uuid = ?",
                         run_id)[0][0]  # perhaps a later one than first seen
     resumed_at = int(checkpoint.split("_")[1].split(".")[0])
 
@@ -107,12 +108,12 @@ def test_a_sweep_killed_with_sigkill_goes_on_where_it_stopped(store, make_cfg, r
         ("lr=0.001", "FINISHED"), ("lr=0.01", "FINISHED")]
     job1 = client.get_run(run_id)  # the same run went on
     assert "stopped without ending the run" in job1.data.tags[resume.KILLED_TAG]
-    assert job1.data.tags[resume.RESUMED_TAG] == str(resumed_at) and job1.data.tags["attempt"] == "2"
+    assert job1.data.tags[resume.RESUMED_TAG] == str(resumed_at) and job1.data.tags[tags.ATTEMPT_TAG] == "2"
     loss = client.get_metric_history(run_id, "loss")
     assert sorted(m.step for m in loss) == list(range(6000))  # every step exactly once
     uninterrupted = fit(make_cfg(None, *LONG, "lr=1e-3"))
-    logged = client.download_artifacts(run_id, "model.npz", str(tmp_path / "dl"))
-    assert np.array_equal(np.load(logged)["W"], uninterrupted.model.W)
+    logged = load_softmax(f"sqlite:///{store}", job1.data.tags[tags.MODEL_URI_TAG])
+    assert np.array_equal(logged.W, uninterrupted.model.W)
     assert job1.data.metrics["val_acc"] == uninterrupted.metrics["val_acc"]
     rows = list(csv.DictReader(open(tmp_path / "second" / "summary.csv")))
     assert [(r["run_name"], r["status"]) for r in rows] == [("lr=0.001", "FINISHED"), ("lr=0.01", "FINISHED")]
@@ -150,7 +151,7 @@ def test_ctrl_c_during_a_sweep_ends_its_runs_killed_with_their_metrics_and_exits
     assert run.data.tags[tracking.FAILURE_TAG] == "interrupted"
     assert '"status": "KILLED"' in (tmp_path / "sweep" / "0" / "result.json").read_text()
     steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss"))
-    checkpoint_at = int(run.data.tags["checkpoint"].split("_")[1].split(".")[0])
+    checkpoint_at = int(run.data.tags[tags.CHECKPOINT_TAG].split("_")[1].split(".")[0])
     assert steps == list(range(len(steps))) and len(steps) >= checkpoint_at  # flushed up to the stop
 
 
@@ -247,9 +248,9 @@ def _race(barrier, queue, store: str, sweep_dir: str, rounds: int) -> None:
     barrier.wait()
     cb = callback.SweepCallback()
     shared = to_config(config)
-    info = {"name": "race", "num_jobs": 2, "sweep_keys": ["lr"],
+    info = {"name": "race", "num_jobs": 2, "sweep_keys": ["lr"], "command": "lr=1e-3,1e-2",
             "fingerprint": callback.fingerprint(config, shared)}
-    cb._open_parent(shared, info, Path(sweep_dir))
+    cb._open_parent(shared, info, Path(sweep_dir), {"lr": "1e-3,1e-2"})
     queue.put(("parent", info["parent_run_id"]))
     cb._parent.end("FINISHED")
 
@@ -278,7 +279,7 @@ def test_two_processes_racing_make_one_experiment_and_one_sweep_parent(store, tm
     parents = {v for k, v in results if k == "parent"}
     assert len(parents) == 1
     live = _query(store, "SELECT r.run_uuid FROM runs r JOIN tags t USING (run_uuid) "
-                         "WHERE t.key = 'sweep_fingerprint' AND r.lifecycle_stage = 'active'")
+                         "WHERE t.key = 'softmax_exp.sweep_fingerprint' AND r.lifecycle_stage = 'active'")
     assert [r for (r,) in live] == list(parents)
 
 

@@ -12,7 +12,7 @@ from helpers import client_for
 
 from softmax_exp import tracking
 from softmax_exp.fit import JobContext, fit
-from softmax_exp.tracking import resume
+from softmax_exp.tracking import resume, tags
 from softmax_exp.tracking.job import TrackedJob
 
 LONG = ["num_iters=600", "eval_every=100", "checkpoint_every=250"]
@@ -95,7 +95,8 @@ def test_a_stopped_run_goes_on_from_its_checkpoint_in_the_same_run(
     client = client_for(store)
     exp = client.get_experiment_by_name("digits").experiment_id
     (killed,) = client.search_runs([exp])
-    assert killed.info.status == status and killed.data.tags["checkpoint"] == "checkpoints/iter_0000500.npz"
+    assert killed.info.status == status
+    assert killed.data.tags[tags.CHECKPOINT_TAG] == "checkpoints/iter_0000500.npz"
     assert [a.path for a in client.list_artifacts(killed.info.run_id, "checkpoints")] == [
         "checkpoints/iter_0000500.npz"]  # the one at 250 was deleted once 500 was in place
 
@@ -104,7 +105,7 @@ def test_a_stopped_run_goes_on_from_its_checkpoint_in_the_same_run(
     assert again.note == "resumed from iteration 500" and again.run_id == killed.info.run_id
     assert np.array_equal(again.model.W, whole.model.W) and again.metrics == whole.metrics
     (run,) = client.search_runs([exp])
-    assert run.info.status == "FINISHED" and run.data.tags["attempt"] == "2"
+    assert run.info.status == "FINISHED" and run.data.tags[tags.ATTEMPT_TAG] == "2"
     assert tracking.FAILURE_TAG in killed.data.tags and tracking.FAILURE_TAG not in run.data.tags
     assert run.data.tags[resume.RESUMED_TAG] == "500"
     loss = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss"))
@@ -150,8 +151,8 @@ def test_a_checkpoint_of_other_code_or_data_is_not_resumed(store, make_cfg, tmp_
         raise KeyboardInterrupt
 
     client = client_for(store)
-    for tag, value, says in [("git_commit", "0" * 40, "was trained by commit 000000000000"),
-                             ("dataset_fingerprint", "f" * 64, "was trained on other data")]:
+    for tag, value, says in [(tags.GIT_COMMIT_TAG, "0" * 40, "was trained by commit 000000000000"),
+                             (tags.DATASET_TAG, "f" * 64, "was trained on other data")]:
         monkeypatch.setattr(TrackedJob, "on_checkpoint", checkpoint_then_ctrl_c)
         with pytest.raises(KeyboardInterrupt):
             fit(make_cfg(store, *LONG))

@@ -99,7 +99,7 @@ def test_parent_and_children_through_the_rest_api(store, make_cfg, tmp_path):
                                       metric_key="loss"))["metrics"]
             assert sorted(m["step"] for m in history) == list(range(200))
             files = json.loads(_get(base, "/api/2.0/mlflow/artifacts/list", run_id=rid))["files"]
-            assert {f["path"] for f in files} >= {"weights.png", "loss.png", "model.npz"}
+            assert {f["path"] for f in files} >= {"weights.png", "loss.png", "config.yaml"}
             png = _get(base, "/get-artifact", path="weights.png", run_uuid=rid)
             with Image.open(io.BytesIO(png)) as im:
                 assert im.format == "PNG" and im.size[0] > 0

@@ -73,17 +73,18 @@ def test_run_context_ends_failed_or_killed(store, tmp_path):
             raise KeyboardInterrupt
     client = client_for(store)
     a, b = client.get_run(failed.run_id), client.get_run(killed.run_id)
-    assert a.info.status == "FAILED" and a.data.tags["failure_reason"] == "RuntimeError: boom"
+    assert a.info.status == "FAILED" and a.data.tags[tracking.FAILURE_TAG] == "RuntimeError: boom"
     assert b.info.status == "KILLED" and b.data.tags[tracking.PARENT_TAG] == failed.run_id
     assert [r.info.run_id for r in tracking.child_runs(client, failed.run_id)] == [killed.run_id]
 
 
 def test_environment_tags():
     tags = tracking.environment_tags()
-    assert set(tags) >= {"git_commit", "git_dirty", "numpy_version", "numba_version",
-                         "mlflow_version"}
-    assert tags["git_dirty"] in ("true", "false", "unknown")
-    assert not math.isnan(float(tags["numpy_version"].split(".")[0]))
+    assert set(tags) >= {"mlflow.source.git.commit", "mlflow.source.name", "mlflow.user",
+                         "softmax_exp.git_dirty", "softmax_exp.numpy_version", "softmax_exp.numba_version",
+                         "softmax_exp.mlflow_version"}
+    assert tags["softmax_exp.git_dirty"] in ("true", "false", "unknown")
+    assert not math.isnan(float(tags["softmax_exp.numpy_version"].split(".")[0]))
 
 
 def test_experiment_files_live_beside_the_store_not_in_the_cwd(tmp_path, monkeypatch):

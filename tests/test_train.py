@@ -26,11 +26,29 @@ def test_digits_run_logs_params_metrics_tags_artifacts(store, make_cfg, tmp_path
     (r,) = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
     assert r.info.status == "FINISHED" and r.info.run_name == "lr=0.01,reg=0.01"
     p = r.data.params
-    assert (p["lr"], p["reg"], p["num_iters"], p["kernel"]) == ("0.01", "0.01", "200", "numba_fused")
-    assert p["dataset.name"] == "digits" and p["optimizer.name"] == "sgd"
-    assert p["model.replace"] == "True" and p["tracking.uri"] == f"sqlite:///{store}"
+    # params are what can change a result: hyperparameters, the groups' settings, kernel and seed ...
+    assert (p["lr"], p["reg"], p["num_iters"], p["batch_size"], p["seed"], p["kernel"]) == (
+        "0.01", "0.01", "200", "200", "0", "numba_fused")
+    assert p["dataset.name"] == "digits" and p["optimizer.name"] == "sgd" and p["model.replace"] == "True"
+    assert p["dataset.num_training"] == "1297" and p["optimizer.schedule"] == "none"
     assert (p["n_train"], p["n_val"], p["n_test"], p["dim"], p["num_classes"]) == (
         "1297", "250", "250", "65", "10")
+    # ... not the settings that cannot
+    for setting in ("progress", "resume", "num_threads", "checkpoint_every", "dataset.cache",
+                    "dataset.cache_dir"):
+        assert setting not in p
+    assert not [k for k in p if k.startswith("tracking.")]
+    assert r.data.tags[tracking.tags.NOTE_TAG].startswith("digits, sgd lr=0.01 reg=0.01, 200 iterations of "
+                                                          "batch 200: val_acc ")
+    assert "\n" not in r.data.tags[tracking.tags.NOTE_TAG]
+    assert r.data.tags["mlflow.source.name"] and r.data.tags["mlflow.user"]
+    inputs = {i.dataset.name: i for i in r.inputs.dataset_inputs}
+    assert set(inputs) == {"digits/train", "digits/val"}
+    assert [t.value for t in inputs["digits/train"].tags] == ["training"]
+    assert [t.value for t in inputs["digits/val"].tags] == ["validation"]
+    fingerprint = r.data.tags["softmax_exp.dataset_fingerprint"]
+    assert {i.dataset.digest for i in inputs.values()} == {fingerprint[:32]}
+    assert '"num_rows": 1297' in inputs["digits/train"].dataset.profile
     loss = client.get_metric_history(r.info.run_id, "loss")
     assert sorted(m.step for m in loss) == list(range(200))
     val = sorted((m.step, m.value) for m in client.get_metric_history(r.info.run_id, "val_acc"))
@@ -38,18 +56,25 @@ def test_digits_run_logs_params_metrics_tags_artifacts(store, make_cfg, tmp_path
     assert [m.step for m in client.get_metric_history(r.info.run_id, "train_acc")] != []
     assert 0.8 < r.data.metrics["test_acc"] <= 1.0
     t = r.data.tags
-    assert t["kernel"] == "numba_fused" and int(t["numba_threads"]) >= 1 and t["seed"] == "0"
-    assert len(t["dataset_fingerprint"]) == 64 and t["git_dirty"] in ("true", "false", "unknown")
-    assert {"git_commit", "numpy_version", "numba_version", "mlflow_version"} <= set(t)
+    assert int(t["softmax_exp.numba_threads"]) >= 1 and len(fingerprint) == 64
+    assert t["softmax_exp.git_dirty"] in ("true", "false", "unknown")
+    assert {"softmax_exp.numpy_version", "softmax_exp.numba_version", "softmax_exp.mlflow_version"} <= set(t)
+    # the project's bookkeeping is under one prefix; MLflow's own tags are the rest
+    assert all(k.startswith(("softmax_exp.", "mlflow.")) for k in t), sorted(t)
 
     names = {a.path for a in client.list_artifacts(r.info.run_id)}
-    assert names == {"weights.png", "loss.png", "config.yaml", "overrides.yaml", "model.npz"}
+    assert names == {"weights.png", "loss.png", "config.yaml", "overrides.yaml"}  # the model: below
     local = client.download_artifacts(r.info.run_id, "", str(tmp_path / "dl"))
     with Image.open(f"{local}/weights.png") as im:
         assert im.size == weights_png_size((8, 8, 1), 10)
     with Image.open(io.BytesIO(open(f"{local}/loss.png", "rb").read())) as im:
         assert im.size == (640, 400)
-    model = Softmax.load(f"{local}/model.npz")
+    from softmax_exp.tracking.logged_model import load_softmax
+
+    model_uri = t["softmax_exp.model_uri"]
+    (logged,) = client.search_logged_models([r.info.experiment_id])
+    assert model_uri == f"models:/{logged.model_id}" and logged.source_run_id == r.info.run_id
+    model = load_softmax(f"sqlite:///{store}", model_uri)
     data = softmax_exp.data.load_dataset(cfg.dataset)
     assert model.accuracy(data.X_val, data.y_val) == val_acc
     assert model.preprocessing.class_names == data.class_names
@@ -224,12 +249,59 @@ def test_cli_single_run_prints_accuracies_and_where_the_run_is(store, run_cli, t
     """What `make train` shows: train / val accuracy, then the run's place in the store."""
     proc = run_cli(*FAST, f"tracking.uri=sqlite:///{store}")
     assert proc.returncode == 0, proc.stderr
-    acc_line, run_line = proc.stdout.strip().splitlines()[-2:]
+    acc_line, run_line, link_line = proc.stdout.strip().splitlines()[-3:]
     words = acc_line.split()
     assert words[:2] == ["train", "accuracy:"] and words[3:5] == ["val", "accuracy:"]
     assert 0.9 < float(words[5]) <= 1.0
     client = client_for(store)
     (r,) = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
     assert r.info.status == "FINISHED"
-    assert r.info.run_id in run_line and str(store) in run_line and "make ui" in run_line
+    assert r.info.run_id in run_line and str(store) in run_line and r.info.run_name in run_line
+    exp = r.info.experiment_id
+    link = f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{r.info.run_id}?workflowType=machine_learning"
+    assert link_line.strip() == f"browse it: {link}  (run `make ui` first)"
     assert r.data.metrics["val_acc"] == float(words[5])
+    # the same lines, with time and level, in Hydra's job log
+    (job_log,) = tmp_path.glob("outputs/*/*/train.log")
+    assert acc_line in job_log.read_text() and "[INFO]" in job_log.read_text()
+
+
+def test_help_describes_every_option_group_and_example():
+    """--help is made from the schema: every option with its default and meaning, the groups' choices."""
+    import dataclasses
+
+    from softmax_exp.config import DATASETS, OPTIMIZERS, ModelConfig, TrackingConfig
+    from softmax_exp.help import help_text
+
+    text = help_text().replace("$$", "$")
+    for f in dataclasses.fields(to_config(compose()).__class__):
+        if f.name not in ("dataset", "model", "optimizer", "tracking"):
+            assert f"\n  {f.name} " in text, f.name
+    assert "  lr                float      0.003        learning rate (> 0)" in text
+    for group, schemas in (("dataset", DATASETS), ("optimizer", OPTIMIZERS), ("model", {"s": ModelConfig}),
+                           ("tracking", {"m": TrackingConfig})):
+        for schema in schemas.values():
+            for f in dataclasses.fields(schema):
+                assert f.name == "name" or f"{group}.{f.name} " in text, f"{group}.{f.name}"
+    assert "dataset=digits (default), cifar10, imagefolder" in text
+    assert "[cifar10: 49000; imagefolder: null]" in " ".join(text.split()) and "+experiment=NAME" in text
+    assert text.count("\n  python -m softmax_exp.train") >= 3
+
+
+def test_cli_help_is_the_project_s(run_cli):
+    proc = run_cli("--help")
+    assert proc.returncode == 0 and "powered by Hydra" not in proc.stdout
+    assert proc.stdout.startswith("python -m softmax_exp.train: train a softmax")
+    assert "$SOFTMAX_EXP_CACHE" in proc.stdout  # the $ survived Hydra's template
+
+
+def test_run_names_are_readable_and_unique(store, make_cfg):
+    """Named by the overrides that can change a result; a second run of the same gets ``#2``."""
+    cfg = make_cfg(store)
+    job = ["lr=1e-2", "tracking.uri=x", "progress=false", "hydra.run.dir=out"]
+    first = fit(cfg, JobContext(overrides=job))
+    second = fit(cfg, JobContext(overrides=job))
+    third = fit(cfg)  # no overrides at all
+    client = client_for(store)
+    names = [client.get_run(o.run_id).info.run_name for o in (first, second, third)]
+    assert names == ["lr=0.01", "lr=0.01 #2", "lr=0.01,reg=0.01"]

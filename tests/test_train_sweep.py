@@ -45,8 +45,15 @@ def test_basic_2x2_sweep_is_one_parent_with_four_children(store, run_cli, tmp_pa
     client, parents, children = _runs(store)
     (parent,) = parents
     assert parent.info.status == "FINISHED"
-    assert parent.info.run_name == "sweep lr=1e-3,1e-2 reg=1e-2,1 num_iters=200 eval_every=100 " \
-                                   "progress=false"
+    assert parent.info.run_name == "sweep lr x reg (4 jobs)"
+    # the parent's params: what the jobs share, and the swept values as written
+    assert (parent.data.params["lr"], parent.data.params["reg"]) == ("1e-3,1e-2", "1e-2,1")
+    assert parent.data.params["num_iters"] == "200" and "progress" not in parent.data.params
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("**Sweep** `python -m softmax_exp.train -m lr=1e-3,1e-2 reg=1e-2,1")
+    assert note.count("| FINISHED |") == 4 and "**Best**: `" in note
+    where = [ln for ln in lines if ln.startswith("MLflow: parent run")]
+    assert where == [f"MLflow: parent run 'sweep lr x reg (4 jobs)' ({parent.info.run_id}) in sqlite:///{store}"]
     assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
     assert {c.data.tags[tracking.PARENT_TAG] for c in children} == {parent.info.run_id}
     assert sorted(c.info.run_name for c in children) == [
@@ -56,7 +63,14 @@ def test_basic_2x2_sweep_is_one_parent_with_four_children(store, run_cli, tmp_pa
         assert len(client.get_metric_history(c.info.run_id, "loss")) == 200
     best = max(children, key=lambda c: c.data.metrics["val_acc"])
     assert parent.data.metrics["best_val_acc"] == max(accs) == best.data.metrics["val_acc"]
-    assert parent.data.tags["best_run_id"] == best.info.run_id
+    assert parent.data.tags["softmax_exp.best_run_id"] == best.info.run_id
+    # the best child's model is registered, the alias `best` on it, and the sweep says so
+    version = client.get_model_version_by_alias("softmax-digits", "best")
+    assert version.run_id == best.info.run_id and version.source == best.data.tags["softmax_exp.model_uri"]
+    assert f"val_acc {best.data.metrics['val_acc']:.4f}" in version.description
+    assert (f"  best: {best.info.run_name} ({best.info.run_id}), val_acc {max(accs):f}; registered as model "
+            f"'softmax-digits' version {version.version} (alias 'best')") in lines
+    assert any(ln.startswith("  browse it: http://127.0.0.1:5000/#/experiments/") for ln in lines)
 
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {
         "summary.csv", "val_acc_heatmap.png"}
@@ -79,14 +93,14 @@ def test_joblib_sweep_goes_on_after_a_divergence_and_exits_non_zero(store, run_c
     assert failed_line and "[FAILED: loss became inf at iteration" in failed_line[0]
 
     client, (parent,), children = _runs(store)
-    assert parent.info.status == "FAILED" and parent.data.tags["num_failed"] == "1"
+    assert parent.info.status == "FAILED" and parent.data.tags["softmax_exp.num_failed"] == "1"
     status = {c.info.run_name: c.info.status for c in children}
     # a child is named by what the sweep varies
     assert status == {"lr=0.01": "FINISHED", "lr=1e+06": "FAILED", "lr=0.003": "FINISHED"}
     diverged = next(c for c in children if c.info.status == "FAILED")
     assert diverged.data.tags[tracking.FAILURE_TAG].startswith("loss became inf")
     cores = len(os.sched_getaffinity(0))
-    assert {c.data.tags["numba_threads"] for c in children} == {str(max(1, cores // 2))}
+    assert {c.data.tags["softmax_exp.numba_threads"] for c in children} == {str(max(1, cores // 2))}
     rows = {r["run_name"]: r for r in csv.DictReader(open(sweep_dir / "summary.csv"))}
     assert rows["lr=1e+06"]["status"] == "FAILED"
     assert rows["lr=1e+06"]["reason"].startswith("loss became inf")

@@ -7,6 +7,6 @@ line.
 
 from softmax_exp.data.dataset import Dataset
 from softmax_exp.data.errors import DataError
-from softmax_exp.data.load import load_dataset
+from softmax_exp.data.load import check_dataset, load_dataset
 
-__all__ = ["Dataset", "DataError", "load_dataset"]
+__all__ = ["Dataset", "DataError", "check_dataset", "load_dataset"]

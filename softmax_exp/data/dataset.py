@@ -49,6 +49,14 @@ class Dataset:
         """D, the number of features per row (including the bias column)."""
         return int(self.X_train.shape[1])
 
+    def raw_images(self, split: str, n: int) -> np.ndarray:
+        """The first ``n`` images of ``split`` as the source has them, (n, H, W, channels) uint8: the
+        preprocessed rows with the mean added back and the bias column dropped (exact: every source here
+        has uint8 pixels, and the rows differ from them by float rounding only)."""
+        X = np.asarray(getattr(self, f"X_{split}")[:n], dtype=np.float64)
+        pixels = (X[:, :-1] if self.bias_trick else X) + self.mean_image
+        return np.clip(np.rint(pixels), 0, 255).astype(np.uint8).reshape(-1, *self.image_shape)
+
     def __repr__(self) -> str:
         shapes = ", ".join(
             f"{s}={getattr(self, 'X_' + s).shape}" for s in ("train", "val", "test", "dev")

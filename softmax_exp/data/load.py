@@ -17,6 +17,14 @@ from softmax_exp.data.preprocess import Allocate, allocate_in_memory, build_arra
 _SOURCES = {"digits": open_digits, "cifar10": open_cifar10, "imagefolder": open_imagefolder}
 
 
+def check_dataset(cfg: Any) -> str:
+    """Check the options and find the dataset's source files without reading their pixels (a sweep does
+    this once, before any job); return the dataset's fingerprint. Raises DataError in one line."""
+    opts = parse_options(cfg)
+    source = _SOURCES[opts.name](opts)
+    return fingerprint(source.signature, opts.preprocessing())
+
+
 def load_dataset(cfg: Any) -> Dataset:
     """Load the dataset described by ``cfg``, the ``dataset`` config node (DictConfig or Mapping).
 

@@ -1,18 +1,22 @@
 """The Hydra callback that makes a multirun one sweep: a parent MLflow run, a summary, an exit status.
 
-``on_multirun_start`` (main process, before any job) creates the parent run and writes ``sweep.json`` into
-the sweep directory, where every job, in this process or a joblib worker, finds it. ``on_multirun_end``
-(main process, after all jobs) gathers the jobs' ``result.json`` files, writes ``summary.csv`` and
-``val_acc_heatmap.png``, prints the course's table, closes the parent run FINISHED or FAILED, and records
-the failures so that the entrypoint (softmax_exp.train) exits non-zero.
+``on_multirun_start`` (main process, before any job) checks the config and the data every job shares,
+opens the parent run and writes ``sweep.json`` into the sweep directory, where every job, in this process
+or a joblib worker, finds it: a sweep that cannot run (bad config, no data, no tracking server) stops
+there, in one line, before any job. ``on_multirun_end`` (main process, after all jobs) gathers the jobs'
+``result.json`` files, writes ``summary.csv`` and ``val_acc_heatmap.png``, logs the course's table,
+registers the best job's model, closes the parent run FINISHED or FAILED with a note summing the sweep up,
+says where it all went, and records the failures so that the entrypoint (softmax_exp.train) exits non-zero.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
+import logging
 import math
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,14 +24,17 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from softmax_exp.config import Config, as_dict, flatten, to_config
+from softmax_exp.config import Config, ConfigError, to_config
 from softmax_exp.overrides import override_key
 from softmax_exp.sweep import results
+
+log = logging.getLogger(__name__)
 
 # What went wrong in the sweeps of this process; the entrypoint exits non-zero if anything did.
 FAILED_JOBS: list[results.JobResult] = []
 ERRORS: list[str] = []  # the callback's own failures (Hydra would turn them into mere warnings)
 _OPEN: list[SweepCallback] = []
+ELECTION_WAIT_S = 0.25  # how long a new parent run waits before it looks for an older one of its sweep
 
 
 def sweep_failed() -> bool:
@@ -37,16 +44,23 @@ def sweep_failed() -> bool:
 
 def _recorded(method):
     """Record an exception of a callback method in ERRORS and print it in one line (Hydra would only
-    warn). A sweep that cannot start (e.g. its tracking server does not answer) exits 2 before any job."""
+    warn). A sweep that cannot start (a bad config, no data, a tracking server that does not answer)
+    exits 2 before any job."""
 
     @functools.wraps(method)
     def wrapper(self, config: DictConfig, **kwargs: Any) -> None:
+        from softmax_exp.data import DataError
+        from softmax_exp.tracking import TrackingError
+
         try:
             method(self, config, **kwargs)
         except Exception as e:
             ERRORS.append(f"{method.__name__}: {type(e).__name__}: {e}")
-            print(f"error: the sweep's {method.__name__} failed: {type(e).__name__}: {e}",
-                  file=sys.stderr, flush=True)
+            if isinstance(e, (ConfigError, DataError, TrackingError)):
+                print(f"error: {e}", file=sys.stderr, flush=True)
+            else:
+                print(f"error: the sweep's {method.__name__} failed: {type(e).__name__}: {e}",
+                      file=sys.stderr, flush=True)
             if method.__name__ == "on_multirun_start":
                 self._abandon()
                 raise SystemExit(2) from None
@@ -63,31 +77,35 @@ class SweepCallback(Callback):
 
     @_recorded
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from softmax_exp.data import check_dataset
+
         sweep_dir = Path(config.hydra.sweep.dir)
-        overrides = [str(o) for o in config.hydra.overrides.task]
-        # named by what it varies and sets; where its outputs go is not part of the name
-        name = " ".join(o for o in overrides
-                        if not override_key(o).startswith(("hydra", "tracking."))) or sweep_dir.name
         shared = to_config(config)  # the config every job starts from, checked before any job
+        check_dataset(shared.dataset)  # no data: one line now, not a failure per job
+        keys = sweep_keys(config)
+        num_jobs = count_jobs(config)
         info: dict[str, Any] = {
             "sweep_id": uuid.uuid4().hex,
-            "name": name,
-            "num_jobs": count_jobs(config),
-            "sweep_keys": sweep_keys(config),
+            "name": f"sweep {' x '.join(keys) or 'of jobs'} ({num_jobs or '?'} jobs)",
+            "command": " ".join(str(o) for o in config.hydra.overrides.task),
+            "num_jobs": num_jobs,
+            "sweep_keys": keys,
             "parent_run_id": None,
             "experiment_id": None,
             "fingerprint": fingerprint(config, shared),
         }
         if shared.tracking.enabled:
-            self._open_parent(shared, info, sweep_dir)
+            self._open_parent(shared, info, sweep_dir, swept_values(config))
         results.write_sweep_info(sweep_dir, info)
 
-    def _open_parent(self, config: Config, info: dict[str, Any], sweep_dir: Path) -> None:
+    def _open_parent(self, config: Config, info: dict[str, Any], sweep_dir: Path,
+                     swept: dict[str, str]) -> None:
         """The sweep's parent run: with ``resume``, the one of an earlier invocation of the same sweep
         (reopened; its stale children marked KILLED), else a new one. Two invocations starting at once
         both create one, then keep the older and trash their own."""
         from softmax_exp import tracking
-        from softmax_exp.tracking import resume
+        from softmax_exp.tracking import resume, tags
+        from softmax_exp.tracking.run import unique_run_name
 
         atexit.register(self._abandon)  # whatever happens next, the parent is never left RUNNING
         tcfg = config.tracking
@@ -99,20 +117,25 @@ class SweepCallback(Callback):
         earlier = resume.sweep_parents(client, exp_id, fp)
         if earlier and not config.resume:  # a forced rerun: the old sweep keeps its runs, not the name
             for run in earlier:
-                client.set_tag(run.info.run_id, resume.SUPERSEDED_TAG, "a rerun with resume=false")
-                client.delete_tag(run.info.run_id, resume.SWEEP_FINGERPRINT_TAG)
+                client.set_tag(run.info.run_id, tags.SUPERSEDED_TAG, "a rerun with resume=false")
+                client.delete_tag(run.info.run_id, tags.SWEEP_FINGERPRINT_TAG)
             earlier = []
         stale_s = 60.0 * tcfg.stale_after_min
         if not earlier:
             mine = tracking.Run.start(
-                uri, tcfg.experiment, f"sweep {info['name']}", experiment_id=exp_id,
-                tags={"sweep_dir": str(sweep_dir.resolve()), resume.SWEEP_FINGERPRINT_TAG: fp,
-                      "num_jobs": info["num_jobs"], **tracking.environment_tags()},
+                uri, tcfg.experiment, unique_run_name(client, exp_id, info["name"]), experiment_id=exp_id,
+                tags={tags.SWEEP_DIR_TAG: str(sweep_dir.resolve()), tags.SWEEP_FINGERPRINT_TAG: fp,
+                      tags.NUM_JOBS_TAG: info["num_jobs"], **tracking.environment_tags(),
+                      tags.NOTE_TAG: f"`python -m softmax_exp.train -m {info['command']}`: running"},
             )
+            # Two invocations starting together elect the oldest parent (ties: the smaller run id). Created
+            # in the same millisecond, each could look before the other's run is committed and both win:
+            # looking a moment later, both see both.
+            time.sleep(ELECTION_WAIT_S)
             first = resume.sweep_parents(client, exp_id, fp)[0]
             if first.info.run_id == mine.run_id:
                 self._parent = mine
-                self._parent.log_params(_shared_params(config, info["sweep_keys"]))
+                self._parent.log_params({**_shared_params(config, info["sweep_keys"]), **swept})
             else:  # another invocation of this sweep got there first
                 mine.end("KILLED", f"duplicate parent of sweep {fp}; the sweep uses {first.info.run_id}")
                 client.delete_run(mine.run_id)
@@ -123,12 +146,13 @@ class SweepCallback(Callback):
                 resume.mark_killed(client, parent)
             killed = resume.mark_stale_children(client, parent.info.run_id, stale_s)
             self._parent = tracking.Run.reopen(uri, parent.info.run_id,
-                                               {"sweep_dir": str(sweep_dir.resolve())})
-            print(f"sweep {info['name']!r}: going on with parent run {parent.info.run_id}"
-                  + (f"; {len(killed)} run(s) of a dead process marked KILLED" if killed else ""), flush=True)
+                                               {tags.SWEEP_DIR_TAG: str(sweep_dir.resolve())})
+            log.info(f"{parent.info.run_name}: going on with parent run {parent.info.run_id}"
+                     + (f"; {len(killed)} run(s) of a dead process marked KILLED" if killed else ""))
         info["parent_run_id"] = self._parent.run_id
         info["tracking_uri"] = uri
         info["experiment_id"] = exp_id
+        info["register_model"] = tcfg.register_model
 
     @_recorded
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -145,30 +169,59 @@ class SweepCallback(Callback):
             heatmap = save_val_acc_heatmap_png(
                 sweep_dir / results.HEATMAP_FILE, [r.lr for r in jobs], [r.reg for r in jobs],
                 [r.val_acc for r in jobs], title=f"val_acc over lr x reg ({len(jobs)} jobs)")
-        print(results.format_table(jobs), flush=True)
+        log.info(results.format_table(jobs))
         failed = [r for r in jobs if r.failed]
         missing = info["num_jobs"] is not None and len(jobs) < info["num_jobs"]
         if failed:
-            print(f"{len(failed)} of {len(jobs)} jobs failed (see {summary})", flush=True)
+            log.info(f"{len(failed)} of {len(jobs)} jobs failed (see {summary})")
         FAILED_JOBS.extend(failed)
         if missing:  # a job killed hard (a worker crash) leaves no result.json
-            print(f"{info['num_jobs'] - len(jobs)} job(s) left no result", flush=True)
+            log.info(f"{info['num_jobs'] - len(jobs)} job(s) left no result")
             FAILED_JOBS.append(results.JobResult(-1, "missing", "FAILED", math.nan, math.nan,
                                                  reason="a job left no result"))
         if self._parent is not None:
-            best = results.best_result(jobs)
-            try:
-                if best is not None:
-                    self._parent.log_metric("best_val_acc", best.val_acc, step=0)
-                    self._parent.set_tags({"best_run_id": best.run_id, "best_run_name": best.run_name})
-                self._parent.set_tags({"num_failed": len(failed)})
-                self._parent.log_artifact(summary)
-                if heatmap is not None:
-                    self._parent.log_artifact(heatmap)
-            finally:
-                status = "FAILED" if failed or missing else "FINISHED"
-                reason = f"{len(failed)} job(s) failed" if failed else None
-                self._parent.end(status, reason)
+            self._close_parent(info, jobs, summary, heatmap, failed, missing)
+
+    def _close_parent(self, info: dict[str, Any], jobs: list[results.JobResult], summary: Path,
+                      heatmap: Path | None, failed: list, missing: bool) -> None:
+        """Best job, note, files and status of the parent run; then where everything is."""
+        from softmax_exp.tracking import tags
+        from softmax_exp.tracking.registry import register
+
+        best = results.best_result(jobs)
+        parent = self._parent
+        version = None
+        try:
+            if best is not None:
+                parent.log_metric("best_val_acc", best.val_acc, step=0)
+                parent.set_tags({tags.BEST_RUN_ID_TAG: best.run_id, tags.BEST_RUN_NAME_TAG: best.run_name})
+                if info.get("register_model") and best.model_uri:
+                    about = (f"val_acc {best.val_acc:.4f} (train_acc {best.train_acc:.4f}) with "
+                             f"lr={best.lr:g}, reg={best.reg:g}: run {best.run_name} ({best.run_id})")
+                    version = register(parent.client, info["register_model"], best.model_uri, best.run_id,
+                                       about)
+            parent.set_tags({tags.NUM_FAILED_TAG: len(failed),
+                             tags.NOTE_TAG: results.format_note(info["command"], jobs, version)})
+            parent.log_artifact(summary)
+            if heatmap is not None:
+                parent.log_artifact(heatmap)
+        finally:
+            status = "FAILED" if failed or missing else "FINISHED"
+            parent.end(status, f"{len(failed)} job(s) failed" if failed else None)
+        self._say_where(info, best, version)
+
+    def _say_where(self, info: dict[str, Any], best: results.JobResult | None, version) -> None:
+        from softmax_exp.tracking.links import run_link
+
+        parent = self._parent.client.get_run(self._parent.run_id)
+        uri, run_id = info["tracking_uri"], parent.info.run_id
+        log.info(f"MLflow: parent run {parent.info.run_name!r} ({run_id}) in {uri}")
+        log.info(f"  browse it: {run_link(uri, info['experiment_id'], run_id)}")
+        if best is not None:
+            line = f"  best: {best.run_name} ({best.run_id}), val_acc {best.val_acc:f}"
+            if version is not None:
+                line += f"; registered as model {version.name!r} version {version.version} (alias 'best')"
+            log.info(line)
 
     def _abandon(self) -> None:
         """At exit, a parent run still open means the sweep died: never leave it RUNNING."""
@@ -191,15 +244,11 @@ def fingerprint(config: DictConfig, shared: Config) -> str:
     """The sweep's fingerprint (see :func:`softmax_exp.tracking.resume.sweep_fingerprint`) from Hydra's
     config (its overrides and sweeper) and the config the jobs share: same command, same config, same
     fingerprint, whatever the sweep directory."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     from softmax_exp.tracking import resume
 
-    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
-    swept = [o.input_line for o in parsed if o.is_sweep_override()]
     sweeper = config.hydra.sweeper
-    return resume.sweep_fingerprint(shared, swept, str(sweeper.get("_target_", "")),
-                                    dict(sweeper.get("params") or {}))
+    return resume.sweep_fingerprint(shared, [o.input_line for o in _sweep_overrides(config)],
+                                    str(sweeper.get("_target_", "")), dict(sweeper.get("params") or {}))
 
 
 def count_jobs(config: DictConfig) -> int | None:
@@ -221,17 +270,30 @@ def count_jobs(config: DictConfig) -> int | None:
 
 def sweep_keys(config: DictConfig) -> list[str]:
     """The config keys the sweep varies (what names a job's run): sweep overrides and sweeper params."""
+    return list(swept_values(config))
+
+
+def swept_values(config: DictConfig) -> dict[str, str]:
+    """What the sweep varies, key -> the values as written (``lr`` -> ``1e-3,1e-2``, or an Optuna range):
+    the sweeper's params, then the command line's sweep overrides."""
+    sweeper = config.hydra.sweeper
+    values = {override_key(str(k)): str(v) for k, v in (sweeper.get("params") or {}).items()}
+    for o in _sweep_overrides(config):
+        values[override_key(o.get_key_element())] = o.input_line.partition("=")[2]
+    return values
+
+
+def _sweep_overrides(config: DictConfig) -> list:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    sweeper = config.hydra.sweeper
-    keys = [str(k) for k in (sweeper.get("params") or {})]
     parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
-    keys += [o.get_key_element() for o in parsed if o.is_sweep_override()]
-    return list(dict.fromkeys(override_key(k) for k in keys))
+    return [o for o in parsed if o.is_sweep_override()]
 
 
 def _shared_params(config: Config, swept: list[str]) -> dict[str, Any]:
-    """What all jobs of the sweep share: the config, flattened, without the swept keys."""
+    """What all jobs of the sweep share and can change a result: the config's params without the swept
+    keys."""
+    from softmax_exp.tracking.resume import result_config
+
     prefixes = tuple(f"{k}." for k in swept)
-    flat = flatten(as_dict(config))
-    return {k: v for k, v in flat.items() if k not in swept and not k.startswith(prefixes)}
+    return {k: v for k, v in result_config(config).items() if k not in swept and not k.startswith(prefixes)}

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 from typing import Any
 
 from softmax_exp.fit import JobContext, fit
 from softmax_exp.sweep.results import JobResult, write_result
+
+log = logging.getLogger(__name__)
 
 
 def run_job(cfg: Any, job: JobContext, info: dict[str, Any] | None) -> float:
@@ -23,16 +25,17 @@ def run_job(cfg: Any, job: JobContext, info: dict[str, Any] | None) -> float:
     if info is not None:
         job.parent_run_id, job.experiment_id = info["parent_run_id"], info["experiment_id"]
         job.sweep_id = info["sweep_id"]
-        print(f"job {job.job_num + 1}/{info['num_jobs'] or '?'}: {job.run_name}", flush=True)
+        log.info(f"job {job.job_num + 1}/{info['num_jobs'] or '?'}: {job.run_name}")
     result: dict[str, Any] = dict(job=job.job_num, run_name=job.run_name, status="FAILED", lr=math.nan,
                                   reg=math.nan, output_dir=str(job.output_dir), sweep_id=job.sweep_id or "")
     try:
         result.update(lr=float(cfg.lr), reg=float(cfg.reg))
         outcome = fit(to_config(cfg), job)
         result.update(outcome.metrics, status=outcome.status, run_id=outcome.run_id or "",
-                      reason=outcome.history.diverged or "", note=outcome.note)
+                      reason=outcome.history.diverged or "", note=outcome.note, run_name=job.run_name,
+                      model_uri=outcome.model_uri or "")
         if outcome.note:
-            print(f"job {job.job_num + 1}: {outcome.note}", flush=True)
+            log.info(f"job {job.job_num + 1}: {outcome.note}")
     except KeyboardInterrupt:
         result.update(status="KILLED", reason="interrupted")
         raise
@@ -42,6 +45,6 @@ def run_job(cfg: Any, job: JobContext, info: dict[str, Any] | None) -> float:
         result.pop("loss", None)
         write_result(job.output_dir, JobResult(**result))
     if result["status"] != "FINISHED":
-        print(f"job {job.job_num + 1} {result['status']}: {result['reason']}", file=sys.stderr, flush=True)
+        log.warning(f"job {job.job_num + 1} {result['status']}: {result['reason']}")
         return math.nan
     return float(result.get("val_acc", math.nan))

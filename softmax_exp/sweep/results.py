@@ -28,7 +28,7 @@ HEATMAP_FILE = "val_acc_heatmap.png"
 class JobResult:
     """One job of a sweep. Accuracies are NaN when the job did not get that far; status is MLflow's
     (FINISHED, FAILED, KILLED); reason says why a job failed; note says when the job reused an earlier
-    run (skipped) or went on from a checkpoint."""
+    run (skipped) or went on from a checkpoint; model_uri is its logged MLflow model."""
 
     job: int
     run_name: str
@@ -43,6 +43,7 @@ class JobResult:
     output_dir: str = ""
     sweep_id: str = ""
     note: str = ""
+    model_uri: str = ""
 
     @property
     def failed(self) -> bool:
@@ -100,6 +101,29 @@ def format_table(results: Sequence[JobResult]) -> str:
     best_val = best.val_acc if best else -1.0  # the course starts best_val at -1
     lines.append(f"best validation accuracy achieved during cross-validation: {best_val:f}")
     return "\n".join(lines)
+
+
+def format_note(command: str, results: Sequence[JobResult], version=None) -> str:
+    """The sweep in Markdown, for its parent run's note: the command, a table of the jobs (best first),
+    the best job and the model version registered from it."""
+    failed = sum(r.failed for r in results)
+    lines = [f"**Sweep** `python -m softmax_exp.train -m {command}`: {len(results)} jobs, {failed} failed.",
+             "", "| run | lr | reg | train_acc | val_acc | status |", "|---|---|---|---|---|---|"]
+    order = sorted(results, key=lambda r: (r.failed, -r.val_acc if math.isfinite(r.val_acc) else 0, r.job))
+    for r in order:
+        lines.append(f"| {r.run_name} | {r.lr:g} | {r.reg:g} | {_acc(r.train_acc)} | {_acc(r.val_acc)} | "
+                     f"{r.status} |")
+    best = best_result(results)
+    if best is not None:
+        lines += ["", f"**Best**: `{best.run_name}` (run {best.run_id}), val_acc {best.val_acc:.4f}, "
+                      f"train_acc {_acc(best.train_acc)}"
+                      + (f"; registered as model `{version.name}` version {version.version} (alias `best`)."
+                         if version is not None else ".")]
+    return "\n".join(lines)
+
+
+def _acc(value: float) -> str:
+    return f"{value:.4f}" if math.isfinite(value) else "-"
 
 
 def write_summary_csv(path: str | Path, results: Sequence[JobResult]) -> Path:

@@ -18,21 +18,37 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from softmax_exp.config import Config, as_dict, flatten
+from softmax_exp.config import Config
 from softmax_exp.tracking import resume
-from softmax_exp.tracking.provenance import environment_tags
-from softmax_exp.tracking.run import FAILURE_TAG, Run
+from softmax_exp.tracking.provenance import environment_tags, git_state
+from softmax_exp.tracking.run import Run, unique_run_name
 from softmax_exp.tracking.store import (
     check_reachable,
     get_client,
     get_or_create_experiment,
     resolve_tracking_uri,
 )
+from softmax_exp.tracking.tags import (
+    ATTEMPT_TAG,
+    CHECKPOINT_TAG,
+    DATASET_TAG,
+    FAILURE_TAG,
+    FINGERPRINT_TAG,
+    GIT_COMMIT_TAG,
+    JOB_NUM_TAG,
+    MODEL_URI_TAG,
+    NOTE_TAG,
+    RESUMED_TAG,
+    SWEEP_ID_TAG,
+    THREADS_TAG,
+)
 
 if TYPE_CHECKING:
     from softmax_exp.data import Dataset
     from softmax_exp.fit import JobContext
-    from softmax_exp.model import EvalPoint, TrainHistory, TrainState
+    from softmax_exp.model import EvalPoint, Softmax, TrainHistory, TrainState
+
+MODEL_FILE = "model.npz"  # in the job's folder; the logged MLflow model holds it for the run
 
 
 class TrackedJob:
@@ -44,7 +60,11 @@ class TrackedJob:
         self.experiment_id, self.fingerprint, self.earlier = experiment_id, fingerprint, earlier
         self.run: Run | None = None
         self.log: _MetricLog | None = None
+        self.model_uri: str | None = None  # the run's logged MLflow model
         self._last_checkpoint: str | None = None
+        if self.finished_before is not None:  # reused as it is: its name and model
+            job.run_name = self.finished_before.info.run_name
+            self.model_uri = self.finished_before.data.tags.get(MODEL_URI_TAG)
 
     @classmethod
     def find(cls, cfg: Config, job: JobContext) -> TrackedJob:
@@ -80,9 +100,10 @@ class TrackedJob:
                 print(f"warning: {e}; training from the start", file=sys.stderr, flush=True)
                 unfinished.append(old)
             else:
-                attempt = int(old.data.tags.get("attempt", "1")) + 1
-                tags = {resume.RESUMED_TAG: state.iteration, "attempt": attempt, "numba_threads": n_threads}
+                attempt = int(old.data.tags.get(ATTEMPT_TAG, "1")) + 1
+                tags = {RESUMED_TAG: state.iteration, ATTEMPT_TAG: attempt, THREADS_TAG: n_threads}
                 self.run = Run.reopen(self.uri, old.info.run_id, tags)
+                self.job.run_name = old.info.run_name
                 if FAILURE_TAG in old.data.tags:  # why it stopped last time: no longer true
                     self.run.client.delete_tag(self.run.run_id, FAILURE_TAG)
                 self.log = _MetricLog.resuming(self.run)
@@ -109,15 +130,26 @@ class TrackedJob:
         with tempfile.TemporaryDirectory(prefix="softmax_exp_ckpt_") as tmp:
             self.run.log_artifact(save_checkpoint(Path(tmp) / name, state, self.fingerprint), "checkpoints")
         previous, self._last_checkpoint = self._last_checkpoint, f"checkpoints/{name}"
-        self.run.set_tags({resume.CHECKPOINT_TAG: self._last_checkpoint})
+        self.run.set_tags({CHECKPOINT_TAG: self._last_checkpoint})
         if previous and previous != self._last_checkpoint:
             self.run.delete_artifact(previous)
 
-    def finish(self, history: TrainHistory, metrics: dict[str, float], artifacts: Path) -> None:
-        """Send the losses not sent yet, test_acc if measured, the files in the folder ``artifacts``, and
-        end the run FINISHED (FAILED with the reason if the training diverged)."""
+    def finish(self, history: TrainHistory, metrics: dict[str, float], artifacts: Path, model: Softmax,
+               data: Dataset) -> None:
+        """Send the losses not sent yet, test_acc if measured, the files in the folder ``artifacts`` (but
+        model.npz: the logged model holds it), the model as an MLflow model (unless the training
+        diverged), and end the run FINISHED (FAILED with the reason if the training diverged)."""
+        from softmax_exp.tracking.logged_model import log_model
+
         self.log.finish(history.loss, metrics.get("test_acc"))
-        self.run.log_artifacts(artifacts)
+        for path in sorted(artifacts.iterdir()):
+            if path.name != MODEL_FILE:
+                self.run.log_artifact(path)
+        tags = {NOTE_TAG: run_note(self.cfg, metrics, len(history.loss), history.diverged)}
+        if not history.diverged:
+            self.model_uri = log_model(self.uri, self.run.run_id, model, data.raw_images("val", 3))
+            tags[MODEL_URI_TAG] = self.model_uri
+        self.run.set_tags(tags)
         self.run.end("FAILED" if history.diverged else "FINISHED", history.diverged)
 
     def __enter__(self) -> TrackedJob:
@@ -130,23 +162,26 @@ class TrackedJob:
     def _start(self, data: Dataset, n_threads: int) -> Run:
         cfg, job = self.cfg, self.job
         tags = {
-            resume.FINGERPRINT_TAG: self.fingerprint,
-            "attempt": 1,
-            "kernel": cfg.kernel,
-            "numba_threads": n_threads,
-            "dataset_fingerprint": data.fingerprint,
-            "seed": cfg.seed,
+            FINGERPRINT_TAG: self.fingerprint,
+            ATTEMPT_TAG: 1,
+            THREADS_TAG: n_threads,
+            DATASET_TAG: data.fingerprint,
             **environment_tags(),
         }
         if job.sweep_id:
-            tags.update(sweep_id=job.sweep_id, job_num=job.job_num)
+            tags.update({SWEEP_ID_TAG: job.sweep_id, JOB_NUM_TAG: job.job_num})
+        client = get_client(self.uri)
+        job.run_name = unique_run_name(client, self.experiment_id, job.run_name)
         run = Run.start(self.uri, cfg.tracking.experiment, job.run_name, parent_run_id=job.parent_run_id,
                         tags=tags, experiment_id=self.experiment_id)
         try:
-            params: dict[str, Any] = flatten(as_dict(cfg))
+            # params are what can change a result; settings that cannot (progress, threads, tracking,
+            # resume, checkpoints, cache) are not clutter there
+            params: dict[str, Any] = resume.result_config(cfg)
             params.update(n_train=data.X_train.shape[0], n_val=data.X_val.shape[0],
                           n_test=data.X_test.shape[0], dim=data.dim, num_classes=data.num_classes)
             run.log_params(params)
+            log_dataset_inputs(run, cfg, data)
         except BaseException as e:
             run.end("FAILED", f"{type(e).__name__}: {e}")
             raise
@@ -155,7 +190,7 @@ class TrackedJob:
     def _download_checkpoint(self, run) -> TrainState:
         from softmax_exp.checkpoint import load_checkpoint
 
-        path = run.data.tags[resume.CHECKPOINT_TAG]
+        path = run.data.tags[CHECKPOINT_TAG]
         with tempfile.TemporaryDirectory(prefix="softmax_exp_ckpt_") as tmp:
             try:
                 local = get_client(self.uri).download_artifacts(run.info.run_id, path, tmp)
@@ -167,13 +202,60 @@ class TrackedJob:
 def _check_same_code_and_data(run, data: Dataset) -> None:
     """A checkpoint continues bit-identically only with the code and data that wrote it."""
     tags = run.data.tags
-    commit = environment_tags()["git_commit"]
-    if tags.get("git_commit", commit) != commit:
-        raise ValueError(f"run {run.info.run_id} was trained by commit {tags['git_commit'][:12]}, this is "
-                         f"{commit[:12]}: its checkpoint is not resumed")
-    if tags.get("dataset_fingerprint", data.fingerprint) != data.fingerprint:
+    commit = git_state()[0]
+    if tags.get(GIT_COMMIT_TAG, commit) != commit:
+        raise ValueError(f"run {run.info.run_id} was trained by commit {tags[GIT_COMMIT_TAG][:12]}, this "
+                         f"is {commit[:12]}: its checkpoint is not resumed")
+    if tags.get(DATASET_TAG, data.fingerprint) != data.fingerprint:
         raise ValueError(f"run {run.info.run_id} was trained on other data (dataset fingerprint "
-                         f"{tags['dataset_fingerprint'][:12]}): its checkpoint is not resumed")
+                         f"{tags[DATASET_TAG][:12]}): its checkpoint is not resumed")
+
+
+def run_note(cfg: Config, metrics: dict[str, float], iterations: int, diverged: str | None) -> str:
+    """A run's one-line description (MLflow's note): what was trained and what it reached."""
+    opt = cfg.optimizer
+    what = (f"{cfg.dataset.name}, {opt.name}{'' if opt.schedule == 'none' else ' + ' + opt.schedule} "
+            f"lr={cfg.lr:g} reg={cfg.reg:g}, {iterations} iterations of batch {cfg.batch_size}")
+    if diverged:
+        return f"{what}: diverged ({diverged})"
+    reached = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("val_acc", "train_acc", "test_acc") if k in metrics)
+    return f"{what}: {reached}"
+
+
+def log_dataset_inputs(run: Run, cfg: Config, data: Dataset) -> None:
+    """The run's training and validation data as MLflow dataset inputs (the run list's Dataset column):
+    name, source, the dataset fingerprint as digest (not hashed again), the arrays' schema and shape."""
+    import json
+
+    from mlflow.entities import Dataset as DatasetEntity
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    source = str(getattr(cfg.dataset, "root", None) or "") or (
+        "sklearn.datasets.load_digits" if cfg.dataset.name == "digits" else "")
+    inputs = []
+    for split, context in (("train", "training"), ("val", "validation")):
+        X, y = getattr(data, f"X_{split}"), getattr(data, f"y_{split}")
+        def spec(a, shape):
+            return json.dumps([{"type": "tensor", "tensor-spec": {"dtype": str(a.dtype), "shape": shape}}])
+
+        schema = {"mlflow_tensorspec": {"features": spec(X, [-1, X.shape[1]]), "targets": spec(y, [-1])}}
+        entity = DatasetEntity(
+            name=f"{data.name}/{split}", digest=data.fingerprint[:32],  # MLflow keeps at most 36 chars
+            source_type="local", source=json.dumps({"uri": source}), schema=json.dumps(schema),
+            profile=json.dumps({"num_rows": int(X.shape[0]), "num_features": int(X.shape[1]),
+                                "num_classes": data.num_classes}))
+        inputs.append(DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+    for attempt in range(3):
+        try:
+            run.client.log_inputs(run.run_id, datasets=inputs)
+            return
+        except MlflowException as e:
+            # two jobs of a sweep creating the same dataset entry at once: one insert loses; the entry
+            # exists now, so logging again links it
+            if "UNIQUE constraint failed" not in str(e) and "duplicate key" not in str(e) or attempt == 2:
+                raise
 
 
 class _MetricLog:

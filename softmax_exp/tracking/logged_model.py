@@ -76,6 +76,21 @@ def log_model(uri: str, run_id: str, model: Softmax, example_images: np.ndarray,
     return f"models:/{logged.model_id}"
 
 
+def load_softmax(uri: str, model_uri: str) -> Softmax:
+    """The Softmax classifier of the logged model ``model_uri`` (``models:/<model_id>``) of the store
+    ``uri``, read from its model.npz (no pyfunc loading, no code import)."""
+    import mlflow.artifacts
+
+    from softmax_exp.model import Softmax
+
+    model_id = model_uri.removeprefix("models:/")
+    location = get_client(uri).get_logged_model(model_id).artifact_location.rstrip("/")
+    with tempfile.TemporaryDirectory(prefix="softmax_exp_model_") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{location}/artifacts/model.npz", dst_path=tmp, tracking_uri=uri)  # see _save
+        return Softmax.load(local)
+
+
 def pip_requirements() -> list[str]:
     """What a model needs installed, pinned to the versions it was logged (and tested) with: the scoring
     server (mlflow), and the bundled code's imports (numpy, numba)."""

@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Mapping
 
-HOST_TAG, PID_TAG, PID_START_TAG, HEARTBEAT_TAG = "host", "pid", "pid_start", "heartbeat"
+from softmax_exp.tracking.tags import HEARTBEAT_TAG, HOST_TAG, PID_START_TAG, PID_TAG
 
 
 def owner_tags() -> dict[str, str]:

@@ -19,22 +19,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from softmax_exp.config import flatten
+from softmax_exp.config import flatten, is_result_key
 from softmax_exp.fingerprint import json_digest
 from softmax_exp.overrides import override_key
-from softmax_exp.tracking.owners import HOST_TAG, PID_TAG, is_stale
-from softmax_exp.tracking.run import PARENT_TAG
+from softmax_exp.tracking.owners import is_stale
 from softmax_exp.tracking.store import child_runs
-
-FINGERPRINT_TAG = "config_fingerprint"
-SWEEP_FINGERPRINT_TAG = "sweep_fingerprint"
-CHECKPOINT_TAG = "checkpoint"  # artifact path of the run's last checkpoint
-KILLED_TAG = "killed_reason"
-RESUMED_TAG = "resumed_from_iteration"
-SUPERSEDED_TAG = "superseded_by"
-# keys that do not change what a training computes
-NON_RESULT_KEYS = ("hydra", "progress", "num_threads", "resume", "checkpoint_every", "tracking",
-                   "dataset.cache", "dataset.cache_dir")
+from softmax_exp.tracking.tags import (  # noqa: F401 (the resume tags are read from here too)
+    CHECKPOINT_TAG,
+    FINGERPRINT_TAG,
+    HOST_TAG,
+    KILLED_TAG,
+    PARENT_TAG,
+    PID_TAG,
+    RESUMED_TAG,
+    SUPERSEDED_TAG,
+    SWEEP_FINGERPRINT_TAG,
+)
 
 
 class JobRunningElsewhere(RuntimeError):
@@ -43,8 +43,8 @@ class JobRunningElsewhere(RuntimeError):
 
 def config_fingerprint(config: Any) -> str:
     """64 hex digits identifying what a training computes: its config (a Config, or a plain mapping
-    shaped like one) without :data:`NON_RESULT_KEYS`."""
-    return json_digest(_result_config(config))
+    shaped like one) without :data:`softmax_exp.config.NON_RESULT_KEYS`."""
+    return json_digest(result_config(config))
 
 
 def sweep_fingerprint(config: Any, sweep_overrides: Iterable[str], sweeper: str,
@@ -53,7 +53,7 @@ def sweep_fingerprint(config: Any, sweep_overrides: Iterable[str], sweeper: str,
     overrides (``lr=1e-3,1e-2``, in key order) and its sweeper with the sweeper's params."""
     overrides = sorted(str(o) for o in sweep_overrides)
     swept = [override_key(o) for o in overrides] + [str(k) for k in sweeper_params]
-    shared = {k: v for k, v in _result_config(config).items()
+    shared = {k: v for k, v in result_config(config).items()
               if not any(k == s or k.startswith(s + ".") for s in swept)}
     return json_digest({"config": shared, "overrides": overrides, "sweeper": sweeper,
                         "params": {str(k): str(v) for k, v in sweeper_params.items()}})
@@ -133,8 +133,9 @@ def sweep_parents(client, experiment_id: str, fingerprint: str) -> list:
     return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
 
 
-def _result_config(config: Any) -> dict[str, Any]:
+def result_config(config: Any) -> dict[str, Any]:
+    """The config, flattened to dotted keys, without what cannot change a result
+    (:data:`softmax_exp.config.NON_RESULT_KEYS`): what a run's params are."""
     if dataclasses.is_dataclass(config):
         config = dataclasses.asdict(config)
-    return {k: v for k, v in flatten(config).items()
-            if not any(k == n or k.startswith(n + ".") for n in NON_RESULT_KEYS)}
+    return {k: v for k, v in flatten(config).items() if is_result_key(k)}

@@ -14,14 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from softmax_exp.tracking.owners import HEARTBEAT_TAG, owner_tags
+from softmax_exp.tracking.owners import owner_tags
 from softmax_exp.tracking.store import get_client, get_or_create_experiment
+from softmax_exp.tracking.tags import FAILURE_TAG, HEARTBEAT_TAG, PARENT_TAG
 
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
-PARENT_TAG = "mlflow.parentRunId"
-FAILURE_TAG = "failure_reason"
 
 
 class Run:
@@ -153,6 +152,21 @@ class Run:
             self.end("KILLED", "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "exited")
         else:
             self.end("FAILED", f"{exc_type.__name__}: {exc}")
+
+
+def unique_run_name(client, experiment_id: str, base: str) -> str:
+    """``base`` if no run of the experiment has that name yet, else ``base #2``, ``#3``, ...: names a
+    person can tell apart in the run list (MLflow itself allows duplicates)."""
+    pattern = base.replace("'", "")
+    runs = client.search_runs([experiment_id], filter_string=f"attributes.run_name LIKE '{pattern}%'",
+                              max_results=1000, run_view_type=3)  # ALL: deleted runs keep their names
+    taken = {r.info.run_name for r in runs}
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base} #{n}" in taken:
+        n += 1
+    return f"{base} #{n}"
 
 
 class _signals_held:

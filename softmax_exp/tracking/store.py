@@ -167,7 +167,7 @@ def get_or_create_experiment(client, name: str, artifact_root: str | None = None
 
 def child_runs(client, parent_run_id: str) -> list:
     """The runs whose ``mlflow.parentRunId`` tag is ``parent_run_id``, oldest first."""
-    from softmax_exp.tracking.run import PARENT_TAG
+    from softmax_exp.tracking.tags import PARENT_TAG
 
     parent = client.get_run(parent_run_id)
     return list(client.search_runs([parent.info.experiment_id],

@@ -1,0 +1,139 @@
+"""``python -m softmax_exp.train --help``: what the tool does, every option with its type, default and
+meaning, the config groups and their choices, and examples.
+
+The text is made from the schema itself (the dataclasses of :mod:`softmax_exp.config`, the comment beside
+each field is its meaning) and the files of ``conf/``, so it cannot drift from them. Hydra shows it
+through its help template (``hydra.help.template: ${softmax_exp_help:}`` in conf/config.yaml).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import io
+import textwrap
+import tokenize
+
+from omegaconf import MISSING
+
+from softmax_exp.config import DATASETS, OPTIMIZERS, Config, ModelConfig, TrackingConfig
+from softmax_exp.paths import CONFIG_DIR
+
+ABOUT = """\
+python -m softmax_exp.train: train a softmax (multinomial logistic regression) image classifier by
+minibatch SGD, as in Stanford CS231n's assignment 1, and track every training in MLflow (params, loss and
+accuracies, pictures of W, the model). One training by default; -m runs a sweep: one job per combination
+of the values given (lr=1e-3,1e-2 reg=0.1,1), one parent MLflow run with a child run per job.
+Every option is an override KEY=VALUE, checked against its type before any data is loaded."""
+
+EXAMPLES = """\
+Examples:
+  python -m softmax_exp.train                                         one training on digits (offline)
+  python -m softmax_exp.train lr=1e-2 reg=0.1 optimizer=momentum num_iters=1500
+  python -m softmax_exp.train -m lr=1e-3,1e-2 reg=1e-2,1 hydra/launcher=joblib_2w   a 2 x 2 sweep, 2 at once
+  python -m softmax_exp.train +experiment=cs231n_grid dataset.root=data/cifar10     the course's grid
+
+More: --cfg job [overrides] prints the composed config; --hydra-help Hydra's own flags; README.md."""
+
+HYDRA_CHOICES = {"hydra/launcher": "basic (default), joblib, submitit_local, submitit_slurm",
+                 "hydra/sweeper": "basic (default), optuna"}
+
+
+def help_text() -> str:
+    """The whole --help page (``$`` is doubled: Hydra passes it through string.Template)."""
+    lines = [ABOUT, "", "Usage: python -m softmax_exp.train [KEY=VALUE ...] [GROUP=CHOICE ...] "
+             "[+experiment=NAME] [-m]", "", "Options (KEY=VALUE; type, default, meaning):"]
+    lines += _rows([_row(Config, f, "") for f in dataclasses.fields(Config)
+                    if f.name not in ("dataset", "model", "optimizer", "tracking")])
+    lines += ["", "Groups (GROUP=CHOICE) and their options (GROUP.KEY=VALUE):"]
+    for group, schemas, default in (("dataset", DATASETS, "digits"), ("optimizer", OPTIMIZERS, "sgd"),
+                                    ("model", {"softmax": ModelConfig}, "softmax"),
+                                    ("tracking", {"mlflow": TrackingConfig}, "mlflow")):
+        lines.append("  " + group + "=" + ", ".join(f"{n} (default)" if n == default else n for n in schemas))
+        base = schemas[default]
+        common = {f.name for f in dataclasses.fields(base)}
+        rows = []
+        for f in dataclasses.fields(base):
+            if f.name == "name":
+                continue
+            others = [f"{n}: {_default(_field(c, f.name))}" for n, c in schemas.items()
+                      if n != default and _default(_field(c, f.name)) != _default(f)]
+            rows.append(_row(base.__mro__[-2], f, group + ".", f" [{'; '.join(others)}]" if others else ""))
+        for name, schema in schemas.items():
+            rows += [_row(schema, f, group + ".", f" [{name} only]") for f in dataclasses.fields(schema)
+                     if f.name not in common]
+        lines += _rows(rows, indent=4)
+    lines += ["", "  +experiment=NAME     a whole study, added with + (not in the defaults list): "
+              + ", ".join(_conf_choices("experiment"))]
+    for group, builtin in HYDRA_CHOICES.items():
+        lines.append(f"  {group}=NAME  this project's: {', '.join(_conf_choices(group))}; Hydra's: {builtin}")
+    lines += ["", EXAMPLES]
+    return "\n".join(lines).replace("$", "$$")
+
+
+def _field(schema: type, name: str) -> dataclasses.Field:
+    return next(f for f in dataclasses.fields(schema) if f.name == name)
+
+
+def _row(schema: type, f: dataclasses.Field, prefix: str, extra: str = "") -> tuple[str, str, str, str]:
+    """(key, type, default, meaning) of one option; the meaning is the comment in ``schema``'s source."""
+    meaning = " ".join(p for p in (_field_comments(schema).get(f.name, ""), extra.strip()) if p)
+    return prefix + f.name, _type_name(f.type), _default(f), meaning
+
+
+def _rows(rows: list[tuple[str, str, str, str]], indent: int = 2, width: int = 110) -> list[str]:
+    """Aligned columns; a long meaning wraps under itself, a long default (a URL) takes a line of its own."""
+    wk, wt = (max(len(r[i]) for r in rows) for i in (0, 1))
+    wd = min(16, max(len(r[2]) for r in rows))
+    blank = " " * (indent + wk + wt + wd + 6)
+    out = []
+    for key, typ, default, meaning in rows:
+        head = f"{' ' * indent}{key:<{wk}}  {typ:<{wt}}  {default:<{wd}}  "
+        if len(default) > wd:
+            out.append(f"{' ' * indent}{key:<{wk}}  {typ:<{wt}}  {default}")
+            head = blank
+            if not meaning:
+                continue
+        for i, part in enumerate(textwrap.wrap(meaning, max(30, width - len(blank))) or [""]):
+            out.append((head if i == 0 else blank) + part)
+    return [line.rstrip() for line in out]
+
+
+@functools.cache
+def _field_comments(schema: type) -> dict[str, str]:
+    """field name -> the comment on its line, from the source of the class and its bases (the class that
+    declares a field last wins, as it does for the default)."""
+    comments: dict[str, str] = {}
+    for cls in reversed(schema.__mro__):
+        if not dataclasses.is_dataclass(cls):
+            continue
+        source = inspect.getsource(cls)
+        names = {}
+        for line_no, line in enumerate(source.splitlines(), 1):
+            head = line.strip().split(":", 1)[0]
+            if line.startswith("    ") and not line.startswith("     ") and head.isidentifier():
+                names[line_no] = head
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT and tok.start[0] in names:
+                comments[names[tok.start[0]]] = tok.string.lstrip("# ").strip()
+    return comments
+
+
+def _type_name(annotation) -> str:
+    return str(annotation).replace("typing.", "").replace(" | None", "|null").replace(" ", "")
+
+
+def _default(f: dataclasses.Field) -> str:
+    value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    if value is MISSING or value == "???":
+        return "(required)"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _conf_choices(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))

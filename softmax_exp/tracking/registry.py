@@ -1,0 +1,27 @@
+"""The Model Registry: a model registered as a new version under a name, with an alias pointing at it."""
+
+from __future__ import annotations
+
+
+def register(client, name: str, model_uri: str, run_id: str, description: str, alias: str = "best"):
+    """Register the logged model ``model_uri`` of run ``run_id`` as a new version of the registered
+    model ``name`` (created if missing) with ``description``, and point ``alias`` at it; return the
+    ModelVersion. If ``alias`` already points at a version of that run (a sweep run again), nothing new is
+    registered and that version is returned."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        current = client.get_model_version_by_alias(name, alias)
+    except MlflowException:  # no such model, or no such alias yet
+        current = None
+    if current is not None and current.run_id == run_id:
+        return current
+    try:
+        client.create_registered_model(name, description=f"Softmax classifiers; the alias `{alias}` is the "
+                                                         "best job of the latest sweep")
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version = client.create_model_version(name, source=model_uri, run_id=run_id, description=description)
+    client.set_registered_model_alias(name, alias, version.version)
+    return version
