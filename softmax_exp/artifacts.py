@@ -1,15 +1,18 @@
 """What a training leaves behind in a folder (and, tracked, in its MLflow run): the course's picture of
-W, the loss curve, the config and overrides that reproduce it, and the model."""
+W, the loss curve and every iteration's loss (loss.npy, float64), the config and overrides that reproduce
+it, and the model."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from softmax_exp.config import Config, to_yaml
 from softmax_exp.model import Softmax, TrainHistory
 
-FILES = ("weights.png", "loss.png", "config.yaml", "overrides.yaml", "model.npz")
+FILES = ("weights.png", "loss.png", "loss.npy", "config.yaml", "overrides.yaml", "model.npz")
 
 
 def write_artifacts(folder: Path, cfg: Config, run_name: str, overrides: Sequence[str], model: Softmax,
@@ -23,6 +26,7 @@ def write_artifacts(folder: Path, cfg: Config, run_name: str, overrides: Sequenc
     pre = model.preprocessing
     save_weights_png(folder / "weights.png", model.W, pre.image_shape, pre.class_names, pre.bias_trick)
     save_loss_png(folder / "loss.png", history.loss, title=run_name)
+    np.save(folder / "loss.npy", np.asarray(history.loss, dtype=np.float64))  # every iteration's loss
     (folder / "config.yaml").write_text(to_yaml(cfg))
     (folder / "overrides.yaml").write_text(yaml.safe_dump(list(overrides)))
     model.save(folder / "model.npz")

@@ -221,12 +221,15 @@ class TrackingConfig:
     artifact_root: str | None = None  # null: <folder of the sqlite file>/mlartifacts/<experiment>
     stale_after_min: float = 60.0  # a RUNNING run of another host with no heartbeat this long is dead
     register_model: str | None = "softmax-${.experiment}"  # a sweep registers its best model so; null: not
+    log_every: int = 50  # the loss metric: the mean of every this many iterations (loss.npy has them all)
 
     def __post_init__(self) -> None:
         _non_empty("tracking.uri", self.uri)
         _non_empty("tracking.experiment", self.experiment)
         _non_empty("tracking.artifact_root", self.artifact_root, nullable=True)
         _non_empty("tracking.register_model", self.register_model, nullable=True)
+        if self.log_every < 1:
+            raise ConfigError(f"tracking.log_every must be an integer >= 1; got {self.log_every}")
         if not (math.isfinite(self.stale_after_min) and self.stale_after_min > 0):
             raise ConfigError(f"tracking.stale_after_min must be a number > 0; got {self.stale_after_min}")
 

@@ -53,3 +53,13 @@ def client_for(store: Path):
     from softmax_exp.tracking import get_client
 
     return get_client(f"sqlite:///{store}")
+
+
+def window_means(loss, every: int = 50) -> list[tuple[int, float]]:
+    """What the loss metric should hold for a loss history: (iterations done, mean) of each window of
+    ``every`` iterations, the last window possibly shorter (the reference the tests check against)."""
+    import numpy as np
+
+    loss = np.asarray(loss, dtype=np.float64)
+    return [(min(start + every, len(loss)), float(np.mean(loss[start:start + every])))
+            for start in range(0, len(loss), every)]

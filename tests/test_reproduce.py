@@ -11,7 +11,7 @@ from softmax_exp.reproduce import main, reproduce
 def test_a_logged_run_reproduces_bit_for_bit(store, make_cfg, tmp_path, capsys):
     out = fit(make_cfg(store, "optimizer=momentum", "eval_test=true"), JobContext(run_name="r"))
     rows = {r.name: r for r in reproduce(out.run_id, f"sqlite:///{store}")}
-    assert set(rows) == {"loss", "train_acc", "val_acc", "test_acc", "W", "dataset_fingerprint"}
+    assert set(rows) == {"loss history", "train_acc", "val_acc", "test_acc", "W", "dataset_fingerprint"}
     assert all(r.match for r in rows.values()), rows
     assert rows["val_acc"].reproduced == out.metrics["val_acc"]
 

@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 import pytest
-from helpers import FAST, client_for
+from helpers import FAST, client_for, window_means
 from PIL import Image
 
 import softmax_exp.data
@@ -20,7 +20,8 @@ from softmax_exp.plots import weights_png_size
 
 def test_digits_run_logs_params_metrics_tags_artifacts(store, make_cfg, tmp_path):
     cfg = make_cfg(store, "eval_test=true")
-    val_acc = fit(cfg, JobContext(overrides=["lr=1e-2", "reg=0.01"])).metrics["val_acc"]
+    out = fit(cfg, JobContext(overrides=["lr=1e-2", "reg=0.01"]))
+    val_acc = out.metrics["val_acc"]
     assert val_acc > 0.9
     client = client_for(store)
     (r,) = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
@@ -49,8 +50,9 @@ def test_digits_run_logs_params_metrics_tags_artifacts(store, make_cfg, tmp_path
     fingerprint = r.data.tags["softmax_exp.dataset_fingerprint"]
     assert {i.dataset.digest for i in inputs.values()} == {fingerprint[:32]}
     assert '"num_rows": 1297' in inputs["digits/train"].dataset.profile
-    loss = client.get_metric_history(r.info.run_id, "loss")
-    assert sorted(m.step for m in loss) == list(range(200))
+    loss = sorted((m.step, m.value) for m in client.get_metric_history(r.info.run_id, "loss"))
+    assert dict(loss) == pytest.approx(dict(window_means(out.history.loss)), rel=1e-13)  # steps 50 ... 200
+    assert len(loss) == 4
     val = sorted((m.step, m.value) for m in client.get_metric_history(r.info.run_id, "val_acc"))
     assert [s for s, _ in val] == [50, 100, 150, 200] and val[-1][1] == val_acc
     assert [m.step for m in client.get_metric_history(r.info.run_id, "train_acc")] != []
@@ -63,8 +65,9 @@ def test_digits_run_logs_params_metrics_tags_artifacts(store, make_cfg, tmp_path
     assert all(k.startswith(("softmax_exp.", "mlflow.")) for k in t), sorted(t)
 
     names = {a.path for a in client.list_artifacts(r.info.run_id)}
-    assert names == {"weights.png", "loss.png", "config.yaml", "overrides.yaml"}  # the model: below
+    assert names == {"weights.png", "loss.png", "loss.npy", "config.yaml", "overrides.yaml"}  # model: below
     local = client.download_artifacts(r.info.run_id, "", str(tmp_path / "dl"))
+    np.testing.assert_array_equal(np.load(f"{local}/loss.npy"), out.history.loss)  # every iteration's loss
     with Image.open(f"{local}/weights.png") as im:
         assert im.size == weights_png_size((8, 8, 1), 10)
     with Image.open(io.BytesIO(open(f"{local}/loss.png", "rb").read())) as im:

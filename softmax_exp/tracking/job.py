@@ -106,12 +106,12 @@ class TrackedJob:
                 self.job.run_name = old.info.run_name
                 if FAILURE_TAG in old.data.tags:  # why it stopped last time: no longer true
                     self.run.client.delete_tag(self.run.run_id, FAILURE_TAG)
-                self.log = _MetricLog.resuming(self.run)
+                self.log = _MetricLog.resuming(self.run, self.cfg.tracking.log_every)
                 return state
         self.run = self._start(data, n_threads)
         if self.job.parent_run_id and unfinished:
             resume.supersede(self.run.client, unfinished, self.run.run_id)
-        self.log = _MetricLog(self.run)
+        self.log = _MetricLog(self.run, self.cfg.tracking.log_every)
         return None
 
     def on_eval(self, point: EvalPoint, losses: np.ndarray) -> None:
@@ -259,21 +259,24 @@ def log_dataset_inputs(run: Run, cfg: Config, data: Dataset) -> None:
 
 
 class _MetricLog:
-    """Feeds a training's metrics to its run: the buffered loss series (step = iteration) and the
-    accuracies (step = iterations done) at each evaluation; MLflow is called once per 1000 values.
-    A resumed run already holds some values: those steps are not logged twice."""
+    """Feeds a training's metrics to its run: the loss every ``log_every`` iterations, as the mean of that
+    window (step = iterations done at its end; the last window may be shorter), and the accuracies
+    (step = iterations done) at each evaluation; MLflow is called once per 1000 values. The whole
+    per-iteration history goes to the run as an artifact (loss.npy). A resumed run already holds some
+    values: those steps are not logged twice."""
 
-    def __init__(self, run: Run, logged: int = 0, evals_logged: int = 0) -> None:
+    def __init__(self, run: Run, log_every: int, logged: int = 0, evals_logged: int = 0) -> None:
         self.run = run
-        self.logged = logged  # loss values the run has
+        self.log_every = log_every
+        self.logged = logged  # iterations whose loss the run has (in its windows)
         self.evals_logged = evals_logged  # the run has accuracies up to this iteration
 
     @classmethod
-    def resuming(cls, run: Run) -> _MetricLog:
+    def resuming(cls, run: Run, log_every: int) -> _MetricLog:
         def last_step(key: str) -> int:
-            return max((m.step for m in run.client.get_metric_history(run.run_id, key)), default=-1)
+            return max((m.step for m in run.client.get_metric_history(run.run_id, key)), default=0)
 
-        return cls(run, last_step("loss") + 1, last_step("val_acc"))
+        return cls(run, log_every, last_step("loss"), last_step("val_acc"))
 
     def on_eval(self, point: EvalPoint, losses: np.ndarray) -> None:
         self.losses(losses)
@@ -282,13 +285,21 @@ class _MetricLog:
             self.run.log_metric("val_acc", point.val_acc, point.iteration)
 
     def finish(self, losses: np.ndarray, test_acc: float | None) -> None:
-        self.losses(losses)
+        self.losses(losses, final=True)
         if test_acc is not None:
             self.run.log_metric("test_acc", test_acc, len(losses))
         self.run.flush()
 
-    def losses(self, losses: np.ndarray) -> None:
-        """Buffer the loss values the run does not have yet."""
-        if len(losses) > self.logged:
-            self.run.log_series("loss", losses[self.logged:], self.logged)
-            self.logged = len(losses)
+    def losses(self, losses: np.ndarray, final: bool = False) -> None:
+        """Buffer the means of the whole windows of ``losses`` the run does not have yet (with ``final``,
+        of the last, shorter one too)."""
+        L = self.log_every
+        end = len(losses) if final else len(losses) // L * L
+        if end <= self.logged:
+            return
+        starts = np.arange(self.logged, end, L)
+        sums = np.add.reduceat(np.asarray(losses[self.logged:end], dtype=np.float64), starts - self.logged)
+        counts = np.minimum(starts + L, end) - starts
+        for step, mean in zip((starts + counts).tolist(), (sums / counts).tolist(), strict=True):
+            self.run.log_metric("loss", mean, step)
+        self.logged = end
