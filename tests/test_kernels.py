@@ -302,12 +302,13 @@ def test_unchecked_twin_returns_a_non_finite_result_as_is():
 # cut. Trained W are guaranteed bit for bit (same config and seed, resumed checkpoints), so any change to the
 # fused kernel must leave these unchanged. Numba compiles for the host CPU and reassociated sums vectorise
 # per target, so the bits are pinned per LLVM host CPU name; on another CPU the test is skipped (record the
-# hashes there with the code of a known-good commit, then add them here).
+# hashes there with the code of a known-good commit, then add them here). No float64 case: with numba 0.68.1
+# a float64 fused result freshly compiled differs in the last bit from the same code loaded from the cache
+# (cache=True), before and after this pin, so a float64 pin would depend on the state of __pycache__.
 FUSED_PINS = {
     "rocketlake": {
         "f32_minibatch_200": "888f0d4cbd12014cde3b64997045cb171b1d95398b6160220d46510ea622e43e",
         "f32_full_odd_c": "ae5c702715eccf5d1bf8fb83545180fba4f2d22121ae7a052540cfcdb33b35d7",
-        "f64_minibatch_77": "a7dcc8e18ef84dbfbbb383eaab11eca9ec4790967f6682830c5d493ac7d55c8e",
         "f32_one_class": "c03d5789f8b3e5324fe15a87cb81d0955e9c3c6788ecc1b27b7763ebc4867408",
     },
 }
@@ -315,7 +316,6 @@ FUSED_PIN_CASES = {
     # name: (n, d, c, dtype, minibatch size or None for all rows)
     "f32_minibatch_200": (1000, 65, 10, np.float32, 200),
     "f32_full_odd_c": (3300, 67, 11, np.float32, None),
-    "f64_minibatch_77": (300, 37, 7, np.float64, 77),
     "f32_one_class": (50, 5, 1, np.float32, 9),
 }
 
