@@ -9,6 +9,8 @@ Sections (``--sections``):
   kernels    loss + gradient over all of X, per kernel and dtype, vs the read floor
   minibatch  loss + gradient of a minibatch of rows: ``X[idx]`` copy + kernel, vs the fused kernel with idx
   step       one SGD step (sample idx, loss + gradient, update W) of the numpy reference vs the fused kernel
+  predict    labels argmax(X @ W) and the count of correct ones over all of X: numpy vs the Numba kernel, vs
+             the read floor
   tracking   9 trainings of 1500 iterations with full MLflow tracking vs tracking.enabled=false, on a
              CIFAR-10-shaped training set (random images in the official format) and on digits
   train      ``python -m softmax_exp.train`` on digits, wall time with a warm Numba cache
@@ -29,9 +31,9 @@ from functools import partial
 import numba
 import numpy as np
 
-from softmax_exp.kernels import KERNELS, get_kernel, set_num_threads
+from softmax_exp.kernels import KERNELS, count_correct, get_kernel, predict_labels, set_num_threads
 
-SECTIONS = ("kernels", "minibatch", "step", "tracking", "train")
+SECTIONS = ("kernels", "minibatch", "step", "predict", "tracking", "train")
 
 
 @dataclass
@@ -69,6 +71,23 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e3
+
+
+def medians_in_rounds(fns: list[Callable[[], object]], repeats: int, rounds: int = 5) -> list[float]:
+    """Median wall time in ms of each fn over ``repeats`` calls, taken in ``rounds`` rounds: each round times
+    every fn in turn (one untimed call first), and a fn's time is the median of its round medians.
+
+    A burst of load from another process on this shared machine then slows one round of every case, not all
+    the repeats of one case. For calls of tens of ms only: BLAS's and Numba's (OpenMP) thread pools each
+    spin for milliseconds after a call, so switching between them often (rounds of 1 ms SGD steps) makes
+    both fight for the cores; the untimed first call of a round absorbs one switch.
+    """
+    per_round = max(1, repeats // rounds)
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, t in zip(fns, times, strict=True):
+            t.append(median_ms(fn, per_round))
+    return [statistics.median(t) for t in times]
 
 
 def make_problem(n: int, d: int, c: int, dtype, seed: int = 0):
@@ -171,25 +190,43 @@ def bench_minibatch(args) -> list[Row]:
 
 
 def bench_step(args) -> list[Row]:
-    """One SGD step: sample a minibatch with replacement, loss + gradient, ``W -= lr * dW``."""
+    """One SGD step: sample a minibatch with replacement, loss + gradient, update W.
+
+    The numpy reference draws idx, copies ``X[idx]``, runs the vectorized kernel and does ``W -= lr * dW``.
+    The fused row does what ``Softmax.train`` does per step: idx is a row of a block of ``_IDX_BLOCK`` draws
+    (intp), the unchecked fused kernel (the loop checked its inputs once), and the in-place SGD update of
+    :mod:`softmax_exp.optim` (``dW *= lr; W -= dW``).
+    """
+    from softmax_exp.kernels import check_inputs
+    from softmax_exp.model import _IDX_BLOCK
+    from softmax_exp.optim import SGD
+
     n, d, c = args.shape
     b = args.batch_size
     dtype = args.dtypes[0]
     W, X, y = make_problem(n, d, c, np.dtype(dtype).type)
-    vectorized, fused = get_kernel("vectorized"), get_kernel("numba_fused")
+    vectorized = get_kernel("vectorized")
     lr = 1e-7
     rng = np.random.default_rng(2)
-    W_ref, W_fused = W.copy(), W.copy()
+    W_ref = W.copy()
 
     def numpy_step():
         idx = rng.integers(0, n, b)
         _, dW = vectorized(W_ref, X[idx], y[idx], 0.1)
         W_ref[...] -= lr * dW
 
+    W_fused, X, y_fused, reg, _ = check_inputs(W.copy(), X, y, 0.1)  # once, as train does
+    fused = get_kernel("numba_fused", checked=False)
+    sgd = SGD()
+    loop = {"it": 0, "block": None}
+
     def fused_step():
-        idx = rng.integers(0, n, b)
-        _, dW = fused(W_fused, X, y, 0.1, idx)
-        W_fused[...] -= lr * dW
+        it = loop["it"]
+        if it % _IDX_BLOCK == 0:
+            loop["block"] = rng.integers(0, n, size=(_IDX_BLOCK, b), dtype=np.intp)
+        loop["it"] = it + 1
+        _, dW = fused(W_fused, X, y_fused, reg, loop["block"][it % _IDX_BLOCK])
+        sgd.step(W_fused, dW, lr)
 
     shape = f"{b} of {n}x{d}x{c}"
     ref = median_ms(numpy_step, args.repeats * 20)
@@ -197,8 +234,46 @@ def bench_step(args) -> list[Row]:
     nbytes = b * d * X.itemsize
     return [
         Row("numpy step (copy+vec)", shape, dtype, ref, nbytes, ref, "numpy step"),
-        Row("fused step (idx)", shape, dtype, ms, nbytes, ref, "numpy step", f"{ref / ms:.2f}x faster"),
+        Row("fused step (idx)", shape, dtype, ms, nbytes, ref, "numpy step",
+            f"{ref / ms:.2f}x faster; unchecked kernel, idx block, in-place SGD (as train)"),
     ]
+
+
+def _numpy_labels(W, X, threadpool_limits=None):
+    if threadpool_limits is None:
+        return np.argmax(X @ W, axis=1)
+    with threadpool_limits(1, user_api="blas"):
+        return np.argmax(X @ W, axis=1)
+
+
+def bench_predict(args) -> list[Row]:
+    """Evaluation over all of X: ``np.argmax(X @ W, axis=1)`` (with BLAS's threads, and on one BLAS thread as
+    the training loop runs it next to Numba's threads) against the Numba labels and count kernels."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings it; without it the 1-BLAS-thread row is left out
+        threadpool_limits = None
+    rows = []
+    n, d, c = args.shape
+    for dtype in args.dtypes:
+        W, X, y = make_problem(n, d, c, np.dtype(dtype).type)
+        shape = f"{n}x{d}x{c}"
+        cases = {
+            "read floor X.sum(axis=0)": partial(X.sum, axis=0),
+            "numpy argmax(X @ W)": partial(_numpy_labels, W, X),
+        }
+        if threadpool_limits is not None:
+            cases["numpy argmax(X @ W), 1 BLAS"] = partial(_numpy_labels, W, X, threadpool_limits)
+        cases["predict_labels"] = partial(predict_labels, W, X)
+        cases["count_correct"] = partial(count_correct, W, X, y)
+        times = dict(zip(cases, medians_in_rounds(list(cases.values()), args.repeats), strict=True))
+        floor = times["read floor X.sum(axis=0)"]
+        notes = {"numpy argmax(X @ W)": "BLAS threads as set",
+                 "numpy argmax(X @ W), 1 BLAS": "as train evaluates today"}
+        for label, ms in times.items():
+            rows.append(Row(label, shape, dtype, ms, X.nbytes, floor, "read floor", notes.get(label, "")))
+        del W, X, y
+    return rows
 
 
 def _write_cifar_shaped(root, n_train: int = 50000, n_test: int = 10000, seed: int = 0) -> None:
@@ -373,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER)
     print("-" * len(HEADER))
     runners = {"kernels": bench_kernels, "minibatch": bench_minibatch, "step": bench_step,
-               "tracking": bench_tracking, "train": bench_train_cli}
+               "predict": bench_predict, "tracking": bench_tracking, "train": bench_train_cli}
     for section in args.sections:
         for row in runners[section](args):
             print(row.format(), flush=True)

@@ -35,13 +35,14 @@ def test_bench_cli_prints_ratios_on_a_small_problem():
     out = run(
         "-m", "softmax_exp.bench", "--shape", "600", "65", "10", "--repeats", "1",
         "--dtypes", "float32", "--batch-size", "50", "--naive-rows", "100",
-        "--sections", "kernels", "minibatch", "step", "tracking",
+        "--sections", "kernels", "minibatch", "step", "predict", "tracking",
         "--tracking-digits-only", "--tracking-runs", "1", "--tracking-iters", "20",
     )
     assert out.returncode == 0, out.stderr
     rows = [line for line in out.stdout.splitlines() if "600x65x10" in line]
     names = [r.split("  ")[0].strip() for r in rows]
-    for name in ("read floor X.sum(axis=0)", "naive", "vectorized", "numba_naive", "numba_fused"):
+    for name in ("read floor X.sum(axis=0)", "naive", "vectorized", "numba_naive", "numba_fused",
+                 "numpy argmax(X @ W)", "predict_labels", "count_correct"):
         assert name in names
     for r in rows:
         ratio = next(tok for tok in r.split() if tok.endswith("x") and tok[:-1].replace(".", "").isdigit())

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 import numba
 
-from ._validation import check_finite_result, check_inputs
+from ._validation import check_finite_result, check_inputs, check_predict_inputs
 from .naive import softmax_loss_naive, softmax_loss_naive_unchecked
 from .numba_kernels import (
     softmax_loss_numba_fused,
@@ -28,6 +28,7 @@ from .numba_kernels import (
     softmax_loss_numba_naive,
     softmax_loss_numba_naive_unchecked,
 )
+from .predict import count_correct, count_correct_unchecked, predict_labels, predict_labels_unchecked
 from .vectorized import softmax_loss_vectorized, softmax_loss_vectorized_unchecked
 
 KERNELS: dict[str, Callable] = {
@@ -86,8 +87,13 @@ __all__ = [
     "UNCHECKED",
     "check_finite_result",
     "check_inputs",
+    "check_predict_inputs",
+    "count_correct",
+    "count_correct_unchecked",
     "get_kernel",
     "num_threads",
+    "predict_labels",
+    "predict_labels_unchecked",
     "set_num_threads",
     "softmax_loss_naive",
     "softmax_loss_numba_fused",

@@ -30,6 +30,46 @@ def check_inputs(W, X, y, reg, idx=None):
     (W, X, y, reg, idx) with y and idx as intp arrays (small; copied only when not already intp)
     and reg as a Python float. X and W are never copied or cast.
     """
+    N, C = _check_weights_and_rows(W, X)
+    y = _check_label_array(y, N)
+    try:
+        reg = float(reg)
+    except (TypeError, ValueError):
+        raise ValueError(f"reg must be a real number; got {reg!r}") from None
+    if not math.isfinite(reg) or reg < 0:
+        raise ValueError(f"reg must be finite and >= 0; got {reg}")
+    _check_w_finite(W)
+    idx = _check_idx(idx, N)
+    _check_label_range(y, C, idx)
+    return W, X, y, reg, idx
+
+
+def check_predict_inputs(W, X, y=None, idx=None):
+    """Validate the arguments of a prediction (labels, or the count of correct ones when y is given).
+
+    Parameters
+    ----------
+    W : ndarray (D, C), float32 or float64, finite
+    X : ndarray (N, D), same dtype as W (not scanned: NaN in X gives a label, as np.argmax does)
+    y : ndarray (N,), optional integers in [0, C)
+    idx : ndarray (B,), optional integers in [0, N): the rows of X to predict
+
+    Returns
+    -------
+    (W, X, y, idx) with y and idx as intp arrays or None. X and W are never copied or cast.
+    """
+    N, C = _check_weights_and_rows(W, X)
+    if y is not None:
+        y = _check_label_array(y, N)
+    _check_w_finite(W)
+    idx = _check_idx(idx, N)
+    if y is not None:
+        _check_label_range(y, C, idx)
+    return W, X, y, idx
+
+
+def _check_weights_and_rows(W, X) -> tuple[int, int]:
+    """X (N, D) and W (D, C): 2-D, one float dtype, matching D, non-empty. Returns (N, C)."""
     if not isinstance(X, np.ndarray) or X.ndim != 2:
         raise ValueError(f"X must be a 2-D numpy array (N, D); got {_describe(X)}")
     if not isinstance(W, np.ndarray) or W.ndim != 2:
@@ -47,37 +87,45 @@ def check_inputs(W, X, y, reg, idx=None):
     C = W.shape[1]
     if C < 1 or N < 1:
         raise ValueError(f"X and W must be non-empty; got X shape {X.shape}, W shape {W.shape}")
+    return N, C
+
+
+def _check_label_array(y, N: int) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != N:
         raise ValueError(f"y must be 1-D of length N = {N}; got shape {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"y must hold integer class labels; got dtype {y.dtype}")
-    try:
-        reg = float(reg)
-    except (TypeError, ValueError):
-        raise ValueError(f"reg must be a real number; got {reg!r}") from None
-    if not math.isfinite(reg) or reg < 0:
-        raise ValueError(f"reg must be finite and >= 0; got {reg}")
+    return y.astype(np.intp, copy=False)
+
+
+def _check_w_finite(W) -> None:
     if not np.isfinite(W).all():
         raise ValueError("W contains NaN or inf; reinitialise W (a diverged training gives this)")
-    if idx is not None:
-        idx = np.asarray(idx)
-        if idx.ndim != 1 or idx.shape[0] < 1:
-            raise ValueError(f"idx must be a non-empty 1-D array of row indices; got shape {idx.shape}")
-        if not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"idx must hold integer row indices; got dtype {idx.dtype}")
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= N:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"idx must be in [0, N) = [0, {N}); found index {bad}")
-        idx = idx.astype(np.intp, copy=False)
-    # only the labels the loss is taken over are checked: a minibatch step looks at B labels, not N
+
+
+def _check_idx(idx, N: int):
+    if idx is None:
+        return None
+    idx = np.asarray(idx)
+    if idx.ndim != 1 or idx.shape[0] < 1:
+        raise ValueError(f"idx must be a non-empty 1-D array of row indices; got shape {idx.shape}")
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"idx must hold integer row indices; got dtype {idx.dtype}")
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < 0 or hi >= N:
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"idx must be in [0, N) = [0, {N}); found index {bad}")
+    return idx.astype(np.intp, copy=False)
+
+
+def _check_label_range(y, C: int, idx) -> None:
+    # only the labels used are checked: a minibatch step looks at B labels, not N
     used = y if idx is None else y[idx]
     lo, hi = int(used.min()), int(used.max())
     if lo < 0 or hi >= C:
         bad = lo if lo < 0 else hi
         raise ValueError(f"y must be in [0, C) = [0, {C}); found label {bad}")
-    return W, X, y.astype(np.intp, copy=False), reg, idx
 
 
 def checked_call(unchecked, W, X, y, reg, idx=None):

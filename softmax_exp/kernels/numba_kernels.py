@@ -174,24 +174,46 @@ def _block_gradient(X, rows, g, accT):
             a1[d] += ((h0 * v0 + h1 * v1) + (h2 * v2 + h3 * v3)) + ((h4 * v4 + h5 * v5) + (h6 * v6 + h7 * v7))
 
 
+@njit(cache=True, fastmath=False)  # explicit: a callee without it inherits the caller's fastmath
+def _transpose_sum_squares(W, WT):
+    """WT[j, d] = W[d, j] (padding classes zero); return sum W[d, j]**2 in float64, in _reg_loss's order.
+
+    Compiled without fastmath, like _reg_loss: the sum is one chain of float64 adds in row-major order, so
+    its bits are _reg_loss's. Doing it here reads W once; the transposing stores hide under the adds' latency.
+    """
+    D, C = W.shape
+    s = 0.0
+    for d in range(D):
+        for j in range(C):
+            w = W[d, j]
+            WT[j, d] = w
+            s += float(w) * float(w)
+        for j in range(C, WT.shape[0]):
+            WT[j, d] = 0
+    return s
+
+
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def _fused_impl(W, X, y, reg, idx):
+    """Returns (data loss, sum of W**2, dW with the L2 gradient): two parallel regions, the chunks and the
+    reduction; no zero-filled allocation (each chunk zeroes its own accumulator)."""
     n = idx.shape[0]
     D, C = W.shape
     # W^T padded to an even number of classes (a zero class), so the inner loops work on class pairs.
     Cp = C + (C & 1)
-    WT = np.zeros((Cp, D), dtype=W.dtype)
-    for j in range(C):
-        for d in range(D):
-            WT[j, d] = W[d, j]
+    WT = np.empty((Cp, D), dtype=W.dtype)
+    sum_sq = _transpose_sum_squares(W, WT)
     zero = WT[0, 0] - WT[0, 0]  # a zero of the dtype of X, so float32 sums stay float32
     nchunks = _num_chunks(n)
     nblocks = (n + _BLOCK - 1) // _BLOCK  # chunks own whole blocks: only the very last block is short
-    acc = np.zeros((nchunks, Cp, D), dtype=W.dtype)  # dW^T per chunk, in the dtype of X
-    chunk_loss = np.zeros(nchunks, dtype=np.float64)
+    acc = np.empty((nchunks, Cp, D), dtype=W.dtype)  # dW^T per chunk, in the dtype of X
+    chunk_loss = np.empty(nchunks, dtype=np.float64)
     inv_n = 1.0 / n
     for ch in prange(nchunks):
         accT = acc[ch]
+        for j in range(Cp):
+            for d in range(D):
+                accT[j, d] = zero
         rows = np.empty(_BLOCK, dtype=np.intp)
         scores = np.empty((_BLOCK, Cp), dtype=W.dtype)
         g = np.zeros((_BLOCK, Cp), dtype=W.dtype)
@@ -233,7 +255,7 @@ def _fused_impl(W, X, y, reg, idx):
     loss = 0.0
     for ch in range(nchunks):
         loss += chunk_loss[ch]
-    return loss / n, dW
+    return loss / n, sum_sq, dW
 
 
 @njit(cache=True)
@@ -245,23 +267,30 @@ def _reg_loss(W, reg):
     return 0.5 * reg * s
 
 
-def _unchecked_call(impl, W, X, y, reg, idx):
-    """Run a Numba implementation over the rows used (all, or idx) and add the L2 term."""
+def _naive_call(W, X, y, reg, idx):
+    """Run the naive kernel over the rows used (all, or idx) and add the L2 term."""
     rows = np.arange(X.shape[0], dtype=np.intp) if idx is None else idx
-    data_loss, dW = impl(W, X, y, reg, rows)
+    data_loss, dW = _naive_impl(W, X, y, reg, rows)
     return data_loss + _reg_loss(W, reg), dW
 
 
 def softmax_loss_numba_naive_unchecked(W, X, y, reg, idx=None):
     """:func:`softmax_loss_numba_naive` without the input checks, for callers that checked once (a
     training loop): y (N,) and idx (B,) intp arrays, reg a float. A non-finite result is returned as is."""
-    return _unchecked_call(_naive_impl, W, X, y, reg, idx)
+    return _naive_call(W, X, y, reg, idx)
+
+
+def _fused_call(W, X, y, reg, idx):
+    """Run the fused kernel over the rows used (all, or idx); it returns the L2 term's sum too."""
+    rows = np.arange(X.shape[0], dtype=np.intp) if idx is None else idx
+    data_loss, sum_sq, dW = _fused_impl(W, X, y, reg, rows)
+    return data_loss + 0.5 * reg * sum_sq, dW  # the L2 term as _reg_loss computes it: (0.5 * reg) * sum
 
 
 def softmax_loss_numba_fused_unchecked(W, X, y, reg, idx=None):
     """:func:`softmax_loss_numba_fused` without the input checks (see
     :func:`softmax_loss_numba_naive_unchecked`)."""
-    return _unchecked_call(_fused_impl, W, X, y, reg, idx)
+    return _fused_call(W, X, y, reg, idx)
 
 
 def softmax_loss_numba_naive(W, X, y, reg, idx=None):
