@@ -12,12 +12,13 @@ import numpy as np
 from softmax_exp.config import Config, to_yaml
 from softmax_exp.model import Softmax, TrainHistory
 
-FILES = ("weights.png", "loss.png", "loss.npy", "config.yaml", "overrides.yaml", "model.npz")
+FILES = ("weights.png", "loss.png", "loss.npy", "config.yaml", "overrides.yaml")
 
 
 def write_artifacts(folder: Path, cfg: Config, run_name: str, overrides: Sequence[str], model: Softmax,
                     history: TrainHistory) -> Path:
-    """Write :data:`FILES` into ``folder`` (created if missing); return the folder."""
+    """Write :data:`FILES` into ``folder`` (created if missing); return the folder. (The model goes to
+    MLflow as a logged model, and to a job's own folder as model.npz beside this one.)"""
     import yaml
 
     from softmax_exp.plots import save_loss_png, save_weights_png
@@ -29,5 +30,4 @@ def write_artifacts(folder: Path, cfg: Config, run_name: str, overrides: Sequenc
     np.save(folder / "loss.npy", np.asarray(history.loss, dtype=np.float64))  # every iteration's loss
     (folder / "config.yaml").write_text(to_yaml(cfg))
     (folder / "overrides.yaml").write_text(yaml.safe_dump(list(overrides)))
-    model.save(folder / "model.npz")
     return folder

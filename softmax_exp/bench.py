@@ -14,6 +14,9 @@ Sections (``--sections``):
   tracking   9 trainings of 1500 iterations with full MLflow tracking vs tracking.enabled=false, on a
              CIFAR-10-shaped training set (random images in the official format) and on digits
   train      ``python -m softmax_exp.train`` on digits, wall time with a warm Numba cache
+  sweep      the course's 3 x 3 grid end to end, tracked and untracked, with where its time goes (imports,
+             config composition, the MLflow store, data, SGD, evaluation, tracking, pictures, the model);
+             CIFAR-10-shaped random images or ``--data DIR``; the same grid on digits
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import numpy as np
 
 from softmax_exp.kernels import KERNELS, count_correct, get_kernel, predict_labels, set_num_threads
 
-SECTIONS = ("kernels", "minibatch", "step", "predict", "tracking", "train")
+SECTIONS = ("kernels", "minibatch", "step", "predict", "tracking", "train", "sweep")
 
 
 @dataclass
@@ -394,6 +397,109 @@ def bench_train_cli(args) -> list[Row]:
     return rows
 
 
+# the sweep section's breakdown, in the order a sweep spends it (softmax_exp.timing's sections)
+BREAKDOWN = ("imports", "composition", "store", "data", "sgd", "evaluation", "tracking", "pictures", "model")
+
+
+def _run_sweep(overrides: list[str], cwd: str) -> tuple[float, dict[str, float]]:
+    """Wall milliseconds of ``python -m softmax_exp.train`` with ``overrides`` (a sweep, basic launcher:
+    one process), and its time breakdown in milliseconds (softmax_exp.timing; "other" is the rest)."""
+    import json
+    import subprocess
+
+    from softmax_exp import timing
+
+    timings = f"{cwd}/timings.json"
+    env = {**os.environ, "CI": "true", timing.ENV: timings}
+    t0 = time.time()
+    env[timing.LAUNCHED_ENV] = repr(t0)
+    proc = subprocess.run([sys.executable, "-m", "softmax_exp.train", *overrides], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+    wall = (time.time() - t0) * 1e3
+    if proc.returncode != 0:
+        raise RuntimeError(f"the sweep failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    with open(timings) as f:
+        parts = {k: v * 1e3 for k, v in json.load(f).items()}
+    parts["other"] = wall - sum(parts.values())
+    return wall, parts
+
+
+def _sweep_rows(label: str, shape: str, wall: float, parts: dict[str, float], ref: float,
+                ref_name: str, note: str = "") -> list[Row]:
+    rows = [Row(label, shape, "float32", wall, 0, ref, ref_name, note)]
+    for key in (*BREAKDOWN, "other"):
+        if parts.get(key, 0) > 0.5:
+            rows.append(Row(f"  {key}", "", "", parts[key], 0, wall, "its sweep"))
+    return rows
+
+
+def _sgd_only_ms(overrides: list[str], runs: int) -> float:
+    """Milliseconds of the sweep's trainings alone, in this process: Softmax.train with the config's
+    hyperparameters on its data, no tracking, no intermediate evaluation (one untimed run first)."""
+    from softmax_exp.config import compose, to_config
+    from softmax_exp.data import load_dataset
+    from softmax_exp.model import Preprocessing, Softmax
+
+    cfg = to_config(compose([*overrides, "tracking.enabled=false"]))
+    data = load_dataset(cfg.dataset)
+
+    def train() -> None:
+        Softmax(cfg.kernel, Preprocessing.of(data)).train(
+            data.X_train, data.y_train, lr=cfg.lr, reg=cfg.reg, num_iters=cfg.num_iters,
+            batch_size=cfg.batch_size, seed=cfg.seed, optimizer=cfg.optimizer.build(),
+            schedule=cfg.build_schedule(), replace=cfg.model.replace, init_scale=cfg.model.init_scale)
+
+    train()
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        train()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def bench_sweep(args) -> list[Row]:
+    """The course's grid end to end (``+experiment=cs231n_grid``: 3 x 3 jobs of 700 iterations, batch 200),
+    as a user runs it, on CIFAR-10-shaped random images (or ``--data DIR``, a real copy): into a new
+    MLflow store (cold: numba and the data cache are warm, the store is not), then into that existing store
+    (``resume=false``, so every job trains again), then untracked; each with its time breakdown. Then the
+    same grid on digits with 1500 iterations, tracked and untracked, and the grid's trainings alone."""
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="softmax_exp_bench_") as tmp:
+        if args.data:
+            data = [f"dataset.root={os.path.abspath(args.data)}"]
+            what = "CIFAR-10"
+        else:
+            _write_cifar_shaped(tmp + "/cifar")
+            data = [f"dataset.root={tmp}/cifar", "dataset.md5=null"]
+            what = "CIFAR-10-shaped"
+        grid = ["+experiment=cs231n_grid", *data, f"dataset.cache_dir={tmp}/cache", "progress=false"]
+        store = f"tracking.uri=sqlite:///{tmp}/mlflow.db"
+        _run_sweep([*grid, "tracking.enabled=false", f"hydra.sweep.dir={tmp}/warm"], tmp)  # numba, cache
+        new_wall, new_parts = _run_sweep([*grid, store, f"hydra.sweep.dir={tmp}/new"], tmp)
+        tracked, tracked_parts = _run_sweep([*grid, store, "resume=false", f"hydra.sweep.dir={tmp}/t"], tmp)
+        untracked, untracked_parts = _run_sweep([*grid, "tracking.enabled=false", f"hydra.sweep.dir={tmp}/u"],
+                                                tmp)
+        sgd = _sgd_only_ms([*grid], 9)
+        shape = "9 jobs x 700 it"
+        rows += _sweep_rows(f"grid, tracked ({what})", shape, tracked, tracked_parts, untracked, "untracked",
+                            f"into an existing store; {new_wall / 1e3:.1f} s into a new one")
+        rows += _sweep_rows(f"grid, untracked ({what})", shape, untracked, untracked_parts, untracked,
+                            "untracked")
+        rows.append(Row("grid's 9 trainings alone", shape, "float32", sgd, 0, untracked, "untracked",
+                        "Softmax.train in one process: no tracking, no intermediate evaluation"))
+        digits = ["+experiment=cs231n_grid", "dataset=digits", "num_iters=1500", "progress=false"]
+        _run_sweep([*digits, store, f"hydra.sweep.dir={tmp}/dwarm"], tmp)
+        d_tracked, d_parts = _run_sweep([*digits, store, "resume=false", f"hydra.sweep.dir={tmp}/dt"], tmp)
+        d_untracked, d_untracked_parts = _run_sweep([*digits, "tracking.enabled=false",
+                                                     f"hydra.sweep.dir={tmp}/du"], tmp)
+        rows += _sweep_rows("digits grid, tracked", "9 jobs x 1500 it", d_tracked, d_parts, d_untracked,
+                            "untracked")
+        rows += _sweep_rows("digits grid, untracked", "9 jobs x 1500 it", d_untracked, d_untracked_parts,
+                            d_untracked, "untracked")
+    return rows
+
+
 def machine_line() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -428,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-rows", type=int, default=1000, help="rows the naive loop kernel is timed on")
     parser.add_argument("--tracking-runs", type=int, default=9, help="trainings per tracking case")
     parser.add_argument("--tracking-iters", type=int, default=1500, help="iterations per training")
+    parser.add_argument("--data", default=None, metavar="DIR",
+                        help="the sweep section on this CIFAR-10 copy (cifar-10-batches-py/ or the archive) "
+                             "instead of random images of its shape")
     parser.add_argument("--tracking-digits-only", action="store_true",
                         help="skip the CIFAR-10-shaped tracking case (it writes ~1 GB to a temp folder)")
     parser.add_argument("--no-sklearn", dest="sklearn", action="store_false", help="skip scikit-learn's row")
@@ -448,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER)
     print("-" * len(HEADER))
     runners = {"kernels": bench_kernels, "minibatch": bench_minibatch, "step": bench_step,
+               "sweep": bench_sweep,
                "predict": bench_predict, "tracking": bench_tracking, "train": bench_train_cli}
     for section in args.sections:
         for row in runners[section](args):

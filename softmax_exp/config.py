@@ -31,7 +31,8 @@ IMAGE_MODES = ("RGB", "L")
 
 
 # keys that cannot change what a training computes: not a run's params, fingerprint or name
-NON_RESULT_KEYS = ("hydra", "progress", "num_threads", "resume", "checkpoint_every", "tracking",
+NON_RESULT_KEYS = ("hydra", "progress", "num_threads", "resume", "checkpoint_every", "checkpoint_min_seconds",
+                   "tracking",
                    "dataset.cache", "dataset.cache_dir")
 
 
@@ -252,11 +253,13 @@ class Config:
     seed: int = 0  # seeds W = init_scale * randn(D, C) and the minibatch draws
     kernel: str = "numba_fused"  # naive | vectorized | numba_naive | numba_fused
     eval_every: int = 100  # train_acc / val_acc every this many iterations (0: only at the end)
+    eval_train_rows: int | None = 5000  # train_acc before the end: on a fixed sample this big (null: all)
     eval_test: bool = False  # also report test_acc at the end
     num_threads: int | None = None  # Numba threads; null: all cores, cores // n_jobs (joblib), cpus_per_task
     progress: bool | None = None  # tqdm bar; null: on a terminal, not in CI
     resume: bool = True  # reuse / go on with earlier runs of the same config (README "Running at scale")
     checkpoint_every: int = 1000  # W and the optimizer state to the run every this many iterations (0: never)
+    checkpoint_min_seconds: float = 10.0  # but not sooner than this after the start or the last one
 
     def __post_init__(self) -> None:
         from softmax_exp.kernels import KERNELS
@@ -269,6 +272,11 @@ class Config:
             raise ConfigError(f"seed must be an integer >= 0; got {self.seed}")
         if self.num_threads is not None and self.num_threads < 1:
             raise ConfigError(f"num_threads must be null or an integer >= 1; got {self.num_threads}")
+        if self.eval_train_rows is not None and self.eval_train_rows < 1:
+            raise ConfigError(f"eval_train_rows must be null or an integer >= 1; got {self.eval_train_rows}")
+        if not (math.isfinite(self.checkpoint_min_seconds) and self.checkpoint_min_seconds >= 0):
+            raise ConfigError(f"checkpoint_min_seconds must be a number >= 0; got "
+                              f"{self.checkpoint_min_seconds}")
         if self.checkpoint_every < 0:
             raise ConfigError(f"checkpoint_every must be an integer >= 0 (0: no checkpoints); got "
                               f"{self.checkpoint_every}")
@@ -343,9 +351,9 @@ def as_dict(cfg: Config) -> dict[str, Any]:
 
 def to_yaml(cfg: Config) -> str:
     """The config as YAML, loadable again with ``to_config(yaml.safe_load(text))``."""
-    from omegaconf import OmegaConf
+    import yaml
 
-    return OmegaConf.to_yaml(OmegaConf.create(as_dict(cfg)))
+    return yaml.safe_dump(as_dict(cfg), sort_keys=False)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

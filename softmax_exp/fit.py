@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from softmax_exp import timing
 from softmax_exp.config import Config, ConfigError
 from softmax_exp.interrupts import INTERRUPTS
 from softmax_exp.kernels import num_threads
@@ -78,7 +79,8 @@ def fit(cfg: Config, job: JobContext | None = None) -> Outcome:
         tracked = TrackedJob.find(cfg, job) if cfg.tracking.enabled else None
         if tracked is not None and tracked.finished_before is not None:
             return _reuse(tracked)
-        data = _load_data(cfg)
+        with timing.section("data"):
+            data = _load_data(cfg)
         model = Softmax(cfg.kernel, Preprocessing.of(data))
         state = tracked.open(data, n_threads) if tracked is not None else None
         with ExitStack() as stack:
@@ -89,7 +91,8 @@ def fit(cfg: Config, job: JobContext | None = None) -> Outcome:
                 data.X_train, data.y_train, lr=cfg.lr, reg=cfg.reg, num_iters=cfg.num_iters,
                 batch_size=cfg.batch_size, seed=cfg.seed, optimizer=cfg.optimizer.build(),
                 schedule=cfg.build_schedule(), replace=cfg.model.replace, init_scale=cfg.model.init_scale,
-                eval_every=cfg.eval_every, X_val=data.X_val, y_val=data.y_val,
+                eval_every=cfg.eval_every, eval_train_rows=cfg.eval_train_rows, X_val=data.X_val,
+                y_val=data.y_val,
                 on_eval=tracked.on_eval if tracked is not None else None,
                 progress=_show_progress(cfg.progress),
                 checkpoint_every=cfg.checkpoint_every,
@@ -101,7 +104,10 @@ def fit(cfg: Config, job: JobContext | None = None) -> Outcome:
                 folder = _artifact_folder(stack, job)
                 from softmax_exp.artifacts import write_artifacts
 
-                write_artifacts(folder, cfg, job.run_name, job.overrides, model, history)
+                with timing.section("pictures"):
+                    write_artifacts(folder, cfg, job.run_name, job.overrides, model, history)
+                    if job.output_dir is not None:
+                        model.save(job.output_dir / "model.npz")  # Softmax.load reads it back
                 if tracked is not None:
                     tracked.finish(history, metrics, folder, model, data)
     note = f"resumed from iteration {state.iteration}" if state is not None else ""

@@ -37,7 +37,7 @@ Examples:
 More: --cfg job [overrides] prints the composed config; --hydra-help Hydra's own flags; README.md."""
 
 HYDRA_CHOICES = {"hydra/launcher": "basic (default), joblib, submitit_local, submitit_slurm",
-                 "hydra/sweeper": "basic (default), optuna"}
+                 "hydra/sweeper": "basic, optuna"}
 
 
 def help_text() -> str:

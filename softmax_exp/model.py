@@ -10,13 +10,22 @@ from __future__ import annotations
 import math
 import zipfile
 from collections.abc import Callable
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from softmax_exp.kernels import check_finite_result, check_inputs, get_kernel
+from softmax_exp import timing
+from softmax_exp.kernels import (
+    check_finite_result,
+    check_inputs,
+    check_predict_inputs,
+    count_correct,
+    count_correct_unchecked,
+    get_kernel,
+    predict_labels,
+)
 from softmax_exp.optim import SGD, Optimizer, Schedule
 
 MODEL_FORMAT = 1
@@ -126,6 +135,7 @@ class Softmax:
         replace: bool = True,
         init_scale: float = 0.001,
         eval_every: int = 0,
+        eval_train_rows: int | None = None,
         X_val: np.ndarray | None = None,
         y_val: np.ndarray | None = None,
         on_eval: OnEval | None = None,
@@ -148,6 +158,9 @@ class Softmax:
         schedule : iteration -> learning rate (default: ``lr`` throughout)
         replace : draw minibatch rows with replacement (the course's choice) or without
         eval_every : also compute train / val accuracy every this many iterations (0: only at the end)
+        eval_train_rows : train_acc of those intermediate evaluations on this many training rows, a fixed
+            sample (seeded apart from ``seed``, so every training on X uses the same rows); None: on all.
+            The final train_acc is always on all of them
         X_val, y_val : optional validation rows for val_acc
         on_eval : called with (EvalPoint, loss history so far) at every evaluation
         progress : show a tqdm bar
@@ -177,14 +190,16 @@ class Softmax:
             self.W = (init_scale * rng.standard_normal((X.shape[1], C))).astype(X.dtype)
         # checked once here; every step then calls the kernel's unchecked twin
         W, X, y, reg, _ = check_inputs(self.W, X, y, reg)
+        if X_val is not None:
+            _, X_val, y_val, _ = check_predict_inputs(W, X_val, y_val)
+        eval_rows = _eval_sample(N, eval_train_rows)
         schedule = schedule if schedule is not None else (lambda it: lr)
         kernel = get_kernel(self.kernel_name, checked=False)
         done = start
         block = None
         block_state = rng.bit_generator.state
         with ExitStack() as stack:
-            if self.kernel_name.startswith("numba"):
-                stack.enter_context(_single_threaded_blas())
+            stack.enter_context(timing.section("sgd"))
             bar = stack.enter_context(_progress_bar(num_iters, start)) if progress else None
             for it in range(start, num_iters):
                 if replace:
@@ -212,7 +227,7 @@ class Softmax:
                 if bar is not None:
                     bar.update(1)
                 if eval_every and done % eval_every == 0 and done < num_iters:
-                    self._evaluate(history, X, y, X_val, y_val, on_eval, bar)
+                    self._evaluate(history, X, y, X_val, y_val, on_eval, bar, eval_rows)
                 if on_checkpoint and checkpoint_every and done % checkpoint_every == 0 and done < num_iters:
                     # the next iteration draws a new block (or, without replacement, from here on)
                     state = (rng.bit_generator.state if not replace or done % _IDX_BLOCK == 0
@@ -241,10 +256,16 @@ class Softmax:
         history.evals = list(state.evals)
         return state.iteration
 
-    def _evaluate(self, history, X, y, X_val, y_val, on_eval, bar) -> None:
+    def _evaluate(self, history, X, y, X_val, y_val, on_eval, bar, rows=None) -> None:
+        """Accuracies now, on the training rows ``rows`` (all if None) and the validation rows; inputs
+        checked by train."""
         done = len(history.loss)
-        train_acc = self.accuracy(X, y)
-        val_acc = self.accuracy(X_val, y_val) if X_val is not None else math.nan
+        W = self.W
+        n = X.shape[0] if rows is None else rows.shape[0]
+        with timing.section("evaluation"):
+            train_acc = count_correct_unchecked(W, X, y, rows) / n
+            val_acc = (count_correct_unchecked(W, X_val, y_val) / X_val.shape[0] if X_val is not None
+                       else math.nan)
         point = EvalPoint(done, train_acc, val_acc)
         history.evals.append(point)
         if bar is not None:
@@ -254,13 +275,15 @@ class Softmax:
             on_eval(point, history.loss)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Predicted labels (N,) int64 for preprocessed rows X (N, D): ``argmax(X @ W, axis=1)``."""
+        """Predicted labels (N,) int64 for preprocessed rows X (N, D) in the dtype of W:
+        ``argmax(X @ W, axis=1)``, in one parallel pass over X (softmax_exp.kernels.predict_labels)."""
         W = self._check_rows(X)
-        return np.argmax(X @ W, axis=1).astype(np.int64, copy=False)
+        return predict_labels(W, X)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Class probabilities (N, C) float64 for preprocessed rows X (N, D): the softmax of ``X @ W``,
-        rows summing to 1. A row's argmax is the label :meth:`predict` gives (keep the two in step)."""
+        """Class probabilities (N, C) float64 for preprocessed rows X (N, D): the softmax of ``X @ W``
+        (numpy's product), rows summing to 1. A row's argmax is the label :meth:`predict` gives, but where
+        two classes' scores are equal to within float32 rounding (the two sum in other orders)."""
         W = self._check_rows(X)
         scores = (X @ W).astype(np.float64)
         scores -= scores.max(axis=1, keepdims=True)  # exp never overflows; the result is unchanged
@@ -269,8 +292,9 @@ class Softmax:
         return scores
 
     def accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
-        """Fraction of rows of X (N, D) whose predicted label equals y (N,)."""
-        return float(np.mean(self.predict(X) == y))
+        """Fraction of rows of X (N, D) whose predicted label equals y (N,), labels in [0, C)."""
+        W = self._check_rows(X)
+        return count_correct(W, X, y) / X.shape[0]
 
     def preprocess(self, images: np.ndarray) -> np.ndarray:
         """Raw images (N, H, W, channels) or (N, H*W*channels), pixel values as in the source data,
@@ -352,6 +376,20 @@ class Softmax:
         return self.preprocessing
 
 
+EVAL_SAMPLE_SEED = 20161  # the intermediate train_acc's rows: the same for every training on a dataset
+
+
+def _eval_sample(n: int, size: int | None) -> np.ndarray | None:
+    """``size`` of the row numbers 0..n-1, sorted (read in order), drawn once from a fixed seed; None when
+    ``size`` is None or covers all n."""
+    if size is None or size >= n:
+        return None
+    if not _is_int(size) or size < 1:
+        raise ValueError(f"eval_train_rows must be null or an integer >= 1; got {size!r}")
+    rows = np.random.default_rng(EVAL_SAMPLE_SEED).choice(n, size=size, replace=False)
+    return np.sort(rows).astype(np.intp)
+
+
 def _check_train_args(X, y, lr, reg, num_iters, batch_size, replace, eval_every) -> int:
     if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[0] < 1:
         raise ValueError(f"X must be a non-empty 2-D array (N, D); got {getattr(X, 'shape', X)!r}")
@@ -398,16 +436,6 @@ def _is_real(v) -> bool:
 
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _single_threaded_blas():
-    """BLAS (the evaluations' X @ W) on one thread while a Numba kernel owns the cores: two thread
-    pools spinning against each other make a step 10-50x slower on a small machine."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # scikit-learn brings it; without it BLAS keeps its threads
-        return nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 def _progress_bar(total: int, initial: int = 0):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from softmax_exp import timing
 from softmax_exp.config import CONFIG_DIR, ConfigError, one_line, to_config
 from softmax_exp.fit import JobContext, TrainingDiverged, fit
 from softmax_exp.interrupts import INTERRUPTS
@@ -94,6 +95,7 @@ def main() -> None:
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     INTERRUPTS.install()
+    timing.start_of_main()
     try:
         app(packaged.task)()
     except KeyboardInterrupt:

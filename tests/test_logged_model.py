@@ -56,6 +56,7 @@ def logged(tmp_path_factory) -> Logged:
     before = mlflow.get_tracking_uri()
     with Run.start(uri, "digits", "short") as run:
         run.log_params({"lr": 0.01, "num_iters": 200})
+        run.flush()  # params are buffered until a flush
         model_uri = log_model(uri, run.run_id, model, images[:10])
     return Logged(uri, run.run_id, model_uri, model, images, before, mlflow.get_tracking_uri())
 

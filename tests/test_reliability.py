@@ -29,7 +29,8 @@ from softmax_exp.tracking.logged_model import load_softmax
 from softmax_exp.tracking.store import LOCK_RETRIES, RetryingClient
 
 pytestmark = pytest.mark.slow
-LONG = ["num_iters=6000", "eval_every=500", "checkpoint_every=1000", "progress=false"]
+LONG = ["num_iters=6000", "eval_every=500", "checkpoint_every=1000", "checkpoint_min_seconds=0",
+        "progress=false"]
 
 
 def _start_cli(tmp_path: Path, *args: str, log: str) -> subprocess.Popen:

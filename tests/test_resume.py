@@ -15,13 +15,14 @@ from softmax_exp.fit import JobContext, fit
 from softmax_exp.tracking import resume, tags
 from softmax_exp.tracking.job import TrackedJob
 
-LONG = ["num_iters=600", "eval_every=100", "checkpoint_every=250"]
+LONG = ["num_iters=600", "eval_every=100", "checkpoint_every=250", "checkpoint_min_seconds=0"]
 
 
 def test_config_fingerprint_ignores_what_cannot_change_the_result(make_cfg):
     base = resume.config_fingerprint(make_cfg(None))
     same = ["progress=true", "num_threads=1", "resume=false", "checkpoint_every=7",
-            "tracking.enabled=true", "tracking.uri=sqlite:////elsewhere.db", "dataset.cache_dir=/tmp/x"]
+            "checkpoint_min_seconds=3", "tracking.enabled=true", "tracking.uri=sqlite:////elsewhere.db",
+            "dataset.cache_dir=/tmp/x"]
     for override in same:
         assert resume.config_fingerprint(make_cfg(None, override)) == base, override
     for override in ["lr=2e-2", "reg=0", "seed=1", "kernel=vectorized", "optimizer=momentum",

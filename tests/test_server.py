@@ -97,7 +97,7 @@ def test_parent_and_children_through_the_rest_api(store, make_cfg, tmp_path):
             assert params["num_iters"] == "200" and params["dataset.name"] == "digits"
             history = json.loads(_get(base, "/api/2.0/mlflow/metrics/get-history", run_id=rid,
                                       metric_key="loss"))["metrics"]
-            assert sorted(m["step"] for m in history) == list(range(200))
+            assert sorted(m["step"] for m in history) == [50, 100, 150, 200]  # a mean every 50 iterations
             files = json.loads(_get(base, "/api/2.0/mlflow/artifacts/list", run_id=rid))["files"]
             assert {f["path"] for f in files} >= {"weights.png", "loss.png", "config.yaml"}
             png = _get(base, "/get-artifact", path="weights.png", run_uuid=rid)

@@ -10,7 +10,6 @@ import pytest
 from helpers import client_for
 
 from softmax_exp import tracking
-from softmax_exp.tracking.run import MAX_METRICS_PER_BATCH
 
 
 def test_resolve_tracking_uri_makes_local_stores_absolute(tmp_path):
@@ -41,20 +40,35 @@ def test_default_config_store_is_the_project_db():
     assert cfg.tracking.experiment == "digits"
 
 
-def test_run_batches_metrics_and_ends_once(store, tmp_path):
+def test_run_batches_params_tags_metrics_and_ends_once(store, tmp_path):
+    """Params, tags and metrics wait in the run and go in as few log_batch calls as MLflow's limits allow
+    (1000 values a call, 100 params, 100 tags); nothing is lost or sent twice."""
     uri = f"sqlite:///{store}"
     run = tracking.Run.start(uri, "exp", "r1", tags={"kernel": "numba_fused"})
+    calls = []
+    real = run.client._client.log_batch
+
+    def counted(run_id, metrics=(), params=(), tags=(), **kw):
+        calls.append((len(metrics), len(params), len(tags)))
+        return real(run_id, metrics=metrics, params=params, tags=tags, **kw)
+
+    run.client._client.log_batch = counted
     run.log_params({f"p{i}": i for i in range(150)} | {"long": "x" * 7000})
     values = np.linspace(3.0, 1.0, 2500)
-    run.log_series("loss", values[:1200], 0)
-    assert len(run._metrics) < MAX_METRICS_PER_BATCH  # a full batch went out at once
-    run.log_series("loss", values[1200:], 1200)
+    for step, value in enumerate(values[:890]):
+        run.log_metric("loss", value, step)
+    assert calls == []  # nothing sent yet: 890 values and 151 params would not fill a call
+    for step, value in enumerate(values[890:], start=890):
+        run.log_metric("loss", value, step)
     run.log_metric("val_acc", 0.5, 2500)
-    run.end("FINISHED")
+    run.end("FINISHED", tags={"note": "done"})
     run.end("FAILED")  # a second end changes nothing
+    assert all(m + p + t <= 1000 and p <= 100 and t <= 100 for m, p, t in calls)
+    assert sum(m for m, _, _ in calls) == 2501 and sum(p for _, p, _ in calls) == 151
+    assert len(calls) == 3  # 2501 values + 151 params + 2 tags, 1000 a call
     client = client_for(store)
     got = client.get_run(run.run_id)
-    assert got.info.status == "FINISHED" and got.info.run_name == "r1"
+    assert got.info.status == "FINISHED" and got.info.run_name == "r1" and got.data.tags["note"] == "done"
     assert len(got.data.params) == 151 and len(got.data.params["long"]) == 6000
     history = sorted(client.get_metric_history(run.run_id, "loss"), key=lambda m: m.step)
     assert [m.step for m in history] == list(range(2500))

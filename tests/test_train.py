@@ -256,7 +256,7 @@ def test_help_describes_every_option_group_and_example():
     for f in dataclasses.fields(to_config(compose()).__class__):
         if f.name not in ("dataset", "model", "optimizer", "tracking"):
             assert f"\n  {f.name} " in text, f.name
-    assert "  lr                float      0.003        learning rate (> 0)" in text
+    assert "  lr                      float      0.003        learning rate (> 0)" in text
     for group, schemas in (("dataset", DATASETS), ("optimizer", OPTIMIZERS), ("model", {"s": ModelConfig}),
                            ("tracking", {"m": TrackingConfig})):
         for schema in schemas.values():

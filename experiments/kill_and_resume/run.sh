@@ -5,12 +5,12 @@ set -euo pipefail
 PY=${PY:-.venv/bin/python}
 WORK=$(mktemp -d /tmp/kill_and_resume.XXXXXX)
 DB=$WORK/mlflow.db
-SWEEP=(-m lr=1e-3,1e-2 num_iters=20000 eval_every=1000 checkpoint_every=2000 progress=false
+SWEEP=(-m lr=1e-3,1e-2 num_iters=20000 eval_every=1000 checkpoint_every=2000 checkpoint_min_seconds=0 progress=false
        tracking.uri=sqlite:///$DB)
 
 setsid "$PY" -m softmax_exp.train "${SWEEP[@]}" hydra.sweep.dir="$WORK/first" > "$WORK/first.log" 2>&1 &
 PID=$!
-until [ "$(sqlite3 "$DB" "SELECT count(*) FROM tags WHERE key='checkpoint'" 2>/dev/null || echo 0)" -ge 1 ]; do
+until [ "$(sqlite3 "$DB" "SELECT count(*) FROM tags WHERE key='softmax_exp.checkpoint'" 2>/dev/null || echo 0)" -ge 1 ]; do
   sleep 0.2
 done
 sleep 1
@@ -18,7 +18,7 @@ kill -9 -- -$PID
 wait $PID 2>/dev/null || true
 echo "after SIGKILL:"
 sqlite3 -column "$DB" "SELECT name, status FROM runs"
-echo "checkpoint: $(sqlite3 "$DB" "SELECT value FROM tags WHERE key='checkpoint'")"
+echo "checkpoint: $(sqlite3 "$DB" "SELECT value FROM tags WHERE key='softmax_exp.checkpoint'")"
 
 start=$SECONDS
 "$PY" -m softmax_exp.train "${SWEEP[@]}" hydra.sweep.dir="$WORK/second" > "$WORK/second.log" 2>&1

@@ -24,6 +24,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from softmax_exp import timing
 from softmax_exp.config import Config, ConfigError, to_config
 from softmax_exp.overrides import override_key
 from softmax_exp.sweep import results
@@ -76,12 +77,14 @@ class SweepCallback(Callback):
         _OPEN.append(self)
 
     @_recorded
+    @timing.timed("tracking")
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from softmax_exp.data import check_dataset
 
         sweep_dir = Path(config.hydra.sweep.dir)
         shared = to_config(config)  # the config every job starts from, checked before any job
-        check_dataset(shared.dataset)  # no data: one line now, not a failure per job
+        with timing.section("data"):
+            check_dataset(shared.dataset)  # no data: one line now, not a failure per job
         keys = sweep_keys(config)
         num_jobs = count_jobs(config)
         info: dict[str, Any] = {
@@ -155,6 +158,7 @@ class SweepCallback(Callback):
         info["register_model"] = tcfg.register_model
 
     @_recorded
+    @timing.timed("tracking")
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         info = results.read_sweep_info(sweep_dir)
@@ -166,9 +170,10 @@ class SweepCallback(Callback):
         if jobs:
             from softmax_exp.plots import save_val_acc_heatmap_png
 
-            heatmap = save_val_acc_heatmap_png(
-                sweep_dir / results.HEATMAP_FILE, [r.lr for r in jobs], [r.reg for r in jobs],
-                [r.val_acc for r in jobs], title=f"val_acc over lr x reg ({len(jobs)} jobs)")
+            with timing.section("pictures"):
+                heatmap = save_val_acc_heatmap_png(
+                    sweep_dir / results.HEATMAP_FILE, [r.lr for r in jobs], [r.reg for r in jobs],
+                    [r.val_acc for r in jobs], title=f"val_acc over lr x reg ({len(jobs)} jobs)")
         log.info(results.format_table(jobs))
         failed = [r for r in jobs if r.failed]
         missing = info["num_jobs"] is not None and len(jobs) < info["num_jobs"]
@@ -258,7 +263,7 @@ def count_jobs(config: DictConfig) -> int | None:
     target = str(sweeper.get("_target_", ""))
     if "optuna" in target.lower():
         return int(sweeper.n_trials)
-    if "BasicSweeper" not in target:
+    if not target.endswith(("BasicSweeper", "GridSweeper")):
         return None
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser

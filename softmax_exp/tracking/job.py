@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from softmax_exp import timing
 from softmax_exp.config import Config
 from softmax_exp.tracking import resume
 from softmax_exp.tracking.provenance import environment_tags, git_state
@@ -48,7 +50,6 @@ if TYPE_CHECKING:
     from softmax_exp.fit import JobContext
     from softmax_exp.model import EvalPoint, Softmax, TrainHistory, TrainState
 
-MODEL_FILE = "model.npz"  # in the job's folder; the logged MLflow model holds it for the run
 
 
 class TrackedJob:
@@ -61,12 +62,15 @@ class TrackedJob:
         self.run: Run | None = None
         self.log: _MetricLog | None = None
         self.model_uri: str | None = None  # the run's logged MLflow model
+        self.params: dict[str, Any] | None = None  # the run's params (None: a reopened run, ask the run)
         self._last_checkpoint: str | None = None
+        self._checkpointed_at = time.monotonic()
         if self.finished_before is not None:  # reused as it is: its name and model
             job.run_name = self.finished_before.info.run_name
             self.model_uri = self.finished_before.data.tags.get(MODEL_URI_TAG)
 
     @classmethod
+    @timing.timed("tracking")
     def find(cls, cfg: Config, job: JobContext) -> TrackedJob:
         """Find the store (failing fast if a server does not answer), the experiment, and with ``resume``
         the earlier runs of this job. Loads no data."""
@@ -86,6 +90,7 @@ class TrackedJob:
         """In a sweep, the FINISHED run of this job (an mlflow Run) to reuse, not train; else None."""
         return self.earlier.finished if self.job.parent_run_id else None
 
+    @timing.timed("tracking")
     def open(self, data: Dataset, n_threads: int) -> TrainState | None:
         """Go on with the stopped run of this job from its checkpoint if there is one (returning the state
         to resume from), else start a new run (in a sweep, the job's other unfinished runs are then
@@ -114,16 +119,22 @@ class TrackedJob:
         self.log = _MetricLog(self.run, self.cfg.tracking.log_every)
         return None
 
+    @timing.timed("tracking")
     def on_eval(self, point: EvalPoint, losses: np.ndarray) -> None:
         """Softmax.train's on_eval: the losses so far and the accuracies at this evaluation."""
         self.log.on_eval(point, losses)
 
+    @timing.timed("tracking")
     def on_checkpoint(self, state: TrainState) -> None:
         """Softmax.train's on_checkpoint: the metrics so far are sent first, the state goes to
         ``checkpoints/iter_NNNNNNN.npz``, then the ``checkpoint`` tag points at it and the previous file is
-        deleted. A kill at any moment leaves the tag on a complete checkpoint."""
+        deleted. A kill at any moment leaves the tag on a complete checkpoint. No checkpoint is written
+        sooner than ``checkpoint_min_seconds`` after the start or the last one."""
         from softmax_exp.checkpoint import checkpoint_name, save_checkpoint
 
+        if time.monotonic() - self._checkpointed_at < self.cfg.checkpoint_min_seconds:
+            return  # a training this short is cheaper to run again than to checkpoint
+        self._checkpointed_at = time.monotonic()
         self.log.losses(state.loss)
         self.run.flush()
         name = checkpoint_name(state.iteration)
@@ -134,23 +145,22 @@ class TrackedJob:
         if previous and previous != self._last_checkpoint:
             self.run.delete_artifact(previous)
 
+    @timing.timed("tracking")
     def finish(self, history: TrainHistory, metrics: dict[str, float], artifacts: Path, model: Softmax,
                data: Dataset) -> None:
-        """Send the losses not sent yet, test_acc if measured, the files in the folder ``artifacts`` (but
-        model.npz: the logged model holds it), the model as an MLflow model (unless the training
-        diverged), and end the run FINISHED (FAILED with the reason if the training diverged)."""
+        """Send the losses not sent yet, test_acc if measured, the files in the folder ``artifacts``, the
+        model as an MLflow model (unless the training diverged), and end the run FINISHED (FAILED with
+        the reason if the training diverged): params, tags and metrics go in one call if they fit."""
         from softmax_exp.tracking.logged_model import log_model
 
         self.log.finish(history.loss, metrics.get("test_acc"))
-        for path in sorted(artifacts.iterdir()):
-            if path.name != MODEL_FILE:
-                self.run.log_artifact(path)
+        self.run.log_artifacts(artifacts)
         tags = {NOTE_TAG: run_note(self.cfg, metrics, len(history.loss), history.diverged)}
         if not history.diverged:
-            self.model_uri = log_model(self.uri, self.run.run_id, model, data.raw_images("val", 3))
+            self.model_uri = log_model(self.uri, self.run.run_id, model, data.raw_images("val", 3),
+                                       experiment_id=self.experiment_id, params=self.params)
             tags[MODEL_URI_TAG] = self.model_uri
-        self.run.set_tags(tags)
-        self.run.end("FAILED" if history.diverged else "FINISHED", history.diverged)
+        self.run.end("FAILED" if history.diverged else "FINISHED", history.diverged, tags)
 
     def __enter__(self) -> TrackedJob:
         self.run.__enter__()
@@ -171,7 +181,8 @@ class TrackedJob:
         if job.sweep_id:
             tags.update({SWEEP_ID_TAG: job.sweep_id, JOB_NUM_TAG: job.job_num})
         client = get_client(self.uri)
-        job.run_name = unique_run_name(client, self.experiment_id, job.run_name)
+        if not job.parent_run_id:  # a sweep's children are named apart by what the sweep varies
+            job.run_name = unique_run_name(client, self.experiment_id, job.run_name)
         run = Run.start(self.uri, cfg.tracking.experiment, job.run_name, parent_run_id=job.parent_run_id,
                         tags=tags, experiment_id=self.experiment_id)
         try:
@@ -180,7 +191,8 @@ class TrackedJob:
             params: dict[str, Any] = resume.result_config(cfg)
             params.update(n_train=data.X_train.shape[0], n_val=data.X_val.shape[0],
                           n_test=data.X_test.shape[0], dim=data.dim, num_classes=data.num_classes)
-            run.log_params(params)
+            run.log_params(params)  # buffered: sent with the first metrics, or at the end
+            self.params = params
             log_dataset_inputs(run, cfg, data)
         except BaseException as e:
             run.end("FAILED", f"{type(e).__name__}: {e}")
@@ -258,6 +270,9 @@ def log_dataset_inputs(run: Run, cfg: Config, data: Dataset) -> None:
                 raise
 
 
+FLUSH_EVERY_S = 10.0
+
+
 class _MetricLog:
     """Feeds a training's metrics to its run: the loss every ``log_every`` iterations, as the mean of that
     window (step = iterations done at its end; the last window may be shorter), and the accuracies
@@ -279,16 +294,20 @@ class _MetricLog:
         return cls(run, log_every, last_step("loss"), last_step("val_acc"))
 
     def on_eval(self, point: EvalPoint, losses: np.ndarray) -> None:
+        """The losses and accuracies so far; sent when the last send is FLUSH_EVERY_S old (a long
+        training shows its progress, and its heartbeat, while a short one costs one call at its end)."""
         self.losses(losses)
         if point.iteration > self.evals_logged:
             self.run.log_metric("train_acc", point.train_acc, point.iteration)
             self.run.log_metric("val_acc", point.val_acc, point.iteration)
+        if time.monotonic() - self.run.flushed_at > FLUSH_EVERY_S:
+            self.run.flush()
 
     def finish(self, losses: np.ndarray, test_acc: float | None) -> None:
+        """Buffer the last window and test_acc; the run's end sends them."""
         self.losses(losses, final=True)
         if test_acc is not None:
             self.run.log_metric("test_acc", test_acc, len(losses))
-        self.run.flush()
 
     def losses(self, losses: np.ndarray, final: bool = False) -> None:
         """Buffer the means of the whole windows of ``losses`` the run does not have yet (with ``final``,

@@ -21,10 +21,11 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from softmax_exp import timing
 from softmax_exp.tracking.store import get_client
 
 if TYPE_CHECKING:
@@ -35,12 +36,14 @@ MAX_EXAMPLES = 3  # images kept as the input example (the signature already says
 PACKAGE = Path(__file__).resolve().parents[1]
 # the package files Softmax.load / predict_images and the pyfunc class import (numpy and numba only);
 # a test loads a model in a fresh interpreter to hold this list to the imports
-BUNDLED = ("__init__.py", "model.py", "optim.py", "kernels", "serving.py")
+BUNDLED = ("__init__.py", "model.py", "optim.py", "kernels", "serving.py", "timing.py")
 ENTRY = PACKAGE / "serving_entry.py"
 
 
+@timing.timed("model")
 def log_model(uri: str, run_id: str, model: Softmax, example_images: np.ndarray, *,
-              name: str = MODEL_NAME, step: int = 0) -> str:
+              name: str = MODEL_NAME, step: int = 0, experiment_id: str | None = None,
+              params: dict[str, Any] | None = None) -> str:
     """Log ``model`` as an MLflow model of the run ``run_id`` in the store ``uri``; return its URI
     ``models:/<model_id>`` (``runs:/<run_id>/<name>`` names it too).
 
@@ -61,9 +64,11 @@ def log_model(uri: str, run_id: str, model: Softmax, example_images: np.ndarray,
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
     client = get_client(uri)
-    run = client.get_run(run_id)
-    logged = client.create_logged_model(run.info.experiment_id, name=name, source_run_id=run_id,
-                                        params=dict(run.data.params))
+    if experiment_id is None or params is None:  # the caller knows them (saves a read) or the run does
+        run = client.get_run(run_id)
+        experiment_id, params = run.info.experiment_id, dict(run.data.params)
+    logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id,
+                                        params={k: str(v) for k, v in params.items()})
     try:
         with tempfile.TemporaryDirectory(prefix="softmax_exp_model_") as tmp:
             local = _save(Path(tmp), model, examples, logged, run_id)

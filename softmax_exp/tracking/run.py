@@ -12,8 +12,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from softmax_exp.tracking.owners import owner_tags
 from softmax_exp.tracking.store import get_client, get_or_create_experiment
 from softmax_exp.tracking.tags import FAILURE_TAG, HEARTBEAT_TAG, PARENT_TAG
@@ -24,7 +22,8 @@ MAX_PARAM_LENGTH = 6000
 
 
 class Run:
-    """One MLflow run. Metrics are buffered and sent in batches; :meth:`end` flushes and closes it.
+    """One MLflow run. Params and metrics are buffered and sent in as few ``log_batch`` calls as MLflow's
+    limits allow; :meth:`end` sends the rest and closes it.
 
     As a context manager the run ends FINISHED, or FAILED on an exception (KILLED on Ctrl-C, SIGTERM
     or sys.exit, as when submitit requeues a job).
@@ -34,6 +33,9 @@ class Run:
         self.client = client
         self.run_id = run_id
         self._metrics: list[tuple[str, float, int, int]] = []
+        self._params: dict[str, str] = {}
+        self._tags: dict[str, str] = {}
+        self.flushed_at = time.monotonic()  # when buffered values were last sent
         self._artifact_uri: str | None = None
         self.ended = False
 
@@ -69,45 +71,46 @@ class Run:
         return run
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        """Log params now, in batches of 100 (values are turned into strings, cut at 6000 chars)."""
-        from mlflow.entities import Param
-
-        items = [Param(k, _text(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
-        for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
-            self.client.log_batch(self.run_id, params=chunk)
+        """Buffer params (values turned into strings, cut at 6000 chars); they go with the next
+        :meth:`flush` or :meth:`end`, in as few calls as MLflow's limits allow."""
+        self._params.update({k: _text(v)[:MAX_PARAM_LENGTH] for k, v in params.items()})
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        """Set tags now, in batches of 100."""
-        from mlflow.entities import RunTag
-
-        items = [RunTag(k, _text(v)) for k, v in tags.items()]
-        for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
-            self.client.log_batch(self.run_id, tags=chunk)
+        """Set tags now (with whatever is buffered), in batches of 100."""
+        self._tags.update({k: _text(v) for k, v in tags.items()})
+        self.flush()
 
     def log_metric(self, key: str, value: float, step: int) -> None:
         """Buffer one metric value; sent when 1000 are waiting or at :meth:`flush` / :meth:`end`."""
         self._metrics.append((key, float(value), _now_ms(), int(step)))
-        if len(self._metrics) >= MAX_METRICS_PER_BATCH:
-            self.flush()
+        if len(self._metrics) + len(self._params) + len(self._tags) >= MAX_METRICS_PER_BATCH:
+            self.flush(full_only=True)
 
-    def log_series(self, key: str, values: np.ndarray, first_step: int = 0) -> None:
-        """Buffer ``values`` (n,) as metric ``key`` at steps first_step .. first_step + n - 1."""
-        ts = _now_ms()
-        self._metrics.extend(
-            (key, v, ts, first_step + i) for i, v in enumerate(np.asarray(values, dtype=float).tolist())
-        )
-        if len(self._metrics) >= MAX_METRICS_PER_BATCH:
-            self.flush(keep_partial=True)
+    def flush(self, full_only: bool = False) -> None:
+        """Send the buffered params, tags and metrics (with a new heartbeat): one ``log_batch`` per 100
+        params, 100 tags or 1000 values in all, MLflow's limits (with ``full_only``, a last part that
+        would not fill a call waits). A failed call loses nothing: the buffers are emptied only of what
+        was sent."""
+        from mlflow.entities import Metric, Param, RunTag
 
-    def flush(self, keep_partial: bool = False) -> None:
-        """Send the buffered metrics, 1000 per call (with keep_partial, a last short chunk waits)."""
-        from mlflow.entities import Metric, RunTag
-
-        while self._metrics and (len(self._metrics) >= MAX_METRICS_PER_BATCH or not keep_partial):
-            chunk = self._metrics[:MAX_METRICS_PER_BATCH]
-            self.client.log_batch(self.run_id, metrics=[Metric(k, v, t, s) for k, v, t, s in chunk],
-                                  tags=[RunTag(HEARTBEAT_TAG, str(int(time.time())))])
-            del self._metrics[:MAX_METRICS_PER_BATCH]  # only once sent: a failed call loses nothing
+        self._tags[HEARTBEAT_TAG] = str(int(time.time()))
+        self.flushed_at = time.monotonic()
+        while self._params or self._tags or self._metrics:
+            if full_only and len(self._metrics) + min(len(self._params), MAX_PARAMS_TAGS_PER_BATCH) + min(
+                    len(self._tags), MAX_PARAMS_TAGS_PER_BATCH) < MAX_METRICS_PER_BATCH:
+                break
+            params = list(self._params.items())[:MAX_PARAMS_TAGS_PER_BATCH]
+            tags = list(self._tags.items())[:MAX_PARAMS_TAGS_PER_BATCH]
+            metrics = self._metrics[:MAX_METRICS_PER_BATCH - len(params) - len(tags)]
+            self.client.log_batch(self.run_id, metrics=[Metric(k, v, t, s) for k, v, t, s in metrics],
+                                  params=[Param(k, v) for k, v in params],
+                                  tags=[RunTag(k, v) for k, v in tags])
+            for k, _ in params:
+                del self._params[k]
+            for k, v in tags:
+                if self._tags.get(k) == v:
+                    del self._tags[k]
+            del self._metrics[:len(metrics)]
 
     def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
         """Copy every file under ``local_dir`` into the run's artifacts."""
@@ -129,16 +132,19 @@ class Run:
         except Exception as e:  # an artifact store without deletion
             logging.getLogger(__name__).info("kept artifact %s of run %s: %s", path, self.run_id, e)
 
-    def end(self, status: str = "FINISHED", reason: str | None = None) -> None:
-        """Flush metrics, tag the failure reason if any, and set the run's final status (once)."""
+    def end(self, status: str = "FINISHED", reason: str | None = None,
+            tags: Mapping[str, Any] | None = None) -> None:
+        """Send what is buffered with ``tags`` and the failure reason if any, and set the run's final
+        status (once)."""
         if self.ended:
             return
         self.ended = True
         with _signals_held():  # a second Ctrl-C must not leave the run RUNNING half-way through
             try:
-                self.flush()
+                self._tags.update({k: _text(v) for k, v in (tags or {}).items()})
                 if reason:
-                    self.set_tags({FAILURE_TAG: reason[:5000]})
+                    self._tags[FAILURE_TAG] = reason[:5000]
+                self.flush()
             finally:
                 self.client.set_terminated(self.run_id, status=status)
 

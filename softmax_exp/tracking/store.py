@@ -11,11 +11,13 @@ import os
 import ssl
 from pathlib import Path
 
+from softmax_exp import timing
 from softmax_exp.paths import project_root
 
 DB_NAME = "mlflow.db"
 LOCK_RETRY_SECONDS = 300.0  # how long a call waits, in total, for a locked SQLite store
 LOCK_RETRIES = [0]  # calls retried because the store was locked, in this process (read by tests)
+_EXPERIMENT_IDS: dict[tuple[str, str], str] = {}  # (tracking URI, name) -> id, found in this process
 
 
 class TrackingError(RuntimeError):
@@ -58,6 +60,7 @@ def default_artifact_root(uri: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=8)
+@timing.timed("store")
 def get_client(uri: str):
     """The process's MlflowClient for the tracking URI ``uri`` (created once), its calls retried while
     the store is locked (see :class:`RetryingClient`)."""
@@ -151,18 +154,22 @@ def get_or_create_experiment(client, name: str, artifact_root: str | None = None
     """
     from mlflow.exceptions import MlflowException
 
+    key = (client.tracking_uri, name)
+    if key in _EXPERIMENT_IDS:  # a training after the first in a process: no lookup
+        return _EXPERIMENT_IDS[key]
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    artifact_root = artifact_root or default_artifact_root(client.tracking_uri)
-    location = str(Path(artifact_root) / name) if artifact_root else None
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except MlflowException:  # another job created it in the meantime
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+    if exp is None:
+        artifact_root = artifact_root or default_artifact_root(client.tracking_uri)
+        location = str(Path(artifact_root) / name) if artifact_root else None
+        try:
+            _EXPERIMENT_IDS[key] = client.create_experiment(name, artifact_location=location)
+            return _EXPERIMENT_IDS[key]
+        except MlflowException:  # another job created it in the meantime
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    _EXPERIMENT_IDS[key] = exp.experiment_id
+    return exp.experiment_id
 
 
 def child_runs(client, parent_run_id: str) -> list:
