@@ -56,3 +56,35 @@ def staged_dir(parent: str | os.PathLike, prefix: str) -> Iterator[Path]:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+TEMP_PREFIX = "softmax_exp-"
+_swept = [False]
+
+
+@contextmanager
+def temp_dir(purpose: str) -> Iterator[Path]:
+    """A temporary folder in the system's temp dir, named ``softmax_exp-<pid>-<purpose>-<random>`` and
+    removed when the block ends. The first call of a process removes the folders that killed processes
+    (SIGKILL, out of memory) left there: the pid in their name is no longer alive."""
+    if not _swept[0]:
+        _swept[0] = True
+        remove_dead_temp_dirs()
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-{purpose}-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_dead_temp_dirs(folder: str | os.PathLike | None = None) -> list[Path]:
+    """Remove this package's temporary folders (see :func:`temp_dir`) whose process is gone; return them."""
+    import psutil
+
+    removed = []
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        pid = path.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed

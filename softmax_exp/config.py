@@ -27,6 +27,7 @@ from softmax_exp.paths import CONFIG_DIR, project_root
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 DTYPES = ("float32", "float64")
+STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 IMAGE_MODES = ("RGB", "L")
 
 
@@ -67,6 +68,9 @@ class DatasetConfig:
     cache_dir: str | None = None  # null: $SOFTMAX_EXP_CACHE, else <project root>/.cache/softmax_exp
 
     def __post_init__(self) -> None:
+        if self.name != next((n for n, c in DATASETS.items() if c is type(self)), self.name):
+            raise ConfigError(f"dataset.name is set by the dataset group, not by hand; got {self.name!r}: "
+                              f"choose dataset={' | dataset='.join(DATASETS)}")
         _choice("dataset.dtype", self.dtype, DTYPES)
         nullable = self._nullable_sizes()
         for key in ("num_training", "num_validation", "num_test", "num_dev"):
@@ -226,6 +230,15 @@ class TrackingConfig:
 
     def __post_init__(self) -> None:
         _non_empty("tracking.uri", self.uri)
+        if self.uri.startswith("file:") or "://" not in self.uri and not self.uri.startswith("databricks"):
+            raise ConfigError(f"tracking.uri {self.uri!r} names a folder store, which MLflow 3 no longer "
+                              f"develops; use a SQLite file, tracking.uri=sqlite:///PATH/mlflow.db, or a "
+                              f"server, tracking.uri=http://HOST:PORT")
+        scheme = self.uri.split("://", 1)[0].split("+", 1)[0]
+        if "://" in self.uri and scheme not in STORE_SCHEMES:
+            raise ConfigError(f"tracking.uri {self.uri!r}: unknown store scheme {scheme!r}; use "
+                              f"sqlite:///PATH/mlflow.db, http(s)://HOST:PORT or a database URI "
+                              f"({', '.join(STORE_SCHEMES[3:])})")
         _non_empty("tracking.experiment", self.experiment)
         _non_empty("tracking.artifact_root", self.artifact_root, nullable=True)
         _non_empty("tracking.register_model", self.register_model, nullable=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from softmax_exp import timing
+from softmax_exp.atomic import temp_dir
 from softmax_exp.config import Config, ConfigError
 from softmax_exp.interrupts import INTERRUPTS
 from softmax_exp.kernels import num_threads
@@ -41,6 +41,7 @@ class JobContext:
     sweep_id: str | None = None
     job_num: int = 0
     threads: int | None = None
+    run_id: str | None = None  # its MLflow run, once it has one (set by the tracked job)
 
 
 @dataclass
@@ -147,7 +148,7 @@ def _artifact_folder(stack: ExitStack, job: JobContext) -> Path:
     """The job's ``artifacts/`` folder, or a temporary one (removed after the upload) if it has none."""
     if job.output_dir is not None:
         return job.output_dir / "artifacts"
-    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="softmax_exp_")))
+    return stack.enter_context(temp_dir("artifacts"))
 
 
 def _reuse(tracked) -> Outcome:

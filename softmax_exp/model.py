@@ -30,6 +30,8 @@ from softmax_exp.optim import SGD, Optimizer, Schedule
 
 MODEL_FORMAT = 1
 _IDX_BLOCK = 256  # minibatch indices are drawn this many iterations at a time
+MAX_NUM_ITERS = 10**8  # the loss history (float64) of a training is allocated up front: 800 MB at most
+MAX_BATCH_SIZE = 65536  # a block of draws holds 256 x batch_size row indices: 128 MiB at most
 
 
 @dataclass(frozen=True)
@@ -409,16 +411,23 @@ def check_hyperparameters(
     eval_every: int = 0,
     n_train: int | None = None,
 ) -> None:
-    """Raise ValueError naming the first bad value: lr > 0, reg >= 0, num_iters >= 1, batch_size >= 1
-    (and <= n_train when sampling without replacement), eval_every >= 0."""
+    """Raise ValueError naming the first bad value: lr > 0, reg >= 0, 1 <= num_iters <= MAX_NUM_ITERS,
+    1 <= batch_size <= MAX_BATCH_SIZE (and <= n_train when sampling without replacement), eval_every >= 0.
+    The upper bounds keep the memory a training allocates up front sane (see their comments)."""
     if not _is_real(lr) or not lr > 0 or not math.isfinite(lr):
         raise ValueError(f"lr must be a finite number > 0; got {lr!r}")
     if not _is_real(reg) or not reg >= 0 or not math.isfinite(reg):
         raise ValueError(f"reg must be a finite number >= 0; got {reg!r}")
     if not _is_int(num_iters) or num_iters < 1:
         raise ValueError(f"num_iters must be an integer >= 1; got {num_iters!r}")
+    if num_iters > MAX_NUM_ITERS:
+        raise ValueError(f"num_iters must be at most {MAX_NUM_ITERS:.0e} (the loss history takes 8 bytes an "
+                         f"iteration); got {num_iters}")
     if not _is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    if batch_size > MAX_BATCH_SIZE:
+        raise ValueError(f"batch_size must be at most {MAX_BATCH_SIZE} (the row indices of {_IDX_BLOCK} "
+                         f"minibatches are drawn at once, 8 bytes each); got {batch_size}")
     if not _is_int(eval_every) or eval_every < 0:
         raise ValueError(f"eval_every must be an integer >= 0 (0: only at the end); got {eval_every!r}")
     if not isinstance(replace, bool):

@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from softmax_exp import tracking
+from softmax_exp.atomic import temp_dir
 from softmax_exp.model import Softmax
 
 COMPARED = ("train_acc", "val_acc", "test_acc")
@@ -40,14 +40,18 @@ def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
 
     from softmax_exp.config import to_config
     from softmax_exp.fit import JobContext, fit
+    from softmax_exp.tracking.store import sqlite_path
 
     uri = tracking.resolve_tracking_uri(tracking_uri or tracking.default_uri())
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():  # (opening it would make an empty store)
+        raise FileNotFoundError(f"there is no MLflow store at {path}; give --tracking-uri sqlite:///PATH")
     client = tracking.get_client(uri)
     run = client.get_run(run_id)
-    with tempfile.TemporaryDirectory(prefix="softmax_exp_reproduce_") as tmp:
-        config_path = client.download_artifacts(run_id, "config.yaml", tmp)
+    with temp_dir("reproduce") as tmp:
+        config_path = client.download_artifacts(run_id, "config.yaml", str(tmp))
         try:  # every iteration's loss (runs logged before loss.npy have the loss metric at every step)
-            logged_loss = np.load(client.download_artifacts(run_id, "loss.npy", tmp), allow_pickle=False)
+            logged_loss = np.load(client.download_artifacts(run_id, "loss.npy", str(tmp)), allow_pickle=False)
         except Exception:
             logged_loss = None
         model_uri = run.data.tags.get(tracking.tags.MODEL_URI_TAG)
@@ -56,7 +60,7 @@ def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
 
             logged_W = load_softmax(uri, model_uri).W
         else:  # a run logged before models were: its model.npz artifact
-            logged_W = Softmax.load(client.download_artifacts(run_id, "model.npz", tmp)).W
+            logged_W = Softmax.load(client.download_artifacts(run_id, "model.npz", str(tmp))).W
         with open(config_path) as f:
             logged = yaml.safe_load(f)
     # trained untracked, without resume or checkpoints, quietly; runs logged before a key existed lack it,

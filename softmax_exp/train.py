@@ -87,7 +87,7 @@ def main() -> None:
     # The task is taken from the module imported by its package name, not from __main__, so that
     # joblib workers unpickle it by reference.
     from softmax_exp import train as packaged
-    from softmax_exp.sweep import abort_sweeps, sweep_failed
+    from softmax_exp.sweep import abort_sweeps, discard_unused_parents, sweep_failed
 
     app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
     # Hydra prints its own errors (a missing config group, a bad override, an output folder it cannot
@@ -105,6 +105,7 @@ def main() -> None:
               f"kept; rerun the same command to go on", file=sys.stderr, flush=True)
         sys.exit(128 + signum)
     except (HydraException, OmegaConfBaseException, OSError) as e:
+        discard_unused_parents()
         if full_error:
             raise
         _exit_with(ConfigError(one_line(e)))

@@ -50,6 +50,8 @@ PREFIX = {  # how each command starts its one line
     "train": r"^(error|training diverged): ",
     "data": r"^python -m softmax_exp\.data( download)?: error: ",
     "gradcheck": r"^python -m softmax_exp\.gradcheck: error: ",
+    "reproduce": r"^error: cannot reproduce run \w+: ",
+    "ui": r"^(error|python -m softmax_exp\.ui( serve| link)?: error): ",
 }
 
 
@@ -134,6 +136,38 @@ def truncated_png(tmp: Path) -> None:
     path.write_bytes(path.read_bytes()[:400])
 
 
+def garbage_store(tmp: Path) -> None:
+    (tmp / "other.db").write_text("this is not a database, only text " * 200)
+
+
+def half_made_store(tmp: Path) -> None:
+    """A store whose schema creation an older version was stopped in (an alembic temp table is left)."""
+    shutil.copy(tmp / "mlflow.db", tmp / "other.db")
+    with closing(sqlite3.connect(tmp / "other.db")) as db:
+        db.execute("CREATE TABLE _alembic_tmp_metrics (x INTEGER)")
+        db.commit()
+
+
+def old_schema_store(tmp: Path) -> None:
+    """A store made by an older MLflow: its schema's version is the first migration."""
+    shutil.copy(tmp / "mlflow.db", tmp / "other.db")
+    with closing(sqlite3.connect(tmp / "other.db")) as db:
+        db.execute("UPDATE alembic_version SET version_num = '451aebb31d03'")
+        db.commit()
+
+
+LISTENERS: list[socket.socket] = []  # kept open while the cases run
+
+
+def port_taken(tmp: Path) -> None:
+    """Something listens on a local port; the case finds it in {tmp}/port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    LISTENERS.append(sock)
+    (tmp / "port").write_text(str(sock.getsockname()[1]))
+
+
 def artifacts_is_a_file(tmp: Path) -> None:
     (tmp / "out").mkdir()
     (tmp / "out" / "artifacts").write_text("not a folder")
@@ -152,6 +186,14 @@ def data(id_: str, *args: str, message: str, **kw) -> Case:
 
 def gradcheck(id_: str, *args: str, message: str, **kw) -> Case:
     return Case(id_, "gradcheck", args, message, **kw)
+
+
+def reproduce(id_: str, *args: str, message: str, **kw) -> Case:
+    return Case(id_, "reproduce", args, message, **kw)
+
+
+def ui(id_: str, *args: str, message: str, **kw) -> Case:
+    return Case(id_, "ui", args, message, **kw)
 
 
 
@@ -241,6 +283,69 @@ CASES = [
          message=r"unknown dataset\.dtype 'float16'; choose one of: float32, float64$"),
     train("lr_diverges", "lr=1e6", "num_iters=20", exit_code=1, runs=("FAILED",), heavy=True,
           message=r"loss became (inf|nan) at iteration \d+; lower lr$"),
+    # values that pass a type check and would blow up later (memory follows from them)
+    train("num_iters_huge", "num_iters=10000000000",
+          message=r"num_iters must be at most 1e\+08 \(the loss history takes 8 bytes an iteration\)"),
+    train("batch_size_huge", "batch_size=100000000", message=r"batch_size must be at most 65536 \("),
+    train("nesterov_maybe", "optimizer=momentum", "optimizer.nesterov=maybe",
+          message=r"optimizer\.nesterov: Value 'maybe' is not a valid bool"),
+    train("num_threads_text", "num_threads=many", message=r"num_threads: Value 'many' .* to Integer$"),
+    train("seed_negative", "seed=-1", message=r"seed must be an integer >= 0; got -1$"),
+    train("init_scale_zero", "model.init_scale=0", message=r"model\.init_scale must be a number > 0"),
+    train("step_size_zero", "optimizer.schedule=step", "optimizer.step_size=0",
+          message=r"optimizer\.step_size must be an integer >= 1; got 0$"),
+    train("min_lr_above_lr", "optimizer.schedule=cosine", "optimizer.min_lr=1",
+          message=r"optimizer\.min_lr must be in \[0, lr = 0\.003\]; got 1\.0$"),
+    train("log_every_zero", "tracking.log_every=0", message=r"tracking\.log_every must be an integer >= 1"),
+    train("eval_train_rows_zero", "eval_train_rows=0",
+          message=r"eval_train_rows must be null or an integer >= 1"),
+    train("checkpoint_min_seconds_negative", "checkpoint_min_seconds=-1",
+          message=r"checkpoint_min_seconds must be a number >= 0; got -1\.0$"),
+    train("stale_after_zero", "tracking.stale_after_min=0",
+          message=r"tracking\.stale_after_min must be a number > 0"),
+    train("experiment_empty", "tracking.experiment=''",
+          message=r"tracking\.experiment must be a non-empty string"),
+    train("register_model_empty", "tracking.register_model=''",
+          message=r"tracking\.register_model must be a non-empty string or null"),
+    train("dataset_name_by_hand", "dataset.name=mnist", message=r"dataset\.name is set by the dataset group"),
+    train("split_seed_negative", "dataset.split_seed=-2",
+          message=r"dataset\.split_seed must be an integer >= 0"),
+    train("md5_not_hex", "dataset=cifar10", "dataset.md5=xyz",
+          message=r"dataset\.md5 must be a 32-character hex"),
+    train("image_size_zero", "dataset=imagefolder", "dataset.root={tmp}", "dataset.image_size=[0,4]",
+          message=r"dataset\.image_size must be null or \[H, W\] with positive ints; got \[0, 4\]$"),
+    train("experiment_unknown", "+experiment=nope", message=r"Could not find 'experiment/nope'"),
+    train("sweep_value_text", "-m", "lr=abc,1e-3", "hydra.sweep.dir={tmp}/sweep",
+          message=r"lr: Value 'abc' of type 'str' could not be converted to Float$"),
+    # the tracking store: a folder store, an unknown scheme, a file that is not a store, half-made or old
+    train("tracking_folder_store", "tracking.uri=file://{tmp}/mlruns",
+          message=r"names a folder store, which MLflow 3 no longer develops; use a SQLite file"),
+    train("tracking_bare_folder", "tracking.uri=mlruns", message=r"names a folder store"),
+    train("tracking_unknown_scheme", "tracking.uri=foo://bar", message=r"unknown store scheme 'foo'"),
+    train("store_not_a_database", "tracking.uri=sqlite:///{tmp}/other.db", setup=garbage_store,
+          message=r"the MLflow store sqlite:///.*/other\.db is not an MLflow store "
+                  r"\(not a SQLite database\)"),
+    train("store_half_made", "tracking.uri=sqlite:///{tmp}/other.db", setup=half_made_store,
+          message=r"other\.db was left half-made \(its schema creation was stopped\); it holds no runs: "
+                  r"delete it$"),
+    train("store_old_schema", "tracking.uri=sqlite:///{tmp}/other.db", setup=old_schema_store, heavy=True,
+          message=r"other\.db has an older schema than this MLflow's: back it up, then run "
+                  r"`mlflow db upgrade "),
+    train("store_under_a_file", "tracking.uri=sqlite:///{tmp}/file/m.db", setup=a_file,
+          message=r"cannot create the MLflow store sqlite:///.*/file/m\.db: (Not a directory|File exists); "
+                  r"point tracking\.uri at a writable folder$"),
+    train("store_on_a_full_disk", "tracking.uri=sqlite:///{tmp}/disk/m.db", full_disk=True, heavy=True,
+          message=r"the disk of the MLflow store sqlite:///.*/disk/m\.db is full: free some space"),
+    # reproduce and the UI
+    reproduce("reproduce_no_store", "0123abcd", "--tracking-uri", "sqlite:///{tmp}/none.db",
+              message=r"FileNotFoundError: there is no MLflow store at .*/none\.db"),
+    reproduce("reproduce_unknown_run", "0123abcd", "--tracking-uri", "sqlite:///{tmp}/mlflow.db",
+              message=r"MlflowException: Run with id=0123abcd not found"),
+    ui("ui_port_taken", "serve", "--db", "{tmp}/mlflow.db", "--port", "{taken}", setup=port_taken,
+       exit_code=1,
+       message=r"cannot serve on 127\.0\.0\.1:\d+: something is listening there .*make ui UI_PORT=\d+$"),
+    ui("ui_bad_port", "serve", "--port", "70000",
+       message=r"argument --port: must be an integer from 1 to 65535"),
     # kernel inputs, through the gradient check
     gradcheck("gradcheck_unknown_kernel", "--kernels", "turbo",
               message=r"argument --kernels: invalid choice: 'turbo' \(choose from .*numba_fused'?\)"),
@@ -286,7 +391,8 @@ def on_full_disk(command: list[str], disk: Path, snapshot: Path) -> list[str]:
 def command(case: Case, tmp: Path, store: Path | None) -> list[str]:
     """The case's argv. Training gets the store, run folder and cache in tmp, ``data info`` the cache,
     before the case's own arguments (which come later, so they win)."""
-    args = [a.format(tmp=tmp, port=closed_port()) for a in case.args]
+    taken = (tmp / "port").read_text() if (tmp / "port").is_file() else ""
+    args = [a.format(tmp=tmp, port=closed_port(), taken=taken) for a in case.args]
     if case.module == "train":
         flags = [a for a in args if a.startswith("-")]  # -m first, as a user types it
         args = [*flags, f"tracking.uri=sqlite:///{store}", f"hydra.run.dir={tmp}/out",
@@ -299,13 +405,14 @@ def command(case: Case, tmp: Path, store: Path | None) -> list[str]:
 
 
 def run_statuses(store: Path | None) -> list[str]:
-    """Statuses of every run in the SQLite store, sorted ([] when it has no runs table yet, or there is
-    no store: the data and gradcheck commands never track)."""
+    """Statuses of every run in the SQLite store but those in MLflow's trash, sorted ([] when it has no
+    runs table yet, or there is no store: the data and gradcheck commands never track)."""
     if store is None:
         return []
     with closing(sqlite3.connect(store)) as db:
         try:
-            return sorted(status for (status,) in db.execute("SELECT status FROM runs"))
+            return sorted(status for (status,) in db.execute(
+                "SELECT status FROM runs WHERE lifecycle_stage = 'active'"))
         except sqlite3.OperationalError:
             return []
 
@@ -351,7 +458,7 @@ def outcomes(request, tmp_path_factory) -> dict[str, Future]:
         futures = {}
         for case in cases:
             tmp = tmp_path_factory.mktemp(case.id)
-            store = fresh_store(tmp, tmp_path_factory) if case.module == "train" else None
+            store = fresh_store(tmp, tmp_path_factory) if case.module in ("train", "reproduce") else None
             futures[case.id] = pool.submit(execute, case, tmp, store)
         yield futures
 

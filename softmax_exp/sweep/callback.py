@@ -238,6 +238,19 @@ class SweepCallback(Callback):
         return {"_parent": None}
 
 
+def discard_unused_parents() -> None:
+    """A sweep stopped before its first job (Hydra could not compose one): its parent run, still without
+    children, is ended and moved to MLflow's trash, so that nothing of it is left."""
+    from softmax_exp.tracking import child_runs
+    from softmax_exp.tracking.tags import FAILURE_TAG
+
+    for cb in _OPEN:
+        parent = cb._parent
+        if parent is not None and not parent.ended and not child_runs(parent.client, parent.run_id):
+            parent.end("KILLED", tags={FAILURE_TAG: "the sweep stopped before its first job"})
+            parent.client.delete_run(parent.run_id)
+
+
 def abort_sweeps(status: str = "KILLED") -> None:
     """End every open parent run of this process (Ctrl-C in the main process)."""
     for cb in _OPEN:

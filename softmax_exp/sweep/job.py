@@ -37,10 +37,10 @@ def run_job(cfg: Any, job: JobContext, info: dict[str, Any] | None) -> float:
         if outcome.note:
             log.info(f"job {job.job_num + 1}: {outcome.note}")
     except KeyboardInterrupt:
-        result.update(status="KILLED", reason="interrupted")
+        result.update(status="KILLED", reason="interrupted", run_id=job.run_id or "")
         raise
     except Exception as e:  # one failing job never stops the sweep
-        result["reason"] = f"{type(e).__name__}: {e}"
+        result.update(reason=f"{type(e).__name__}: {e}", run_id=job.run_id or "")
     finally:
         result.pop("loss", None)
         write_result(job.output_dir, JobResult(**result))

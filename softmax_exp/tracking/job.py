@@ -12,7 +12,6 @@ ends it. As a context manager the job's run ends FAILED on an exception and KILL
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from softmax_exp import timing
+from softmax_exp.atomic import temp_dir
 from softmax_exp.config import Config
 from softmax_exp.tracking import resume
 from softmax_exp.tracking.provenance import environment_tags, git_state
@@ -63,7 +63,6 @@ class TrackedJob:
         self.log: _MetricLog | None = None
         self.model_uri: str | None = None  # the run's logged MLflow model
         self.params: dict[str, Any] | None = None  # the run's params (None: a reopened run, ask the run)
-        self._last_checkpoint: str | None = None
         self._checkpointed_at = time.monotonic()
         if self.finished_before is not None:  # reused as it is: its name and model
             job.run_name = self.finished_before.info.run_name
@@ -108,12 +107,13 @@ class TrackedJob:
                 attempt = int(old.data.tags.get(ATTEMPT_TAG, "1")) + 1
                 tags = {RESUMED_TAG: state.iteration, ATTEMPT_TAG: attempt, THREADS_TAG: n_threads}
                 self.run = Run.reopen(self.uri, old.info.run_id, tags)
-                self.job.run_name = old.info.run_name
+                self.job.run_name, self.job.run_id = old.info.run_name, self.run.run_id
                 if FAILURE_TAG in old.data.tags:  # why it stopped last time: no longer true
                     self.run.client.delete_tag(self.run.run_id, FAILURE_TAG)
                 self.log = _MetricLog.resuming(self.run, self.cfg.tracking.log_every)
                 return state
         self.run = self._start(data, n_threads)
+        self.job.run_id = self.run.run_id
         if self.job.parent_run_id and unfinished:
             resume.supersede(self.run.client, unfinished, self.run.run_id)
         self.log = _MetricLog(self.run, self.cfg.tracking.log_every)
@@ -127,9 +127,10 @@ class TrackedJob:
     @timing.timed("tracking")
     def on_checkpoint(self, state: TrainState) -> None:
         """Softmax.train's on_checkpoint: the metrics so far are sent first, the state goes to
-        ``checkpoints/iter_NNNNNNN.npz``, then the ``checkpoint`` tag points at it and the previous file is
-        deleted. A kill at any moment leaves the tag on a complete checkpoint. No checkpoint is written
-        sooner than ``checkpoint_min_seconds`` after the start or the last one."""
+        ``checkpoints/iter_NNNNNNN.npz``, then the ``checkpoint`` tag points at it and every other
+        checkpoint file of the run is deleted (the previous one, the one resumed from, one a kill left
+        before its tag moved). A kill at any moment leaves the tag on a complete checkpoint. No checkpoint
+        is written sooner than ``checkpoint_min_seconds`` after the start or the last one."""
         from softmax_exp.checkpoint import checkpoint_name, save_checkpoint
 
         if time.monotonic() - self._checkpointed_at < self.cfg.checkpoint_min_seconds:
@@ -138,12 +139,13 @@ class TrackedJob:
         self.log.losses(state.loss)
         self.run.flush()
         name = checkpoint_name(state.iteration)
-        with tempfile.TemporaryDirectory(prefix="softmax_exp_ckpt_") as tmp:
-            self.run.log_artifact(save_checkpoint(Path(tmp) / name, state, self.fingerprint), "checkpoints")
-        previous, self._last_checkpoint = self._last_checkpoint, f"checkpoints/{name}"
-        self.run.set_tags({CHECKPOINT_TAG: self._last_checkpoint})
-        if previous and previous != self._last_checkpoint:
-            self.run.delete_artifact(previous)
+        with temp_dir("checkpoint") as tmp:
+            self.run.log_artifact(save_checkpoint(tmp / name, state, self.fingerprint), "checkpoints")
+        current = f"checkpoints/{name}"
+        self.run.set_tags({CHECKPOINT_TAG: current})
+        for old in self.run.client.list_artifacts(self.run.run_id, "checkpoints"):
+            if old.path != current:
+                self.run.delete_artifact(old.path)
 
     @timing.timed("tracking")
     def finish(self, history: TrainHistory, metrics: dict[str, float], artifacts: Path, model: Softmax,
@@ -203,9 +205,9 @@ class TrackedJob:
         from softmax_exp.checkpoint import load_checkpoint
 
         path = run.data.tags[CHECKPOINT_TAG]
-        with tempfile.TemporaryDirectory(prefix="softmax_exp_ckpt_") as tmp:
+        with temp_dir("checkpoint") as tmp:
             try:
-                local = get_client(self.uri).download_artifacts(run.info.run_id, path, tmp)
+                local = get_client(self.uri).download_artifacts(run.info.run_id, path, str(tmp))
             except Exception as e:  # a missing or unreadable artifact: train from the start instead
                 raise ValueError(f"cannot read checkpoint {path} of run {run.info.run_id} ({e})") from None
             return load_checkpoint(local, self.fingerprint)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from softmax_exp import timing
+from softmax_exp.atomic import temp_dir
 from softmax_exp.tracking.store import get_client
 
 if TYPE_CHECKING:
@@ -70,8 +70,8 @@ def log_model(uri: str, run_id: str, model: Softmax, example_images: np.ndarray,
     logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id,
                                         params={k: str(v) for k, v in params.items()})
     try:
-        with tempfile.TemporaryDirectory(prefix="softmax_exp_model_") as tmp:
-            local = _save(Path(tmp), model, examples, logged, run_id)
+        with temp_dir("model") as tmp:
+            local = _save(tmp, model, examples, logged, run_id)
             client.log_model_artifacts(logged.model_id, str(local))
         client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
     except BaseException:
@@ -90,9 +90,9 @@ def load_softmax(uri: str, model_uri: str) -> Softmax:
 
     model_id = model_uri.removeprefix("models:/")
     location = get_client(uri).get_logged_model(model_id).artifact_location.rstrip("/")
-    with tempfile.TemporaryDirectory(prefix="softmax_exp_model_") as tmp:
+    with temp_dir("model") as tmp:
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{location}/artifacts/model.npz", dst_path=tmp, tracking_uri=uri)  # see _save
+            artifact_uri=f"{location}/artifacts/model.npz", dst_path=str(tmp), tracking_uri=uri)  # see _save
         return Softmax.load(local)
 
 

@@ -1,14 +1,25 @@
 """The MLflow store: its URI, a client per URI whose calls wait out a locked SQLite file, experiments.
 
+A local SQLite store is created whole or not at all: its schema is built in a temporary file under a lock
+and renamed into place, so a kill at any moment, or two processes starting on a new store at once, never
+leave a half-made store behind (MLflow builds it in place, with dozens of migrations). A store that is
+broken anyway (half-made by an older version, not a database, of an older schema, read-only, on a full
+disk) is named in one line with its fix (:class:`TrackingError`), as is every failure of a call to it.
+
 mlflow is imported on first use only (it costs seconds), so an untracked training never pays for it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import functools
 import logging
 import os
+import sqlite3
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 
 from softmax_exp import timing
@@ -62,20 +73,20 @@ def default_artifact_root(uri: str) -> str | None:
 @functools.lru_cache(maxsize=8)
 @timing.timed("store")
 def get_client(uri: str):
-    """The process's MlflowClient for the tracking URI ``uri`` (created once), its calls retried while
-    the store is locked (see :class:`RetryingClient`)."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline research runs: no usage pings
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # the store's schema set-up chatter
-    # it logs a traceback for every "database is locked" before raising; the retry below reports instead
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    """The process's MlflowClient for the tracking URI ``uri`` (created once, a new local store created
+    whole first: :func:`prepare_store`), its calls retried while the store is locked and its store's
+    failures one line (see :class:`RetryingClient`)."""
+    _quiet_mlflow()
+    prepare_store(uri)
     from mlflow.tracking import MlflowClient
 
-    return RetryingClient(MlflowClient(tracking_uri=uri))
+    with translated(uri):  # MLflow opens a database store here, and checks its schema's version
+        return RetryingClient(MlflowClient(tracking_uri=uri))
 
 
 class RetryingClient:
-    """An MlflowClient whose calls are retried while a SQLite store is locked.
+    """An MlflowClient whose calls are retried while a SQLite store is locked, and whose failures that
+    come from the store itself are one-line TrackingErrors naming the store and the fix.
 
     MLflow waits up to 20 s for SQLite's lock, but a writer that must upgrade a read lock fails at
     once ("database is locked") when another writer is committing, and a long-held lock outlasts the
@@ -95,8 +106,9 @@ class RetryingClient:
 
         @functools.wraps(attr)
         def call(*args, **kwargs):
-            return _retrying(self._retry_seconds or LOCK_RETRY_SECONDS, self._client.tracking_uri)(
-                attr, *args, **kwargs)
+            uri = self._client.tracking_uri
+            with translated(uri):
+                return _retrying(self._retry_seconds or LOCK_RETRY_SECONDS, uri)(attr, *args, **kwargs)
 
         return call
 
@@ -122,6 +134,140 @@ def _retrying(seconds: float, uri: str):
         before_sleep=count,
         retry_error_callback=give_up,
     )
+
+
+@contextlib.contextmanager
+def translated(uri: str) -> Iterator[None]:
+    """Turn a failure of the store ``uri`` (not of the caller) into a one-line TrackingError."""
+    try:
+        yield
+    except TrackingError:
+        raise
+    except Exception as e:
+        message = describe_store_error(e, uri)
+        if message is None:
+            raise
+        raise TrackingError(message) from None
+
+
+def describe_store_error(error: BaseException, uri: str) -> str | None:
+    """One line saying what is wrong with the store ``uri`` and how to fix it, when ``error`` comes from
+    the store (not a database, an old schema, read-only, no space, unreachable); None otherwise."""
+    text = str(error)
+    where = f"the MLflow store {uri}"
+    path = sqlite_path(uri)
+    if "file is not a database" in text:
+        return (f"{where} is not an MLflow store (not a SQLite database); move that file away or point "
+                f"tracking.uri at another one")
+    if "out-of-date database schema" in text:
+        return (f"{where} has an older schema than this MLflow's: back it up, then run "
+                f"`mlflow db upgrade {uri}`")
+    if "readonly database" in text or "read-only" in text:
+        return f"{where} is read-only: make it and its folder writable, or point tracking.uri elsewhere"
+    if "unable to open database file" in text:
+        return (f"cannot open {where}: its folder {path.parent if path else ''} is missing or not writable; "
+                f"fix that, or point tracking.uri elsewhere")
+    if "database or disk is full" in text or (isinstance(error, OSError) and error.errno == errno.ENOSPC):
+        return f"the disk of {where} is full: free some space there, or point tracking.uri elsewhere"
+    if uri.startswith(("http://", "https://")):
+        try:  # (the shared-server branch brings this module)
+            from softmax_exp.tracking import http
+        except ImportError:
+            return None
+        return http.describe_failure(error, uri)
+    return None
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a local ``sqlite:////abs/file`` store URI; None for any other store."""
+    if uri.startswith("sqlite:////"):
+        return Path(uri[len("sqlite:///"):])
+    return None
+
+
+def prepare_store(uri: str) -> None:
+    """Make sure a local SQLite store is whole before MLflow opens it: a new one is built in a temporary
+    file beside its place under a lock (``.<name>.lock``; temporary files that a killed creator left are
+    removed then), checked, and renamed into place; an existing one is checked. Other stores: nothing.
+    Raises TrackingError (one line) for a store that is not usable as it is."""
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    if _has_schema(path, uri):
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path.parent / f".{path.name}.lock", "a+b")
+    except OSError as e:
+        raise TrackingError(describe_store_error(e, uri) or f"cannot create the MLflow store {uri}: "
+                            f"{e.strerror or e}; point tracking.uri at a writable folder") from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if _has_schema(path, uri):  # another process made it while this one waited
+            return
+        for leftover in path.parent.glob(f".{path.name}.*.creating*"):  # a killed creator's
+            leftover.unlink(missing_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
+        try:
+            with translated(uri):
+                _build_schema(tmp, uri)
+            if not _has_schema(tmp, uri):
+                raise TrackingError(f"could not create the MLflow store {uri}: its schema came out "
+                                    f"incomplete")
+            from softmax_exp.atomic import fsync
+
+            fsync(tmp)
+            os.replace(tmp, path)
+            fsync(path.parent)
+        except OSError as e:
+            raise TrackingError(describe_store_error(e, uri) or f"cannot create the MLflow store {uri}: "
+                                f"{e.strerror or e}; point tracking.uri at a writable folder") from None
+        finally:
+            for part in path.parent.glob(f"{tmp.name}*"):
+                part.unlink(missing_ok=True)
+
+
+def _build_schema(tmp: Path, uri: str) -> None:
+    """MLflow's whole schema (every migration) in the new SQLite file ``tmp``, with the store's default
+    artifact root for its Default experiment."""
+    _quiet_mlflow()
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore(f"sqlite:///{tmp}", default_artifact_root(uri))
+    store.engine.dispose()
+
+
+def _has_schema(path: Path, uri: str) -> bool:
+    """Whether the SQLite file ``path`` holds an MLflow schema: False when there is no file, or an empty
+    one (a store not made yet); True when its tables and alembic's version are there. Anything else (a
+    file that is not a database, a schema left half-made) is a TrackingError naming the fix."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as con:
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            versions = (con.execute("SELECT version_num FROM alembic_version").fetchall()
+                        if "alembic_version" in tables else [])
+            runs = con.execute("SELECT count(*) FROM runs").fetchone()[0] if "runs" in tables else 0
+    except sqlite3.DatabaseError as e:
+        raise TrackingError(describe_store_error(e, uri) or f"cannot read the MLflow store {uri} "
+                            f"({e}); move it away or point tracking.uri elsewhere") from None
+    if not tables:
+        return False
+    if versions and "experiments" in tables and not any(t.startswith("_alembic_tmp_") for t in tables):
+        return True
+    holds = "it holds no runs: delete it" if not runs else f"it holds {runs} runs: back it up, then try " \
+            f"`mlflow db upgrade {uri}`, or start a new store"
+    raise TrackingError(f"the MLflow store {uri} was left half-made (its schema creation was stopped); "
+                        f"{holds}")
+
+
+def _quiet_mlflow() -> None:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline research runs: no usage pings
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the store's schema set-up chatter
+    # it logs a traceback for every "database is locked" before raising; the retry reports instead
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
