@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from softmax_exp.checkpoint import checkpoint_name, load_checkpoint, save_checkpoint
+from softmax_exp.checkpoint import (
+    checkpoint_name,
+    load_checkpoint,
+    load_resumable_checkpoint,
+    save_checkpoint,
+)
 from softmax_exp.model import Preprocessing, Softmax
 from softmax_exp.optim import SGD, Momentum, make_schedule
 
@@ -43,7 +48,8 @@ def test_resume_from_any_checkpoint_is_bit_identical(stop_at, make_opt, replace,
            on_checkpoint=lambda state: saved.append(save_checkpoint(
                tmp_path / checkpoint_name(state.iteration), state, "fp")))
     assert [p.name for p in saved] == [checkpoint_name(k) for k in range(stop_at, 700, stop_at)]
-    state = load_checkpoint(saved[0], "fp")
+    state = load_resumable_checkpoint(saved[0], "fp", dim=X.shape[1], num_classes=4, dtype=X.dtype,
+                                      num_iters=700, optimizer=make_opt().name)
     assert state.iteration == stop_at and state.loss.shape == (stop_at,)
     assert [e.iteration for e in state.evals] == list(range(100, stop_at + 1, 100))
 
