@@ -166,3 +166,23 @@ def test_a_checkpoint_of_other_code_or_data_is_not_resumed(store, make_cfg, tmp_
         again = fit(make_cfg(store, *LONG))
         assert again.note == "" and again.run_id != killed.info.run_id  # trained from the start
         assert says in capsys.readouterr().err
+
+
+def test_an_unusable_checkpoint_is_skipped_with_a_warning(store, make_cfg, monkeypatch, capsys):
+    """A checkpoint that cannot be resumed (here: its W of another shape) is named in one warning line and
+    the job trains from the start; it never fails the job, and the next rerun works too."""
+    real_checkpoint = TrackedJob.on_checkpoint
+
+    def damage_then_stop(self, state):
+        state.W = np.zeros((state.W.shape[0] + 1, state.W.shape[1]), state.W.dtype)  # not this training's
+        real_checkpoint(self, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrackedJob, "on_checkpoint", damage_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        fit(make_cfg(store, *LONG))
+    monkeypatch.setattr(TrackedJob, "on_checkpoint", real_checkpoint)
+    again = fit(make_cfg(store, *LONG))
+    assert again.status == "FINISHED" and again.note == ""  # trained from the start
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a usable checkpoint" in err[0] and "training from the start" in err[0]

@@ -99,7 +99,7 @@ class TrackedJob:
         if old is not None:
             try:
                 _check_same_code_and_data(old, data)
-                state = self._download_checkpoint(old)
+                state = self._download_checkpoint(old, data)
             except ValueError as e:
                 print(f"warning: {e}; training from the start", file=sys.stderr, flush=True)
                 unfinished.append(old)
@@ -201,8 +201,10 @@ class TrackedJob:
             raise
         return run
 
-    def _download_checkpoint(self, run) -> TrainState:
-        from softmax_exp.checkpoint import load_checkpoint
+    def _download_checkpoint(self, run, data: Dataset) -> TrainState:
+        """The run's last checkpoint, checked against this training; ValueError (one line) if it is
+        missing, unreadable, or unusable in any way (the caller then trains from the start)."""
+        from softmax_exp.checkpoint import load_resumable_checkpoint
 
         path = run.data.tags[CHECKPOINT_TAG]
         with temp_dir("checkpoint") as tmp:
@@ -210,7 +212,9 @@ class TrackedJob:
                 local = get_client(self.uri).download_artifacts(run.info.run_id, path, str(tmp))
             except Exception as e:  # a missing or unreadable artifact: train from the start instead
                 raise ValueError(f"cannot read checkpoint {path} of run {run.info.run_id} ({e})") from None
-            return load_checkpoint(local, self.fingerprint)
+            return load_resumable_checkpoint(local, self.fingerprint, dim=data.dim,
+                                             num_classes=data.num_classes, dtype=data.X_train.dtype,
+                                             num_iters=self.cfg.num_iters, optimizer=self.cfg.optimizer.name)
 
 
 def _check_same_code_and_data(run, data: Dataset) -> None:
