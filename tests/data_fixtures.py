@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import pickle
 import struct
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -185,11 +187,24 @@ def make_imagefolder(
     return written
 
 
+def dead_pid() -> int:
+    """The pid of a process that ran and is gone: started, SIGKILLed and reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child.kill()
+    child.wait()
+    return child.pid
+
+
 def cache_entries(cache_dir: Path) -> list[Path]:
     """Visible entry folders in a cache dir (excludes temp dirs and lock files)."""
     if not cache_dir.exists():
         return []
     return sorted(p for p in cache_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def names_but_locks(folder: Path) -> list[str]:
+    """Sorted names in ``folder`` other than lock files (which the data layer leaves there on purpose)."""
+    return sorted(p.name for p in folder.iterdir() if p.suffix != ".lock")
 
 
 def leftovers(folder: Path) -> list[Path]:

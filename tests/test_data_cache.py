@@ -6,18 +6,22 @@ import hashlib
 import multiprocessing
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
-from data_fixtures import cache_entries, cifar_cfg, leftovers, make_cifar_dir
+from data_fixtures import cache_entries, cifar_cfg, dead_pid, leftovers, make_cifar_dir
 
-import softmax_exp.data.cache as cache_module
+import softmax_exp.atomic as atomic_module
 import softmax_exp.data.load as load_module
 import softmax_exp.data.preprocess as preprocess_module
-from softmax_exp.data import DataError, load_dataset
-from softmax_exp.data.cache import _publish
+from softmax_exp.atomic import owner_tag, remove_dead_leftovers
+from softmax_exp.data import check_dataset, load_dataset
+from softmax_exp.data.cache import _publish, entry_path
 
 ARRAYS = [f"{a}_{s}" for s in ("train", "val", "test", "dev") for a in "Xy"] + ["mean_image"]
 
@@ -104,7 +108,7 @@ def test_concurrent_builders_share_one_entry_and_only_one_builds(cfg, tmp_path, 
 
 
 def test_rename_race_without_locks_keeps_the_winner(cfg, tmp_path, monkeypatch):
-    monkeypatch.setattr(cache_module.fcntl, "flock", lambda fd, op: None)
+    monkeypatch.setattr(atomic_module.fcntl, "flock", lambda fd, op: None)
     results, builds = _run_two_builders(cfg, tmp_path, monkeypatch)
     assert len(builds) == 2 and results[0] == results[1]
     assert len(cache_entries(tmp_path / "cache")) == 1 and leftovers(tmp_path / "cache") == []
@@ -139,7 +143,7 @@ def test_failure_midway_leaves_no_entry(cfg, tmp_path, monkeypatch, error):
     assert load_dataset(cfg).X_val.shape == (30, 3073)
 
 
-def test_old_temp_folders_are_cleared_and_damage_is_reported(cfg, tmp_path):
+def test_untagged_temp_folders_of_older_releases_are_cleared_by_age(cfg, tmp_path):
     entry = Path(load_dataset(cfg).cache_path)
     shutil.rmtree(entry)
     stale = tmp_path / "cache" / f".tmp-{entry.name}-killed"
@@ -147,10 +151,53 @@ def test_old_temp_folders_are_cleared_and_damage_is_reported(cfg, tmp_path):
     (stale / "X_train.npy").write_bytes(b"half")
     fresh = tmp_path / "cache" / f".tmp-{entry.name}-building"  # maybe another builder's
     fresh.mkdir()
-    old = time.time() - 2 * cache_module.STALE_SECONDS
+    old = time.time() - 2 * atomic_module.STALE_SECONDS
     os.utime(stale, (old, old))
     assert Path(load_dataset(cfg).cache_path) == entry
     assert not stale.exists() and fresh.exists()
-    (entry / "X_val.npy").unlink()
-    with pytest.raises(DataError, match=r"cache entry .* is damaged .*delete the folder"):
-        load_dataset(cfg)
+
+
+# --------------------------------------------------------------- what killed builders leave behind
+
+
+@pytest.fixture
+def live_pid():
+    """The pid of a process that runs for the test's length (another writer, still writing)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield child.pid
+    child.kill()
+    child.wait()
+
+
+def _leftover_folder(parent: Path, name: str) -> Path:
+    folder = parent / name
+    folder.mkdir()
+    (folder / "X_train.npy").write_bytes(b"\0" * 4096)  # what the writer got through
+    return folder
+
+
+def test_a_builder_removes_what_dead_builders_left_and_keeps_a_live_ones(cfg, tmp_path, live_pid):
+    name = entry_path(tmp_path / "cache", "cifar10", check_dataset(cfg)).name
+    (tmp_path / "cache").mkdir()
+    dead = _leftover_folder(tmp_path / "cache", f".tmp-{name}-a1b2c3.{owner_tag(dead_pid())}")
+    live = _leftover_folder(tmp_path / "cache", f".tmp-{name}-d4e5f6.{owner_tag(live_pid)}")
+    mine = _leftover_folder(tmp_path / "cache", f".tmp-{name}-g7h8i9.{owner_tag()}")
+    other = _leftover_folder(tmp_path / "cache", ".tmp-digits-0123456789abcdef-j0.1@x")  # other entry
+    assert Path(load_dataset(cfg).cache_path).name == name
+    assert not dead.exists() and live.exists() and mine.exists() and other.exists()
+
+
+def test_a_leftover_of_another_host_is_removed_by_age_only(tmp_path):
+    fresh = _leftover_folder(tmp_path, ".extract-k1.1@another-host")
+    old = _leftover_folder(tmp_path, ".extract-k2.2@another-host")
+    long_ago = time.time() - 2 * atomic_module.STALE_SECONDS
+    os.utime(old, (long_ago, long_ago))
+    assert remove_dead_leftovers(tmp_path, ".extract-") == [old]
+    assert fresh.exists()
+
+
+def test_a_reused_pid_does_not_keep_a_dead_writers_leftover(live_pid):
+    started = psutil.Process(live_pid).create_time()
+    assert atomic_module._writer_gone(live_pid, changed=started - 60)  # written before the pid was born
+    assert not atomic_module._writer_gone(live_pid, changed=time.time())
+    assert not atomic_module._writer_gone(os.getpid(), changed=time.time())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -15,11 +17,14 @@ from data_fixtures import (
     cache_entries,
     cifar_cfg,
     course_preprocess,
+    dead_pid,
     leftovers,
     make_cifar_dir,
     make_cifar_tar,
+    names_but_locks,
 )
 
+from softmax_exp.atomic import owner_tag
 from softmax_exp.data import DataError, load_dataset
 from softmax_exp.data.cifar10 import load_pickle, safe_extract
 from softmax_exp.data.download import file_md5
@@ -147,4 +152,29 @@ def test_unsafe_archive_members_are_refused(tmp_path, member, reason):
         load_dataset(cifar_cfg(root, tmp_path / "cache"))
     assert not (tmp_path / "a" / "evil").exists() and not (tmp_path / "evil").exists()
     assert not Path("/tmp/abs_evil").exists()
-    assert sorted(p.name for p in root.iterdir()) == ["cifar-10-python.tar.gz"]
+    assert names_but_locks(root) == ["cifar-10-python.tar.gz"]
+
+
+@pytest.fixture
+def live_pid():
+    """The pid of a process that runs for the test's length (another extractor, still extracting)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield child.pid
+    child.kill()
+    child.wait()
+
+
+def test_extraction_removes_what_dead_extractors_left_and_keeps_a_live_ones(tmp_path, live_pid):
+    root = tmp_path / "root"
+    root.mkdir()
+    make_cifar_tar(root)
+    left = {}
+    for who, pid in (("dead", dead_pid()), ("live", live_pid)):
+        left[who] = root / f".extract-{who}.{owner_tag(pid)}"
+        (left[who] / "cifar-10-batches-py").mkdir(parents=True)
+        (left[who] / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"half a batch")
+    data = load_dataset(cifar_cfg(root, tmp_path / "cache"))
+    assert data.X_train.shape == (150, 3073)
+    assert not left["dead"].exists() and left["live"].exists()
+    assert names_but_locks(root) == sorted([".extract-live." + owner_tag(live_pid), "cifar-10-batches-py",
+                                            "cifar-10-python.tar.gz"])

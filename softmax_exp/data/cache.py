@@ -8,7 +8,8 @@ Should two builders still race (say, on a file system without working locks), th
 rename discards its folder and uses the winner's. Entries are read with ``np.load(mmap_mode="r")``.
 Memory-mapped files are given their disk blocks up front (``posix_fallocate``), so a full disk is an
 ENOSPC error before a byte is written (a write through the map would be a SIGBUS), reported as a
-one-line DataError with the temporary folder removed.
+one-line DataError with the temporary folder removed. A builder killed by SIGKILL leaves its temporary
+folder (named with its pid, see :mod:`softmax_exp.atomic`): the next builder of that entry removes it.
 
 The fingerprint is the sha256 of the source signature (CIFAR-10: batch file names, sizes and
 mtime_ns; image folders: relative paths, sizes and mtime_ns; digits: a content hash), the
@@ -19,26 +20,23 @@ changes its output.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import shutil
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from softmax_exp.atomic import fsync, staged_dir
+from softmax_exp.atomic import exclusive_lock, fsync, remove_dead_leftovers, staged_dir
 from softmax_exp.data.errors import DataError
 from softmax_exp.data.preprocess import Allocate
 from softmax_exp.fingerprint import json_digest
 
 FORMAT_VERSION = 1
 META = "meta.json"
-STALE_SECONDS = 3600  # a temp folder untouched this long was left by a killed builder
 Build = Callable[[Allocate], tuple[dict[str, np.ndarray], dict[str, Any]]]
 
 
@@ -68,16 +66,15 @@ def load_or_build(
         return _load(entry, fp)
     if cache_dir.exists() and not cache_dir.is_dir():
         raise DataError(f"cache_dir {cache_dir} is a file; set dataset.cache_dir to a folder")
-    with _reported(cache_dir):
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(cache_dir / f".{entry.name}.lock", "a+b")
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+    with ExitStack() as stack:
+        with _reported(cache_dir):
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(exclusive_lock(cache_dir / f".{entry.name}.lock"))
         if not entry.exists():
-            _remove_stale(cache_dir.glob(f".tmp-{entry.name}-*"))
-            with ExitStack() as stack:  # the staging folder is gone after the rename; else removed
+            remove_dead_leftovers(cache_dir, f".tmp-{entry.name}-")
+            with ExitStack() as staging:  # the staging folder is gone after the rename; else removed
                 with _reported(cache_dir):
-                    tmp = stack.enter_context(staged_dir(cache_dir, f".tmp-{entry.name}-"))
+                    tmp = staging.enter_context(staged_dir(cache_dir, f".tmp-{entry.name}-"))
                 _write(tmp, build, fp)
                 with _reported(cache_dir):
                     _publish(tmp, entry)
@@ -134,17 +131,6 @@ def _reserve(path: Path) -> None:
             raise
     finally:
         os.close(fd)
-
-
-def _remove_stale(folders: Iterable[Path]) -> None:
-    # By age, not just because we hold the lock: with no working locks it may be a live builder's.
-    now = time.time()
-    for folder in folders:
-        try:
-            if now - folder.stat().st_mtime > STALE_SECONDS:
-                shutil.rmtree(folder, ignore_errors=True)
-        except FileNotFoundError:
-            pass
 
 
 def _publish(tmp: Path, entry: Path) -> bool:
