@@ -28,7 +28,14 @@ from softmax_exp.config import CIFAR10_MD5, CIFAR10_URL
 from softmax_exp.data.download import download_file, file_md5
 from softmax_exp.data.errors import DataError
 from softmax_exp.data.options import DatasetOptions
-from softmax_exp.data.preprocess import RawDataset, Source, SplitRows, check_fits, dev_rows
+from softmax_exp.data.preprocess import (
+    RawDataset,
+    Source,
+    SplitRows,
+    check_class_names,
+    check_fits,
+    dev_rows,
+)
 
 BATCHES_DIR = "cifar-10-batches-py"
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -88,18 +95,11 @@ def load_pickle(path: Path) -> dict:
 
 
 def load_meta(path: Path) -> tuple[str, ...]:
-    """Class names from batches.meta (b"label_names": list of bytes)."""
+    """Class names from batches.meta (b"label_names": list of at least 2 UTF-8 bytes or str, each once)."""
     names = load_pickle(path).get(b"label_names")
-    if (
-        not isinstance(names, list)
-        or not names
-        or not all(isinstance(n, (bytes, str)) for n in names)
-    ):
+    if not isinstance(names, list) or not names:
         raise DataError(f"{path} has no b'label_names' list of strings; delete it and re-download")
-    decoded = tuple(n.decode("utf-8") if isinstance(n, bytes) else n for n in names)
-    if len(set(decoded)) != len(decoded):
-        raise DataError(f"{path} lists a class name twice: {decoded}")
-    return decoded
+    return check_class_names(names, str(path), "class", "delete it and re-download")
 
 
 def load_batch(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ from softmax_exp.data.preprocess import (
     RawDataset,
     Source,
     SplitRows,
+    check_class_names,
     check_fits,
     dev_rows,
     shuffled,
@@ -46,12 +47,9 @@ def open_imagefolder(opts: DatasetOptions) -> Source:
                 f"{root / required} is missing; an image folder needs train/<class>/ "
                 "and test/<class>/"
             )
-    class_names = _class_names(root / "train")
-    if len(class_names) < 2:  # one class: every label is 0, the loss is 0 whatever W is
-        raise DataError(
-            f"{root / 'train'} has one class folder ({class_names[0]}); a classifier needs at "
-            "least 2 classes: add another train/<class>/ and test/<class>/ folder"
-        )
+    class_names = check_class_names(_class_names(root / "train"), str(root / "train"), "class folder",
+                                    "add or rename class folders in train/ and test/ (2 or more, "
+                                    "printable UTF-8 names)")
     files = {
         "train": _list_files(root / "train", class_names),
         "test": _list_files(root / "test", class_names),
