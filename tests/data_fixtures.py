@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -188,6 +189,21 @@ def make_imagefolder(
                 Image.fromarray(pixels).save(folder / f"img_{i}.png")
                 written[split][f"{split}/{name}/img_{i}.png"] = pixels
     return written
+
+
+def write_png16(path: Path, pixels: np.ndarray) -> None:
+    """Write ``pixels`` (H, W) or (H, W, 3) uint16 as a 16-bit gray or RGB PNG, by hand: Pillow writes
+    16-bit gray (mode I;16) but no 16-bit RGB."""
+    H, W = pixels.shape[:2]
+    color_type = 2 if pixels.ndim == 3 else 0
+    rows = b"".join(b"\x00" + pixels[r].astype(">u2").tobytes() for r in range(H))  # filter 0 per row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", W, H, 16, color_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
 
 
 def dead_pid() -> int:

@@ -258,6 +258,21 @@ def imagefolder_class_with_newline(tmp_path):
     return _images(tmp_path)
 
 
+def _tiff_named_png(tmp_path, pixels: np.ndarray):
+    """An image folder with one TIFF of ``pixels`` (Pillow opens a file by its content, not its name)."""
+    make_imagefolder(tmp_path / "img")
+    Image.fromarray(pixels).save(tmp_path / "img" / "train" / "dog" / "img_2.png", format="TIFF")
+    return _images(tmp_path)
+
+
+def imagefolder_float_image(tmp_path):
+    return _tiff_named_png(tmp_path, np.full((5, 4), 0.5, dtype=np.float32))
+
+
+def imagefolder_int32_image(tmp_path):
+    return _tiff_named_png(tmp_path, np.full((5, 4), 70000, dtype=np.int32))
+
+
 def bad_image_size(tmp_path):
     make_imagefolder(tmp_path / "img")
     return _images(tmp_path, image_size=[4])
@@ -315,6 +330,9 @@ CASES = {
     r"rename class folders in train/ and test/ \(2 or more, printable UTF-8 names\)$",
     imagefolder_class_with_newline: r"img/train: class folder name #2 'e\\nmu' is empty or holds control "
     r"characters",
+    imagefolder_float_image: r"train/dog/img_2.png has 32-bit float pixels \(Pillow mode F\), whose range "
+    r"is unknown; save it as an 8- or 16-bit PNG or as a JPEG$",
+    imagefolder_int32_image: r"train/dog/img_2.png has 32-bit integer pixels \(Pillow mode I\)",
 }
 
 
