@@ -8,10 +8,16 @@ files shaped like the real ones rather than Python 3 re-saves.
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
+import shutil
 import struct
+import subprocess
+import sys
 import tarfile
+import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -185,11 +191,56 @@ def make_imagefolder(
     return written
 
 
+def write_png16(path: Path, pixels: np.ndarray) -> None:
+    """Write ``pixels`` (H, W) or (H, W, 3) uint16 as a 16-bit gray or RGB PNG, by hand: Pillow writes
+    16-bit gray (mode I;16) but no 16-bit RGB."""
+    H, W = pixels.shape[:2]
+    color_type = 2 if pixels.ndim == 3 else 0
+    rows = b"".join(b"\x00" + pixels[r].astype(">u2").tobytes() for r in range(H))  # filter 0 per row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", W, H, 16, color_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+
+
+def dead_pid() -> int:
+    """The pid of a process that ran and is gone: started, SIGKILLed and reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child.kill()
+    child.wait()
+    return child.pid
+
+
+def read_only(argv: list[str], folder: Path) -> list[str]:
+    """``argv`` run with ``folder`` bind-mounted read-only, in a user + mount namespace of its own (as
+    root too, whom permission bits do not stop): a cache on a read-only volume."""
+    script = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" || exit 97; exec "$@"'
+    return ["unshare", "-rm", "sh", "-c", script, str(folder), *argv]
+
+
+@functools.cache
+def can_mount_read_only() -> bool:
+    """Whether ``unshare -rm`` may bind-mount a folder read-only here."""
+    if shutil.which("unshare") is None:
+        return False
+    with tempfile.TemporaryDirectory() as folder:
+        probe = subprocess.run(read_only(["true"], Path(folder)), capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
 def cache_entries(cache_dir: Path) -> list[Path]:
     """Visible entry folders in a cache dir (excludes temp dirs and lock files)."""
     if not cache_dir.exists():
         return []
     return sorted(p for p in cache_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def names_but_locks(folder: Path) -> list[str]:
+    """Sorted names in ``folder`` other than lock files (which the data layer leaves there on purpose)."""
+    return sorted(p.name for p in folder.iterdir() if p.suffix != ".lock")
 
 
 def leftovers(folder: Path) -> list[Path]:

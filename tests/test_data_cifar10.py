@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -15,11 +17,15 @@ from data_fixtures import (
     cache_entries,
     cifar_cfg,
     course_preprocess,
+    dead_pid,
     leftovers,
     make_cifar_dir,
     make_cifar_tar,
+    names_but_locks,
+    write_py2_pickle,
 )
 
+from softmax_exp.atomic import owner_tag
 from softmax_exp.data import DataError, load_dataset
 from softmax_exp.data.cifar10 import load_pickle, safe_extract
 from softmax_exp.data.download import file_md5
@@ -147,4 +153,68 @@ def test_unsafe_archive_members_are_refused(tmp_path, member, reason):
         load_dataset(cifar_cfg(root, tmp_path / "cache"))
     assert not (tmp_path / "a" / "evil").exists() and not (tmp_path / "evil").exists()
     assert not Path("/tmp/abs_evil").exists()
-    assert sorted(p.name for p in root.iterdir()) == ["cifar-10-python.tar.gz"]
+    assert names_but_locks(root) == ["cifar-10-python.tar.gz"]
+
+
+@pytest.fixture
+def live_pid():
+    """The pid of a process that runs for the test's length (another extractor, still extracting)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield child.pid
+    child.kill()
+    child.wait()
+
+
+def test_extraction_removes_what_dead_extractors_left_and_keeps_a_live_ones(tmp_path, live_pid):
+    root = tmp_path / "root"
+    root.mkdir()
+    make_cifar_tar(root)
+    left = {}
+    for who, pid in (("dead", dead_pid()), ("live", live_pid)):
+        left[who] = root / f".extract-{who}.{owner_tag(pid)}"
+        (left[who] / "cifar-10-batches-py").mkdir(parents=True)
+        (left[who] / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"half a batch")
+    data = load_dataset(cifar_cfg(root, tmp_path / "cache"))
+    assert data.X_train.shape == (150, 3073)
+    assert not left["dead"].exists() and left["live"].exists()
+    assert names_but_locks(root) == sorted([".extract-live." + owner_tag(live_pid), "cifar-10-batches-py",
+                                            "cifar-10-python.tar.gz"])
+
+
+# ------------------------------------------------------------------------- batches.meta's class names
+
+
+def _meta_names(root: Path, cache: Path, names, python2: bool = True) -> dict:
+    """A CIFAR-10 folder whose batches.meta lists ``names``, pickled as Python 2 wrote it (bytes stay
+    bytes) or as Python 3 does (str stays str)."""
+    make_cifar_dir(root)
+    meta = {b"label_names": names, b"num_vis": 3072}
+    path = root / "cifar-10-batches-py" / "batches.meta"
+    if python2:
+        write_py2_pickle(meta, path)
+    else:
+        path.write_bytes(pickle.dumps(meta, protocol=2))
+    return cifar_cfg(root, cache)
+
+
+@pytest.mark.parametrize("names, message", [
+    ([b"cat"], r"batches\.meta has one class \(cat\); a classifier needs at least 2 classes: delete it"),
+    ([b"cat", b"d\xf6g"], r"batches\.meta: class name #1 b'd\\xf6g' is not valid UTF-8; delete it"),
+    ([b"cat", 7], r"batches\.meta: class name #1 is a int, not a string; delete it"),
+    ([b"cat", [b"dog"]], r"batches\.meta: class name #1 is a list, not a string"),
+    ([b"cat", b""], r"batches\.meta: class name #1 '' is empty or holds control characters"),
+    ([b"cat", b"do\ng"], r"batches\.meta: class name #1 'do\\ng' is empty or holds control characters"),
+    ([b"cat", b"dog", b"cat"], r"batches\.meta lists the class name 'cat' twice; delete it and re-download"),
+])
+def test_bad_class_names_are_refused_in_one_line(tmp_path, names, message):
+    with pytest.raises(DataError, match=message) as err:
+        load_dataset(_meta_names(tmp_path / "root", tmp_path / "cache", names))
+    assert "\n" not in str(err.value)
+    assert cache_entries(tmp_path / "cache") == []
+
+
+def test_utf8_bytes_and_python3_str_class_names_are_read(tmp_path):
+    names = ["chat", "chien", "émeu", "ptérodactyle"] + [f"c{i}" for i in range(6)]
+    as_bytes = _meta_names(tmp_path / "a", tmp_path / "cache", [n.encode() for n in names])
+    as_str = _meta_names(tmp_path / "b", tmp_path / "cache", names, python2=False)
+    assert load_dataset(as_bytes).class_names == load_dataset(as_str).class_names == tuple(names)

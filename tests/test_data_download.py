@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
+import multiprocessing
+import subprocess
+import sys
+import time
 import urllib.request
 
 import numpy as np
 import pytest
-from data_fixtures import cifar_cfg, make_cifar_tar
+from data_fixtures import cifar_cfg, dead_pid, make_cifar_tar, names_but_locks
 
 import softmax_exp.data.download as download_module
+from softmax_exp.atomic import exclusive_lock, owner_tag
 from softmax_exp.data import DataError, load_dataset
 from softmax_exp.data.__main__ import main
 from softmax_exp.data.download import download_file, file_md5
@@ -28,7 +34,7 @@ def test_download_then_load(tmp_path, served):
     dest = tmp_path / "dl" / "cifar-10-python.tar.gz"
     assert download_file(url, dest, md5, progress=False) == dest
     assert file_md5(dest) == md5
-    assert sorted(p.name for p in dest.parent.iterdir()) == ["cifar-10-python.tar.gz"]
+    assert names_but_locks(dest.parent) == ["cifar-10-python.tar.gz"]
     data = load_dataset(cifar_cfg(dest.parent, tmp_path / "cache", md5=md5))
     assert data.X_train.shape == (150, 3073)
 
@@ -39,14 +45,14 @@ def test_md5_mismatch_keeps_nothing(tmp_path, served):
     bad = "f" * 32
     with pytest.raises(DataError, match=f"MD5 mismatch for {url}: expected {bad}, got {md5}"):
         download_file(url, dest, bad, progress=False)
-    assert list(dest.parent.iterdir()) == []
+    assert names_but_locks(dest.parent) == []
 
 
 def test_missing_url_is_a_data_error(tmp_path):
     url = (tmp_path / "nothing.tar.gz").as_uri()
     with pytest.raises(DataError, match="cannot download .*nothing.tar.gz"):
         download_file(url, tmp_path / "dl" / "x.tar.gz", None, progress=False)
-    assert list((tmp_path / "dl").iterdir()) == []
+    assert names_but_locks(tmp_path / "dl") == []
 
 
 class _Interrupted(io.BytesIO):
@@ -65,7 +71,7 @@ def test_interrupted_download_keeps_nothing(tmp_path, monkeypatch):
         download_file(
             "https://example.invalid/x.tar.gz", tmp_path / "x.tar.gz", None, progress=False
         )
-    assert list(tmp_path.iterdir()) == []
+    assert names_but_locks(tmp_path) == []
 
 
 def test_short_download_is_refused(tmp_path, monkeypatch):
@@ -77,7 +83,7 @@ def test_short_download_is_refused(tmp_path, monkeypatch):
         download_file(
             "https://example.invalid/x.tar.gz", tmp_path / "x.tar.gz", None, progress=False
         )
-    assert list(tmp_path.iterdir()) == []
+    assert names_but_locks(tmp_path) == []
 
 
 def test_cli_download(tmp_path, served, capsys):
@@ -95,4 +101,63 @@ def test_cli_download(tmp_path, served, capsys):
     err = capsys.readouterr().err  # the progress bar, then one line
     assert code == 2 and "Traceback" not in err
     assert err.splitlines()[-1].startswith("python -m softmax_exp.data: error: MD5 mismatch for ")
-    assert list(other.iterdir()) == []
+    assert names_but_locks(other) == []
+
+
+@pytest.fixture
+def live_pid():
+    """The pid of a process that runs for the test's length (another downloader, still downloading)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield child.pid
+    child.kill()
+    child.wait()
+
+
+def test_download_removes_what_dead_downloaders_left_and_keeps_a_live_ones(tmp_path, served, live_pid):
+    url, md5 = served
+    dest = tmp_path / "dl" / "cifar-10-python.tar.gz"
+    dest.parent.mkdir()
+    dead = dest.with_name(f".{dest.name}.{owner_tag(dead_pid())}.part")
+    live = dest.with_name(f".{dest.name}.{owner_tag(live_pid)}.part")
+    for part in (dead, live):
+        part.write_bytes(b"\0" * 100_000)  # what the writer got through
+    assert download_file(url, dest, md5, progress=False) == dest
+    assert not dead.exists() and live.exists() and file_md5(dest) == md5
+    assert names_but_locks(dest.parent) == sorted([live.name, dest.name])
+
+
+def test_a_waiting_downloader_keeps_the_file_it_waited_for(tmp_path, served):
+    url, md5 = served
+    dest = tmp_path / "dl" / "cifar-10-python.tar.gz"
+    assert download_file(url, dest, md5, progress=False) == dest
+    before = dest.stat().st_mtime_ns
+    dead_url = (tmp_path / "gone").as_uri()  # the file is there and verified: the URL is never opened
+    assert download_file(dead_url, dest, md5, progress=False) == dest and dest.stat().st_mtime_ns == before
+
+
+def _hold_lock(path, ready, release) -> None:
+    with exclusive_lock(path):
+        ready.set()
+        release.wait(30)
+
+
+def test_download_waits_for_the_lock(tmp_path, served):
+    url, md5 = served
+    dest = tmp_path / "dl" / "cifar-10-python.tar.gz"
+    dest.parent.mkdir()
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(dest.with_name(f".{dest.name}.lock"), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(download_file, url, dest, md5, progress=False)
+            time.sleep(0.5)
+            assert not waiting.done() and not dest.exists()  # blocked on the other process's lock
+            release.set()
+            assert waiting.result(30) == dest
+    finally:
+        release.set()
+        holder.join(30)
+    assert file_md5(dest) == md5

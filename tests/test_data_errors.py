@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections import OrderedDict
 
 import numpy as np
 import pytest
 from data_fixtures import (
+    LABEL_NAMES,
     batch_dict,
     cache_entries,
     cifar_cfg,
@@ -114,6 +116,20 @@ def missing_batch(tmp_path):
 
 def meta_without_names(tmp_path):
     return _cifar_with(tmp_path, "batches.meta", {b"num_vis": 3072})
+
+
+def meta_one_class(tmp_path):
+    return _cifar_with(tmp_path, "batches.meta", {b"label_names": [b"airplane"]})
+
+
+def meta_names_not_utf8(tmp_path):
+    names = [n.encode() for n in LABEL_NAMES]
+    names[3] = "chat noir".encode("latin-1") + b"\xff"
+    return _cifar_with(tmp_path, "batches.meta", {b"label_names": names})
+
+
+def meta_names_not_strings(tmp_path):
+    return _cifar_with(tmp_path, "batches.meta", {b"label_names": list(range(10))})
 
 
 def python3_object_pickle(tmp_path):
@@ -228,6 +244,35 @@ def imagefolder_without_root(tmp_path):
     return {"name": "imagefolder", "cache_dir": str(tmp_path / "cache")}
 
 
+def imagefolder_class_not_utf8(tmp_path):
+    make_imagefolder(tmp_path / "img")
+    for split in ("train", "test"):  # a folder name in Latin-1, as an old archive may carry
+        os.rename(tmp_path / "img" / split / "emu", os.fsencode(tmp_path / "img" / split) + b"/\xe9mu")
+    return _images(tmp_path)
+
+
+def imagefolder_class_with_newline(tmp_path):
+    make_imagefolder(tmp_path / "img")
+    for split in ("train", "test"):
+        (tmp_path / "img" / split / "emu").rename(tmp_path / "img" / split / "e\nmu")
+    return _images(tmp_path)
+
+
+def _tiff_named_png(tmp_path, pixels: np.ndarray):
+    """An image folder with one TIFF of ``pixels`` (Pillow opens a file by its content, not its name)."""
+    make_imagefolder(tmp_path / "img")
+    Image.fromarray(pixels).save(tmp_path / "img" / "train" / "dog" / "img_2.png", format="TIFF")
+    return _images(tmp_path)
+
+
+def imagefolder_float_image(tmp_path):
+    return _tiff_named_png(tmp_path, np.full((5, 4), 0.5, dtype=np.float32))
+
+
+def imagefolder_int32_image(tmp_path):
+    return _tiff_named_png(tmp_path, np.full((5, 4), 70000, dtype=np.int32))
+
+
 def bad_image_size(tmp_path):
     make_imagefolder(tmp_path / "img")
     return _images(tmp_path, image_size=[4])
@@ -249,6 +294,11 @@ CASES = {
     labels_count_mismatch: r"b'labels' must be a list of 40 integers",
     missing_batch: r"lacks data_batch_5",
     meta_without_names: r"batches.meta has no b'label_names'",
+    meta_one_class: r"batches.meta has one class \(airplane\); a classifier needs at least 2 classes: delete "
+    r"it and re-download$",
+    meta_names_not_utf8: r"batches.meta: class name #3 b'chat noir\\xff' is not valid UTF-8; delete it and "
+    r"re-download$",
+    meta_names_not_strings: r"batches.meta: class name #0 is a int, not a string; delete it and re-download$",
     python3_object_pickle: r"refused to unpickle global collections.OrderedDict",
     too_many_training_rows: r"dataset.num_training \(190\) \+ dataset.num_validation \(30\) = 220 "
     r"exceeds the 200 training images",
@@ -276,6 +326,13 @@ CASES = {
     imagefolder_nothing_left_to_train: r"no training images left in .*train: all 18 go to validation",
     imagefolder_without_root: r"dataset.root is required; set dataset.root=DIR \(DIR/train/<class>/",
     bad_image_size: r"dataset.image_size must be null or \[H, W\]",
+    imagefolder_class_not_utf8: r"img/train: class folder name #2 '\\udce9mu' is not valid UTF-8; add or "
+    r"rename class folders in train/ and test/ \(2 or more, printable UTF-8 names\)$",
+    imagefolder_class_with_newline: r"img/train: class folder name #2 'e\\nmu' is empty or holds control "
+    r"characters",
+    imagefolder_float_image: r"train/dog/img_2.png has 32-bit float pixels \(Pillow mode F\), whose range "
+    r"is unknown; save it as an 8- or 16-bit PNG or as a JPEG$",
+    imagefolder_int32_image: r"train/dog/img_2.png has 32-bit integer pixels \(Pillow mode I\)",
 }
 
 

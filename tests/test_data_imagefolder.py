@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from data_fixtures import make_imagefolder
+from data_fixtures import make_imagefolder, write_png16
 from PIL import Image
 
 from softmax_exp.data import load_dataset
+from softmax_exp.data.imagefolder import _Decoder
 
 
 def _cfg(tmp_path, **overrides):
@@ -92,3 +93,50 @@ def test_split_seed_fixes_the_carved_validation_set(tmp_path, seed_a, seed_b, sa
     a = load_dataset(_cfg(tmp_path, split_seed=seed_a, cache=False))
     b = load_dataset(_cfg(tmp_path, split_seed=seed_b, cache=False))
     assert (_as_set(*_undo(a, "val")) == _as_set(*_undo(b, "val"))) is same
+
+
+def _sixteen_bit_folder(root, gray: bool, seed: int = 0) -> dict[str, np.ndarray]:
+    """A 2-class folder of 16-bit PNGs (gray via Pillow, RGB by hand) covering the whole 0..65535 range,
+    with 8-bit values widened by bit replication (v * 257) among them; returns {name: uint16 pixels}."""
+    rng = np.random.default_rng(seed)
+    shape = (4, 6) if gray else (4, 6, 3)
+    written = {}
+    for split in ("train", "test"):
+        for name in ("dark", "light"):
+            (root / split / name).mkdir(parents=True)
+            for i in range(3):
+                pixels = rng.integers(0, 65536, size=shape, dtype=np.uint16)
+                pixels.flat[:4] = [0, 65535, 255, 256]  # the ends, and the values a clip or >> 8 split
+                pixels.flat[4:8] = np.array([1, 128, 254, 255], dtype=np.uint16) * 257
+                path = root / split / name / f"img_{i}.png"
+                if gray:
+                    Image.fromarray(pixels).save(path)
+                    assert Image.open(path).mode == "I;16"
+                else:
+                    write_png16(path, pixels)
+                written[f"{split}/{name}/img_{i}.png"] = pixels
+    return written
+
+
+@pytest.mark.parametrize("gray", [True, False], ids=["gray_I16", "rgb48"])
+def test_sixteen_bit_pngs_keep_the_high_byte(tmp_path, gray):
+    written = _sixteen_bit_folder(tmp_path / "img", gray)
+    mode = "L" if gray else "RGB"
+    data = load_dataset(_cfg(tmp_path, mode=mode, num_validation=0, num_dev=1))
+    got = _as_set(*_undo(data, "train")) | _as_set(*_undo(data, "test"))
+    classes = ("dark", "light")
+    expected = {((px >> 8).astype(np.uint8).reshape(-1).tobytes(), classes.index(path.split("/")[1]))
+                for path, px in written.items()}
+    assert got == expected  # every pixel, the clipped ones (>= 256) and the bit-replicated ones included
+    rows = np.concatenate([_undo(data, s)[0] for s in ("train", "test")])
+    assert {0, 1, 128, 254, 255} <= set(np.unique(rows).tolist())
+
+
+def test_gray_and_rgb_sixteen_bit_pngs_map_alike(tmp_path):
+    """Pillow keeps the high byte of 16-bit RGB PNGs itself; gray ones get the same mapping here."""
+    pixels = np.arange(0, 65536, 2731, dtype=np.uint16)[:24].reshape(4, 6)
+    Image.fromarray(pixels).save(tmp_path / "gray.png")
+    write_png16(tmp_path / "rgb.png", np.repeat(pixels[..., None], 3, axis=2))
+    decoder = _Decoder("RGB", None)
+    np.testing.assert_array_equal(decoder.decode(tmp_path / "gray.png"), decoder.decode(tmp_path / "rgb.png"))
+    np.testing.assert_array_equal(decoder.decode(tmp_path / "gray.png").reshape(4, 6, 3)[..., 1], pixels >> 8)

@@ -23,12 +23,19 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from softmax_exp.atomic import staged_dir
+from softmax_exp.atomic import exclusive_lock, remove_dead_leftovers, staged_dir
 from softmax_exp.config import CIFAR10_MD5, CIFAR10_URL
 from softmax_exp.data.download import download_file, file_md5
 from softmax_exp.data.errors import DataError
 from softmax_exp.data.options import DatasetOptions
-from softmax_exp.data.preprocess import RawDataset, Source, SplitRows, check_fits, dev_rows
+from softmax_exp.data.preprocess import (
+    RawDataset,
+    Source,
+    SplitRows,
+    check_class_names,
+    check_fits,
+    dev_rows,
+)
 
 BATCHES_DIR = "cifar-10-batches-py"
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -88,18 +95,11 @@ def load_pickle(path: Path) -> dict:
 
 
 def load_meta(path: Path) -> tuple[str, ...]:
-    """Class names from batches.meta (b"label_names": list of bytes)."""
+    """Class names from batches.meta (b"label_names": list of at least 2 UTF-8 bytes or str, each once)."""
     names = load_pickle(path).get(b"label_names")
-    if (
-        not isinstance(names, list)
-        or not names
-        or not all(isinstance(n, (bytes, str)) for n in names)
-    ):
+    if not isinstance(names, list) or not names:
         raise DataError(f"{path} has no b'label_names' list of strings; delete it and re-download")
-    decoded = tuple(n.decode("utf-8") if isinstance(n, bytes) else n for n in names)
-    if len(set(decoded)) != len(decoded):
-        raise DataError(f"{path} lists a class name twice: {decoded}")
-    return decoded
+    return check_class_names(names, str(path), "class", "delete it and re-download")
 
 
 def load_batch(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -145,12 +145,19 @@ def safe_extract(archive: Path, root: Path) -> Path:
 
     Members must be plain files or folders with relative paths inside the archive (no absolute
     paths, no "..", no links or devices); anything else is refused with a DataError before a byte is
-    written. The archive is unpacked into a temporary folder in root and renamed into place, so an
-    interrupted extraction leaves no batches folder. Returns the batches folder.
+    written. The archive is unpacked into a temporary folder in root (``.extract-<random>.<pid>@<host>``)
+    and renamed into place, so an interrupted extraction leaves no batches folder. Extractors take an
+    exclusive lock on ``root/.cifar-10-batches-py.lock``: a second one waits, then uses the folder; the
+    one holding the lock removes the temporary folders of extractors that died (SIGKILL). Returns the
+    batches folder.
     """
     target = root / BATCHES_DIR
     with ExitStack() as stack:
         try:
+            stack.enter_context(exclusive_lock(root / f".{BATCHES_DIR}.lock"))
+            if target.is_dir():  # extracted by the process we waited for
+                return target
+            remove_dead_leftovers(root, ".extract-")
             tmp = stack.enter_context(staged_dir(root, ".extract-"))
         except OSError as e:
             raise DataError(f"cannot extract {archive} into {root}: {e.strerror or e}") from e
@@ -172,9 +179,9 @@ def safe_extract(archive: Path, root: Path) -> Path:
             )
         try:
             os.rename(tmp / BATCHES_DIR, target)
-        except OSError:
-            if not target.is_dir():  # else another process extracted it first: use theirs
-                raise
+        except OSError as e:
+            if not target.is_dir():  # else another process extracted it first (no working locks)
+                raise DataError(f"cannot extract {archive} into {root}: {e.strerror or e}") from e
     return target
 
 

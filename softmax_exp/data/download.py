@@ -2,6 +2,9 @@
 
 Nothing that looks complete is ever left behind by a failed, corrupt or interrupted download: the
 temporary file (a dot-file next to the destination) is removed on any error, including Ctrl-C.
+Downloaders of one destination take an exclusive lock on ``.<name>.lock`` beside it: a second one waits,
+then finds the file the first fetched; the one holding the lock removes the ``.part`` files of
+downloaders that died (SIGKILL), which are named with their pid.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ import hashlib
 import http.client
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 
-from softmax_exp.atomic import atomic_path
+from softmax_exp.atomic import atomic_path, exclusive_lock, remove_dead_leftovers
 from softmax_exp.data.errors import DataError
 
 CHUNK_BYTES = 1 << 20
@@ -30,17 +34,29 @@ def file_md5(path: Path) -> str:
 def download_file(url: str, dest: Path, md5: str | None, progress: bool = True) -> Path:
     """Fetch ``url`` (http(s):// or file://) to the file ``dest``; returns dest.
 
-    The bytes go to a temporary file in dest's folder (``.<name>.<pid>.part``) with a tqdm progress bar;
-    the MD5 (if given) is checked before the file is renamed into place; on any failure, Ctrl-C
-    included, the temporary file is removed. Raises DataError on any failure.
+    Holds the lock ``.<name>.lock`` beside dest throughout. A dest already there that matches ``md5``
+    (fetched by a process this one waited for) is kept as it is. The bytes go to a temporary file in
+    dest's folder (``.<name>.<pid>@<host>.part``) with a tqdm progress bar (when stderr is a terminal);
+    the MD5 (if given) is checked before the file is renamed into place; on any failure, Ctrl-C included,
+    the temporary file is removed. Raises DataError on any failure.
     """
     from tqdm import tqdm
 
     folder = dest.parent
     if folder.exists() and not folder.is_dir():
         raise DataError(f"download folder {folder} is a file; choose a folder with --root")
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dest, suffix=".part") as tmp, open(tmp, "wb") as out:
+    with ExitStack() as stack:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(exclusive_lock(dest.with_name(f".{dest.name}.lock")))
+        except OSError as e:
+            raise DataError(f"cannot download into {folder}: {e.strerror or e}; choose another "
+                            "folder with --root") from e
+        remove_dead_leftovers(folder, f".{dest.name}.", ".part")
+        if md5 and dest.is_file() and file_md5(dest) == md5.lower():
+            return dest
+        tmp = stack.enter_context(atomic_path(dest, suffix=".part"))
+        out = stack.enter_context(open(tmp, "wb"))
         try:
             response = urllib.request.urlopen(url, timeout=60)
         except (urllib.error.URLError, ValueError, OSError) as e:
@@ -49,7 +65,7 @@ def download_file(url: str, dest: Path, md5: str | None, progress: bool = True) 
         digest, received = hashlib.md5(), 0
         length = int(response.headers.get("Content-Length") or 0)
         bar = tqdm(total=length or None, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
-                   disable=not progress)
+                   disable=None if progress else True)  # None: off when stderr is not a terminal
         try:
             with response, bar:
                 while chunk := response.read(CHUNK_BYTES):

@@ -5,6 +5,14 @@ else ``num_validation`` training images are carved out with split_seed. Every po
 split_seed, then cut to its split size (null = all). Images are converted to ``mode`` (RGB or L); all
 must have the size of the first one unless ``image_size: [H, W]`` is set, then every image is resized
 (bilinear). Hidden files are skipped; any other file that is not a readable image is an error.
+
+Pixels are 8-bit. A 16-bit gray image (Pillow mode I;16, or I for a PNG in older Pillow) keeps the high
+byte of each value (value >> 8), which is what Pillow itself does with 16-bit RGB, RGBA and gray+alpha
+PNGs: gray and colour files of one folder map alike, and 8-bit values widened to 16 bits by bit
+replication (v * 257, what encoders write) come back exactly. (Rounding value / 257 would be nearer on
+average, but would disagree with Pillow's colour PNGs by one level on some values.) Pillow's own
+``convert`` would clip such values at 255. Images of 32-bit integers or floats (mode I from a TIFF, F)
+have no known range and are refused.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from softmax_exp.data.preprocess import (
     RawDataset,
     Source,
     SplitRows,
+    check_class_names,
     check_fits,
     dev_rows,
     shuffled,
@@ -46,12 +55,9 @@ def open_imagefolder(opts: DatasetOptions) -> Source:
                 f"{root / required} is missing; an image folder needs train/<class>/ "
                 "and test/<class>/"
             )
-    class_names = _class_names(root / "train")
-    if len(class_names) < 2:  # one class: every label is 0, the loss is 0 whatever W is
-        raise DataError(
-            f"{root / 'train'} has one class folder ({class_names[0]}); a classifier needs at "
-            "least 2 classes: add another train/<class>/ and test/<class>/ folder"
-        )
+    class_names = check_class_names(_class_names(root / "train"), str(root / "train"), "class folder",
+                                    "add or rename class folders in train/ and test/ (2 or more, "
+                                    "printable UTF-8 names)")
     files = {
         "train": _list_files(root / "train", class_names),
         "test": _list_files(root / "test", class_names),
@@ -177,7 +183,9 @@ class _Decoder:
 
         try:
             with Image.open(path) as im:
-                im = im.convert(self.mode)
+                im = _eight_bit(im, path).convert(self.mode)
+        except DataError:
+            raise
         except Exception as e:  # any decoder failure on an untrusted file means it is not an image
             raise DataError(
                 f"{path} is not a readable image ({type(e).__name__}: {e}); remove or replace it"
@@ -193,3 +201,22 @@ class _Decoder:
                 )
             im = im.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
         return np.asarray(im, dtype=np.uint8).reshape(-1)
+
+
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")  # Pillow's 16-bit unsigned gray modes
+
+
+def _eight_bit(im, path: Path):
+    """``im`` with 8-bit samples: 16-bit gray keeps the high byte (see the module docstring), modes of
+    unknown range (32-bit integer, float, signed 16-bit) raise DataError; 8-bit images pass unchanged."""
+    from PIL import Image
+
+    if im.mode in _SIXTEEN_BIT or (im.mode == "I" and im.format == "PNG"):
+        return Image.fromarray((np.asarray(im).astype(np.uint16) >> 8).astype(np.uint8))
+    if im.mode in ("I", "F") or im.mode.startswith("I;"):
+        kind = {"I": "32-bit integer", "F": "32-bit float"}.get(im.mode, "signed or 32-bit integer")
+        raise DataError(
+            f"{path} has {kind} pixels (Pillow mode {im.mode}), whose range is unknown; save it as an "
+            "8- or 16-bit PNG or as a JPEG"
+        )
+    return im

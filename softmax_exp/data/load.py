@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from softmax_exp.data.dataset import Dataset
 from softmax_exp.data.digits import open_digits
 from softmax_exp.data.imagefolder import open_imagefolder
 from softmax_exp.data.options import parse_options
-from softmax_exp.data.preprocess import Allocate, allocate_in_memory, build_arrays
+from softmax_exp.data.preprocess import SPLITS, Allocate, allocate_in_memory, build_arrays
 
 _SOURCES = {"digits": open_digits, "cifar10": open_cifar10, "imagefolder": open_imagefolder}
 
@@ -49,7 +50,7 @@ def load_dataset(cfg: Any) -> Dataset:
         return arrays, info
 
     if opts.cache:
-        arrays, info, path = load_or_build(opts.cache_dir, opts.name, fp, build)
+        arrays, info, path = load_or_build(opts.cache_dir, opts.name, fp, build, _check_cached)
         cache_path: str | None = str(path)
     else:
         arrays, info = build(allocate_in_memory)
@@ -66,3 +67,29 @@ def load_dataset(cfg: Any) -> Dataset:
         fingerprint=fp,
         cache_path=cache_path,
     )
+
+
+def _check_cached(arrays: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+    """Check arrays read back from the cache against the Dataset contract, cheaply (X is never read):
+    every split's X (n, P [+ 1]) of the configured dtype and y (n,) int64 in [0, C), mean_image (P,)
+    float64, with P = H*W*channels and C = len(class_names) >= 2. Raises ValueError naming the first
+    break."""
+    C, P = len(info["class_names"]), math.prod(info["image_shape"])
+    D = P + int(bool(info["bias_trick"]))
+    if C < 2 or not all(isinstance(n, str) for n in info["class_names"]):
+        raise ValueError(f"class_names {info['class_names']!r:.80} are not 2 or more strings")
+    missing = [k for k in ("mean_image", *(f"{a}_{s}" for s in SPLITS for a in "Xy")) if k not in arrays]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    if arrays["mean_image"].shape != (P,) or arrays["mean_image"].dtype != np.float64:
+        raise ValueError(f"mean_image is {arrays['mean_image'].shape} {arrays['mean_image'].dtype}, "
+                         f"expected ({P},) float64")
+    for split in SPLITS:
+        X, y = arrays[f"X_{split}"], arrays[f"y_{split}"]
+        if X.ndim != 2 or X.shape[1] != D or X.dtype != np.dtype(info["dtype"]):
+            raise ValueError(f"X_{split} is {X.shape} {X.dtype}, expected (n, {D}) {info['dtype']}")
+        if y.shape != (len(X),) or y.dtype != np.int64:
+            raise ValueError(f"y_{split} is {y.shape} {y.dtype}, expected ({len(X)},) int64")
+        if len(y) and (y.min() < 0 or y.max() >= C):
+            bad = int(y.min()) if y.min() < 0 else int(y.max())
+            raise ValueError(f"y_{split} holds label {bad}, outside [0, {C})")

@@ -8,7 +8,9 @@ and then cast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +57,32 @@ class Source:
 
     signature: dict[str, Any]
     read: Callable[[], RawDataset]
+
+
+def check_class_names(names: Sequence[object], where: str, kind: str, fix: str) -> tuple[str, ...]:
+    """The class names of a source as str, checked: each a non-empty printable string (bytes must be UTF-8;
+    a str from a file name must encode to UTF-8, i.e. hold no undecodable bytes), no name twice, at least
+    2 names (with one, every label is 0 and the loss is 0 whatever W is). Raises DataError
+    ``"<where>...; <fix>"`` in one line; ``kind`` says what a name is ("class", "class folder")."""
+    decoded = []
+    for i, name in enumerate(names):
+        if not isinstance(name, (bytes, str)):
+            raise DataError(f"{where}: {kind} name #{i} is a {type(name).__name__}, not a string; {fix}")
+        try:  # a str from a file name carries its undecodable bytes as surrogates: fsencode restores them
+            text = (name if isinstance(name, bytes) else os.fsencode(name)).decode("utf-8")
+        except UnicodeError:
+            raise DataError(f"{where}: {kind} name #{i} {name!r:.60} is not valid UTF-8; {fix}") from None
+        if not text.strip() or not text.isprintable():
+            raise DataError(f"{where}: {kind} name #{i} {text!r:.60} is empty or holds control "
+                            f"characters; {fix}")
+        decoded.append(text)
+    twice = [n for n, count in Counter(decoded).items() if count > 1]
+    if twice:
+        raise DataError(f"{where} lists the {kind} name {twice[0]!r} twice; {fix}")
+    if len(decoded) < 2:
+        only = f"one {kind} ({decoded[0]})" if decoded else f"no {kind}"
+        raise DataError(f"{where} has {only}; a classifier needs at least 2 classes: {fix}")
+    return tuple(decoded)
 
 
 def shuffled(n: int, split_seed: int) -> np.ndarray:

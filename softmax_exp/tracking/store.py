@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import functools
 import logging
 import os
@@ -195,17 +194,21 @@ def prepare_store(uri: str) -> None:
         return
     if _has_schema(path, uri):
         return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(path.parent / f".{path.name}.lock", "a+b")
-    except OSError as e:
-        raise TrackingError(describe_store_error(e, uri) or f"cannot create the MLflow store {uri}: "
-                            f"{e.strerror or e}; point tracking.uri at a writable folder") from None
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+    from softmax_exp.atomic import exclusive_lock, fsync
+
+    def cannot(e: OSError) -> TrackingError:
+        return TrackingError(describe_store_error(e, uri) or f"cannot create the MLflow store {uri}: "
+                             f"{e.strerror or e}; point tracking.uri at a writable folder")
+
+    with contextlib.ExitStack() as stack:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(exclusive_lock(path.parent / f".{path.name}.lock"))
+        except OSError as e:
+            raise cannot(e) from None
         if _has_schema(path, uri):  # another process made it while this one waited
             return
-        for leftover in path.parent.glob(f".{path.name}.*.creating*"):  # a killed creator's
+        for leftover in path.parent.glob(f".{path.name}.*.creating*"):  # under the lock: a dead creator's
             leftover.unlink(missing_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
         try:
@@ -214,14 +217,11 @@ def prepare_store(uri: str) -> None:
             if not _has_schema(tmp, uri):
                 raise TrackingError(f"could not create the MLflow store {uri}: its schema came out "
                                     f"incomplete")
-            from softmax_exp.atomic import fsync
-
             fsync(tmp)
             os.replace(tmp, path)
             fsync(path.parent)
         except OSError as e:
-            raise TrackingError(describe_store_error(e, uri) or f"cannot create the MLflow store {uri}: "
-                                f"{e.strerror or e}; point tracking.uri at a writable folder") from None
+            raise cannot(e) from None
         finally:
             for part in path.parent.glob(f"{tmp.name}*"):
                 part.unlink(missing_ok=True)
