@@ -272,7 +272,7 @@ def bench_predict(args) -> list[Row]:
         times = dict(zip(cases, medians_in_rounds(list(cases.values()), args.repeats), strict=True))
         floor = times["read floor X.sum(axis=0)"]
         notes = {"numpy argmax(X @ W)": "BLAS threads as set",
-                 "numpy argmax(X @ W), 1 BLAS": "as train evaluates today"}
+                 "numpy argmax(X @ W), 1 BLAS": "one BLAS thread, as beside Numba's threads"}
         for label, ms in times.items():
             rows.append(Row(label, shape, dtype, ms, X.nbytes, floor, "read floor", notes.get(label, "")))
         del W, X, y

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -39,18 +40,39 @@ def test_bench_cli_prints_ratios_on_a_small_problem():
         "--tracking-digits-only", "--tracking-runs", "1", "--tracking-iters", "20",
     )
     assert out.returncode == 0, out.stderr
-    rows = [line for line in out.stdout.splitlines() if "600x65x10" in line]
-    names = [r.split("  ")[0].strip() for r in rows]
+    rows = [parse_row(line) for line in out.stdout.splitlines() if ROW.match(line)]
+    names = [r["label"] for r in rows if r["shape"] == "600x65x10"]
     for name in ("read floor X.sum(axis=0)", "naive", "vectorized", "numba_naive", "numba_fused",
                  "numpy argmax(X @ W)", "predict_labels", "count_correct"):
         assert name in names
+    assert any(r["label"] == "fused step (idx)" for r in rows)
+    # every row's ratio is its time over the time of the reference row it names, printed just above it
+    seen = {}  # the latest row of each label: a reference is the one printed above the rows that use it
     for r in rows:
-        ratio = next(tok for tok in r.split() if tok.endswith("x") and tok[:-1].replace(".", "").isdigit())
-        assert float(ratio[:-1]) > 0
-    assert "fused step (idx)" in out.stdout
-    tracked = next(line for line in out.stdout.splitlines() if line.startswith("MLflow tracked (digits)"))
-    ms = float(tracked.split("float32")[1].split()[0])
-    assert ms > 0
+        seen[r["label"]] = r
+        ref = seen[REFERENCE_LABELS[r["to"]]]
+        if ref is r:
+            assert r["ratio"] == 1.0, r
+        if r["ms"] >= 0.5 and ref["ms"] >= 0.5:  # two printed decimals leave the smaller times too coarse
+            expected = r["ms"] / ref["ms"]
+            slack = expected * (0.005 / r["ms"] + 0.005 / ref["ms"]) + 0.006
+            assert abs(r["ratio"] - expected) <= slack, (r, ref)
+    tracked = next(r for r in rows if r["label"] == "MLflow tracked (digits)")
+    assert tracked["ms"] > seen["untracked (digits)"]["ms"] > 0
+    assert tracked["ratio"] > 1
+
+
+ROW = re.compile(r"^(?P<label>.+?)\s{2,}(?P<shape>\S.*?)\s+(?P<dtype>float32|float64)?\s*(?P<ms>\d+\.\d\d)\s+"
+                 r"(?P<gbs>[\d.]+|-)\s+(?P<ratio>\d+\.\d\d)x (?P<to>.+?)(?:\s{2,}(?P<note>.*))?$")
+REFERENCE_LABELS = {"read floor": "read floor X.sum(axis=0)", "numpy ref": "X[idx] + vectorized",
+                    "numpy step": "numpy step (copy+vec)", "untracked": "untracked (digits)",
+                    "a tracked run": "MLflow tracked (digits)"}
+
+
+def parse_row(line: str) -> dict:
+    m = ROW.match(line)
+    return {"label": m["label"].strip(), "shape": m["shape"].strip(), "ms": float(m["ms"]),
+            "ratio": float(m["ratio"]), "to": m["to"].strip()}
 
 
 def test_bench_cli_rejects_bad_options():
