@@ -37,6 +37,7 @@ class Run:
         self._tags: dict[str, str] = {}
         self.flushed_at = time.monotonic()  # when buffered values were last sent
         self._artifact_uri: str | None = None
+        self._kept_artifacts = False  # an artifact could not be deleted (reported once)
         self.ended = False
 
     @classmethod
@@ -122,15 +123,22 @@ class Run:
 
     def delete_artifact(self, path: str) -> None:
         """Delete one of the run's artifacts where the store allows it (best effort: a store that
-        cannot delete keeps the file)."""
+        cannot delete keeps the file, and says so once per run, in one line)."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         try:
             if self._artifact_uri is None:  # asked once per run, not at every checkpoint
                 self._artifact_uri = self.client.get_run(self.run_id).info.artifact_uri
-            get_artifact_repository(self._artifact_uri).delete_artifacts(path)
+            # the run's tracking URI, as MlflowClient passes it: an `mlflow-artifacts:/` location is
+            # resolved against it (without it MLflow takes its default store and refuses)
+            get_artifact_repository(self._artifact_uri, tracking_uri=self.client.tracking_uri
+                                    ).delete_artifacts(path)
         except Exception as e:  # an artifact store without deletion
-            logging.getLogger(__name__).info("kept artifact %s of run %s: %s", path, self.run_id, e)
+            if not self._kept_artifacts:
+                first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                logging.getLogger(__name__).info("kept artifact %s of run %s (and any later ones): %s",
+                                                 path, self.run_id, first_line)
+            self._kept_artifacts = True
 
     def end(self, status: str = "FINISHED", reason: str | None = None,
             tags: Mapping[str, Any] | None = None) -> None:
