@@ -69,6 +69,9 @@ def get_client(uri: str):
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the store's schema set-up chatter
     # it logs a traceback for every "database is locked" before raising; the retry below reports instead
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    from softmax_exp.tracking.http import configure
+
+    configure(uri)  # a server: bounded retries, one line while it does not answer
     from mlflow.tracking import MlflowClient
 
     return RetryingClient(MlflowClient(tracking_uri=uri))
