@@ -64,6 +64,7 @@ class TrackedJob:
         self.model_uri: str | None = None  # the run's logged MLflow model
         self.params: dict[str, Any] | None = None  # the run's params (None: a reopened run, ask the run)
         self._last_checkpoint: str | None = None
+        self._resumed = False  # a reopened run: its first checkpoint clears those of earlier attempts
         self._checkpointed_at = time.monotonic()
         if self.finished_before is not None:  # reused as it is: its name and model
             job.run_name = self.finished_before.info.run_name
@@ -108,6 +109,7 @@ class TrackedJob:
                 attempt = int(old.data.tags.get(ATTEMPT_TAG, "1")) + 1
                 tags = {RESUMED_TAG: state.iteration, ATTEMPT_TAG: attempt, THREADS_TAG: n_threads}
                 self.run = Run.reopen(self.uri, old.info.run_id, tags)
+                self._resumed = True
                 self.job.run_name = old.info.run_name
                 if FAILURE_TAG in old.data.tags:  # why it stopped last time: no longer true
                     self.run.client.delete_tag(self.run.run_id, FAILURE_TAG)
@@ -128,8 +130,9 @@ class TrackedJob:
     def on_checkpoint(self, state: TrainState) -> None:
         """Softmax.train's on_checkpoint: the metrics so far are sent first, the state goes to
         ``checkpoints/iter_NNNNNNN.npz``, then the ``checkpoint`` tag points at it and the previous file is
-        deleted. A kill at any moment leaves the tag on a complete checkpoint. No checkpoint is written
-        sooner than ``checkpoint_min_seconds`` after the start or the last one."""
+        deleted (in a resumed run, every other file of ``checkpoints/``: those of the earlier attempts). A
+        kill at any moment leaves the tag on a complete checkpoint. No checkpoint is written sooner than
+        ``checkpoint_min_seconds`` after the start or the last one."""
         from softmax_exp.checkpoint import checkpoint_name, save_checkpoint
 
         if time.monotonic() - self._checkpointed_at < self.cfg.checkpoint_min_seconds:
@@ -142,8 +145,14 @@ class TrackedJob:
             self.run.log_artifact(save_checkpoint(Path(tmp) / name, state, self.fingerprint), "checkpoints")
         previous, self._last_checkpoint = self._last_checkpoint, f"checkpoints/{name}"
         self.run.set_tags({CHECKPOINT_TAG: self._last_checkpoint})
-        if previous and previous != self._last_checkpoint:
-            self.run.delete_artifact(previous)
+        if self._resumed:  # the one resumed from, and any a kill left between the tag's move and a delete
+            self._resumed = False
+            stale = [f.path for f in self.run.client.list_artifacts(self.run.run_id, "checkpoints")]
+        else:
+            stale = [previous] if previous else []
+        for path in stale:
+            if path != self._last_checkpoint:
+                self.run.delete_artifact(path)
 
     @timing.timed("tracking")
     def finish(self, history: TrainHistory, metrics: dict[str, float], artifacts: Path, model: Softmax,
