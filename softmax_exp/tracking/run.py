@@ -136,7 +136,7 @@ class Run:
         except Exception as e:  # an artifact store without deletion
             if not self._kept_artifacts:
                 first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                logging.getLogger(__name__).info("kept artifact %s of run %s (and any later ones): %s",
+                logging.getLogger(__name__).info("kept artifact %s of run %s (said once a run): %s",
                                                  path, self.run_id, first_line)
             self._kept_artifacts = True
 
