@@ -118,6 +118,31 @@ def test_a_stopped_run_goes_on_from_its_checkpoint_in_the_same_run(
     assert fit(make_cfg(store, *LONG)).run_id != run.info.run_id  # a single run is not skipped
 
 
+def test_a_resumed_run_keeps_only_its_last_checkpoint(store, make_cfg, tmp_path, monkeypatch):
+    real_checkpoint = TrackedJob.on_checkpoint
+
+    def checkpoint_then_stop(self, state):
+        real_checkpoint(self, state)
+        if state.iteration == 250:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrackedJob, "on_checkpoint", checkpoint_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        fit(make_cfg(store, *LONG))
+    client = client_for(store)
+    (killed,) = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
+    # what a kill between the tag's move and the deletion of the previous file leaves behind
+    stray = tmp_path / "iter_0000100.npz"
+    stray.write_bytes(b"not a checkpoint")
+    client.log_artifact(killed.info.run_id, str(stray), "checkpoints")
+
+    monkeypatch.setattr(TrackedJob, "on_checkpoint", real_checkpoint)
+    again = fit(make_cfg(store, *LONG))
+    assert again.note == "resumed from iteration 250" and again.run_id == killed.info.run_id
+    assert [a.path for a in client.list_artifacts(again.run_id, "checkpoints")] == [
+        "checkpoints/iter_0000500.npz"]
+
+
 def test_a_run_left_running_by_a_dead_process_is_marked_killed(store, make_cfg, tmp_path):
     cfg = make_cfg(store)
     client = client_for(store)

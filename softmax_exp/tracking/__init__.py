@@ -2,6 +2,7 @@
 
 - ``store``: the store's URI, one client per URI whose calls wait out a locked SQLite file, experiments;
 - ``run``: one run with batched metrics, params, tags and artifacts, ended once and never left RUNNING;
+- ``http``: a tracking server: bounded retries, one line while it does not answer and when it failed;
 - ``owners``: which process owns a run and whether it still lives; ``provenance``: git and versions;
 - ``resume``: fingerprints of a training and of a sweep, and the earlier runs they find;
 - ``job``: a training's run from lookup to end (reuse, reopen from a checkpoint, or start; metrics,

@@ -197,7 +197,7 @@ class TrackedJob:
             self.params = params
             log_dataset_inputs(run, cfg, data)
         except BaseException as e:
-            run.end("FAILED", f"{type(e).__name__}: {e}")
+            run.__exit__(type(e), e, e.__traceback__)  # ended as a `with` block ends it
             raise
         return run
 

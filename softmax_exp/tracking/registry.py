@@ -22,6 +22,10 @@ def register(client, name: str, model_uri: str, run_id: str, description: str, a
     except MlflowException as e:
         if e.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    version = client.create_model_version(name, source=model_uri, run_id=run_id, description=description)
+    # a server checks that a `models:/<model id>` source belongs to the model_id sent with it (without
+    # one, to the run, which fails); a local store accepts both
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    version = client.create_model_version(name, source=model_uri, run_id=run_id, description=description,
+                                          model_id=model_id)
     client.set_registered_model_alias(name, alias, version.version)
     return version

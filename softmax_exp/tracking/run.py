@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from softmax_exp.tracking.owners import owner_tags
-from softmax_exp.tracking.store import get_client, get_or_create_experiment
+from softmax_exp.tracking.store import ServerUnavailable, TrackingError, get_client, get_or_create_experiment
 from softmax_exp.tracking.tags import FAILURE_TAG, HEARTBEAT_TAG, PARENT_TAG
 
 MAX_METRICS_PER_BATCH = 1000
@@ -37,6 +37,7 @@ class Run:
         self._tags: dict[str, str] = {}
         self.flushed_at = time.monotonic()  # when buffered values were last sent
         self._artifact_uri: str | None = None
+        self._kept_artifacts = False  # an artifact could not be deleted (reported once)
         self.ended = False
 
     @classmethod
@@ -122,20 +123,29 @@ class Run:
 
     def delete_artifact(self, path: str) -> None:
         """Delete one of the run's artifacts where the store allows it (best effort: a store that
-        cannot delete keeps the file)."""
+        cannot delete keeps the file, and says so once per run, in one line)."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         try:
             if self._artifact_uri is None:  # asked once per run, not at every checkpoint
                 self._artifact_uri = self.client.get_run(self.run_id).info.artifact_uri
-            get_artifact_repository(self._artifact_uri).delete_artifacts(path)
+            # the run's tracking URI, as MlflowClient passes it: an `mlflow-artifacts:/` location is
+            # resolved against it (without it MLflow takes its default store and refuses)
+            get_artifact_repository(self._artifact_uri, tracking_uri=self.client.tracking_uri
+                                    ).delete_artifacts(path)
         except Exception as e:  # an artifact store without deletion
-            logging.getLogger(__name__).info("kept artifact %s of run %s: %s", path, self.run_id, e)
+            if not self._kept_artifacts:
+                first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                logging.getLogger(__name__).info("kept artifact %s of run %s (said once a run): %s",
+                                                 path, self.run_id, first_line)
+            self._kept_artifacts = True
 
     def end(self, status: str = "FINISHED", reason: str | None = None,
             tags: Mapping[str, Any] | None = None) -> None:
         """Send what is buffered with ``tags`` and the failure reason if any, and set the run's final
-        status (once)."""
+        status (once). A tracking server that does not answer is asked once, not twice: when sending
+        fails with ServerUnavailable the status is not sent either (the run stays RUNNING; a later
+        sweep takes it up after ``tracking.stale_after_min``)."""
         if self.ended:
             return
         self.ended = True
@@ -145,8 +155,12 @@ class Run:
                 if reason:
                     self._tags[FAILURE_TAG] = reason[:5000]
                 self.flush()
-            finally:
+            except ServerUnavailable:
+                raise
+            except BaseException:
                 self.client.set_terminated(self.run_id, status=status)
+                raise
+            self.client.set_terminated(self.run_id, status=status)
 
     def __enter__(self) -> Run:
         return self
@@ -154,10 +168,17 @@ class Run:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.end("FINISHED")
-        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):  # stopped from outside, not failed
-            self.end("KILLED", "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "exited")
-        else:
-            self.end("FAILED", f"{exc_type.__name__}: {exc}")
+            return
+        if issubclass(exc_type, ServerUnavailable):  # asking the same server again would wait as long
+            self.ended = True
+            return
+        try:
+            if issubclass(exc_type, (KeyboardInterrupt, SystemExit)):  # stopped from outside, not failed
+                self.end("KILLED", "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "exited")
+            else:
+                self.end("FAILED", f"{exc_type.__name__}: {exc}")
+        except TrackingError as e:  # the failure that ended the run is the one to report
+            logging.getLogger(__name__).warning("run %s could not be marked ended: %s", self.run_id, e)
 
 
 def unique_run_name(client, experiment_id: str, base: str) -> str:

@@ -34,6 +34,11 @@ class TrackingError(RuntimeError):
     """The tracking store cannot be used (unreachable, locked for too long). One line."""
 
 
+class ServerUnavailable(TrackingError):
+    """A tracking server did not answer, or kept failing, through MLflow's bounded retries: another call
+    would only wait as long again."""
+
+
 def default_uri() -> str:
     """The project's own store, ``sqlite:///<project root>/mlflow.db`` (what ``make ui`` serves)."""
     return f"sqlite:///{project_root() / DB_NAME}"
@@ -76,6 +81,9 @@ def get_client(uri: str):
     whole first: :func:`prepare_store`), its calls retried while the store is locked and its store's
     failures one line (see :class:`RetryingClient`)."""
     _quiet_mlflow()
+    from softmax_exp.tracking.http import configure
+
+    configure(uri)  # a server: bounded retries, one line while it does not answer
     prepare_store(uri)
     from mlflow.tracking import MlflowClient
 
@@ -146,6 +154,8 @@ def translated(uri: str) -> Iterator[None]:
         message = describe_store_error(e, uri)
         if message is None:
             raise
+        if uri.startswith(("http://", "https://")):
+            raise ServerUnavailable(message) from None
         raise TrackingError(message) from None
 
 
@@ -169,10 +179,8 @@ def describe_store_error(error: BaseException, uri: str) -> str | None:
     if "database or disk is full" in text or (isinstance(error, OSError) and error.errno == errno.ENOSPC):
         return f"the disk of {where} is full: free some space there, or point tracking.uri elsewhere"
     if uri.startswith(("http://", "https://")):
-        try:  # (the shared-server branch brings this module)
-            from softmax_exp.tracking import http
-        except ImportError:
-            return None
+        from softmax_exp.tracking import http
+
         return http.describe_failure(error, uri)
     return None
 
