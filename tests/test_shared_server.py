@@ -312,11 +312,10 @@ def test_a_sweep_whose_server_is_gone_ends_with_one_line_a_job_within_the_bound(
     # a job: only the call that met the outage (its end is not sent to a server that does not answer);
     # then the parent's end: each call up to 1 s of sleep (and its tries), plus the sweep's own work
     assert took < 4 * (1 + 1) + 15, f"the sweep took {took:.0f} s to end after its server stopped"
-    notices = [line for line in out.splitlines() if f"the MLflow server at {server.uri} does not answer" in line
-               and "each call is tried" in line]
+    gone = f"the MLflow server at {server.uri} does not answer"
+    notices = [line for line in out.splitlines() if gone in line and "each call is tried" in line]
     assert 1 <= len(notices) <= 3 and "each call is tried 3 times over up to 1 s" in notices[0], out[-3000:]
     failed = [line for line in out.splitlines() if re.match(r"job \d FAILED: ", line)]
     # the call that failed first is the one reported: the server does not answer (not a later call's error)
-    assert len(failed) == 2 and all(f"the MLflow server at {server.uri} does not answer" in line
-                                    for line in failed), out[-3000:]
+    assert len(failed) == 2 and all(gone in line for line in failed), out[-3000:]
     _assert_quiet(out, noise_allowed=("kept artifact",))  # a checkpoint not deleted as the server went
