@@ -59,6 +59,7 @@ class DatasetConfig:
     dtype: str = "float32"  # float32 | float64
     subtract_mean: bool = True  # subtract the training mean image (computed in float64) from every split
     bias_trick: bool = True  # append a column of ones: D = H*W*channels + 1
+    hflip: bool = False  # also train on a left-right mirror of every training image (val/test untouched)
     num_training: int | None = None  # split sizes (rows); null: all that remain (image folders only)
     num_validation: int | None = None
     num_test: int | None = None

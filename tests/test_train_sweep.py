@@ -83,6 +83,22 @@ def test_basic_2x2_sweep_is_one_parent_with_four_children(store, run_cli, tmp_pa
         assert im.format == "PNG"
 
 
+def test_a_sweep_with_eval_test_reports_the_test_acc_of_the_job_chosen_by_val_acc(store, run_cli, tmp_path):
+    proc = run_cli("-m", "lr=1e-3,1e-2", "eval_test=true", *SHORT, f"tracking.uri=sqlite:///{store}",
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}", "tracking.register_model=null")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, (parent,), children = _runs(store)
+    best = max(children, key=lambda c: (c.data.metrics["val_acc"], c.info.run_name == "lr=0.001"))
+    test_acc = best.data.metrics["test_acc"]
+    assert (f"  best: {best.info.run_name} ({best.info.run_id}), val_acc {best.data.metrics['val_acc']:f}, "
+            f"test_acc {test_acc:f}") in proc.stdout.splitlines()
+    note = parent.data.tags["mlflow.note.content"]
+    assert "| run | lr | reg | train_acc | val_acc | test_acc | status |" in note
+    for c in children:
+        assert f"| {c.data.metrics['test_acc']:.4f} | FINISHED |" in note
+    assert note.rstrip().endswith(f"test_acc {test_acc:.4f}.")
+
+
 def test_joblib_sweep_goes_on_after_a_divergence_and_exits_non_zero(store, run_cli, tmp_path):
     sweep_dir = tmp_path / "sweep"
     proc = run_cli("-m", "hydra/launcher=joblib_2w", "lr=1e-2,1e6,3e-3", "reg=1e-2",

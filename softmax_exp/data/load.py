@@ -39,7 +39,7 @@ def load_dataset(cfg: Any) -> Dataset:
 
     def build(allocate: Allocate) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         raw = source.read()
-        arrays = build_arrays(raw, opts.dtype, opts.subtract_mean, opts.bias_trick, allocate)
+        arrays = build_arrays(raw, opts.dtype, opts.subtract_mean, opts.bias_trick, allocate, opts.hflip)
         info = {
             "name": opts.name,
             "class_names": list(raw.class_names),

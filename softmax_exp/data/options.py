@@ -51,6 +51,7 @@ class DatasetOptions:
     md5: str | None = None
     mode: str = "RGB"
     image_size: tuple[int, int] | None = None
+    hflip: bool = False
 
     def preprocessing(self) -> dict[str, Any]:
         """Every option that changes the arrays, as a JSON-able dict (goes into the fingerprint)."""
@@ -58,6 +59,8 @@ class DatasetOptions:
                 "num_dev", "split_seed"]
         spec = {k: getattr(self, k) for k in keys}
         spec["dtype"] = self.dtype.name
+        if self.hflip:  # (absent when off: the caches made before the option keep their fingerprint)
+            spec["hflip"] = True
         if self.name == "imagefolder":
             spec["mode"] = self.mode
             spec["image_size"] = list(self.image_size) if self.image_size else None
@@ -76,6 +79,7 @@ def parse_options(cfg: Any) -> DatasetOptions:
         dtype=np.dtype(c.dtype),
         subtract_mean=c.subtract_mean,
         bias_trick=c.bias_trick,
+        hflip=c.hflip,
         num_training=c.num_training,
         num_validation=c.num_validation,
         num_test=c.num_test,

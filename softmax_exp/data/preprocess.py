@@ -118,15 +118,24 @@ def mean_image(split: SplitRows) -> np.ndarray:
     return total / max(len(split.rows), 1)
 
 
-def write_features(split: SplitRows, mean: np.ndarray, bias_trick: bool, out: np.ndarray) -> None:
+def mirrored(rows: np.ndarray, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """Rows (n, P) of images flattened in HWC order, each image mirrored left to right."""
+    return rows.reshape(len(rows), *image_shape)[:, :, ::-1, :].reshape(len(rows), -1)
+
+
+def write_features(split: SplitRows, mean: np.ndarray, bias_trick: bool, out: np.ndarray,
+                   mirror_shape: tuple[int, int, int] | None = None) -> None:
     """Fill ``out`` (n, P) or (n, P + 1) with ``pixels[rows] - mean`` and, with the bias trick,
-    ones.
+    ones. With ``mirror_shape`` (H, W, channels) each image is mirrored left to right first.
 
     The difference is taken in float64 and cast to out.dtype, as the course does before any cast.
     """
     P = split.pixels.shape[1]
     for start in range(0, len(split.rows), CHUNK_ROWS):
-        block = split.pixels[split.rows[start : start + CHUNK_ROWS]].astype(np.float64)
+        block = split.pixels[split.rows[start : start + CHUNK_ROWS]]
+        if mirror_shape is not None:
+            block = mirrored(block, mirror_shape)
+        block = block.astype(np.float64)
         block -= mean
         stop = start + len(block)
         out[start:stop, :P] = block
@@ -145,6 +154,7 @@ def build_arrays(
     subtract_mean: bool,
     bias_trick: bool,
     allocate: Allocate = allocate_in_memory,
+    hflip: bool = False,
 ) -> dict[str, np.ndarray]:
     """Preprocess every split.
 
@@ -152,17 +162,27 @@ def build_arrays(
     (n,) int64 for split in SPLITS, and ``mean_image`` (P,) float64 (zeros when subtract_mean is
     false). X arrays come from ``allocate(name, shape, dtype)`` (e.g. a memory map in a cache
     entry).
+
+    With ``hflip`` the training split is augmented: its n images, then the same n mirrored left to
+    right (2n rows, labels repeated), and the mean image is that of all 2n. Validation, test and dev
+    rows are the images as they are.
     """
     P = raw.splits["train"].pixels.shape[1]
     if subtract_mean:
         mean = mean_image(raw.splits["train"])
+        if hflip:  # the mean of the images and their mirrors (exact: the pixel sums are integers)
+            mean = (mean + mirrored(mean[None, :], raw.image_shape)[0]) / 2
     else:
         mean = np.zeros(P, dtype=np.float64)
     arrays: dict[str, np.ndarray] = {"mean_image": mean}
     for name in SPLITS:
         split = raw.splits[name]
-        X = allocate(f"X_{name}", (len(split.rows), P + int(bias_trick)), np.dtype(dtype))
-        write_features(split, mean, bias_trick, X)
+        copies = 2 if hflip and name == "train" else 1
+        n = len(split.rows)
+        X = allocate(f"X_{name}", (copies * n, P + int(bias_trick)), np.dtype(dtype))
+        write_features(split, mean, bias_trick, X[:n])
+        if copies == 2:
+            write_features(split, mean, bias_trick, X[n:], mirror_shape=raw.image_shape)
         arrays[f"X_{name}"] = X
-        arrays[f"y_{name}"] = split.labels[split.rows].astype(np.int64)
+        arrays[f"y_{name}"] = np.tile(split.labels[split.rows].astype(np.int64), copies)
     return arrays

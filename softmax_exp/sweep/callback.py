@@ -201,7 +201,8 @@ class SweepCallback(Callback):
                 parent.log_metric("best_val_acc", best.val_acc, step=0)
                 parent.set_tags({tags.BEST_RUN_ID_TAG: best.run_id, tags.BEST_RUN_NAME_TAG: best.run_name})
                 if info.get("register_model") and best.model_uri:
-                    about = (f"val_acc {best.val_acc:.4f} (train_acc {best.train_acc:.4f}) with "
+                    test = f", test_acc {best.test_acc:.4f}" if math.isfinite(best.test_acc) else ""
+                    about = (f"val_acc {best.val_acc:.4f} (train_acc {best.train_acc:.4f}{test}) with "
                              f"lr={best.lr:g}, reg={best.reg:g}: run {best.run_name} ({best.run_id})")
                     version = register(parent.client, info["register_model"], best.model_uri, best.run_id,
                                        about)
@@ -224,6 +225,8 @@ class SweepCallback(Callback):
         log.info(f"  browse it: {run_link(uri, info['experiment_id'], run_id)}")
         if best is not None:
             line = f"  best: {best.run_name} ({best.run_id}), val_acc {best.val_acc:f}"
+            if math.isfinite(best.test_acc):  # reported for the job chosen by val_acc, never chosen by
+                line += f", test_acc {best.test_acc:f}"
             if version is not None:
                 line += f"; registered as model {version.name!r} version {version.version} (alias 'best')"
             log.info(line)

@@ -107,16 +107,21 @@ def format_note(command: str, results: Sequence[JobResult], version=None) -> str
     """The sweep in Markdown, for its parent run's note: the command, a table of the jobs (best first),
     the best job and the model version registered from it."""
     failed = sum(r.failed for r in results)
+    tested = any(math.isfinite(r.test_acc) for r in results)  # eval_test=true: a column, never chosen by
+    test_head, test_rule = (" test_acc |", "---|") if tested else ("", "")
     lines = [f"**Sweep** `python -m softmax_exp.train -m {command}`: {len(results)} jobs, {failed} failed.",
-             "", "| run | lr | reg | train_acc | val_acc | status |", "|---|---|---|---|---|---|"]
+             "", f"| run | lr | reg | train_acc | val_acc |{test_head} status |",
+             f"|---|---|---|---|---|{test_rule}---|"]
     order = sorted(results, key=lambda r: (r.failed, -r.val_acc if math.isfinite(r.val_acc) else 0, r.job))
     for r in order:
-        lines.append(f"| {r.run_name} | {r.lr:g} | {r.reg:g} | {_acc(r.train_acc)} | {_acc(r.val_acc)} | "
-                     f"{r.status} |")
+        test = f" {_acc(r.test_acc)} |" if tested else ""
+        lines.append(f"| {r.run_name} | {r.lr:g} | {r.reg:g} | {_acc(r.train_acc)} | {_acc(r.val_acc)} |"
+                     f"{test} {r.status} |")
     best = best_result(results)
     if best is not None:
         lines += ["", f"**Best**: `{best.run_name}` (run {best.run_id}), val_acc {best.val_acc:.4f}, "
                       f"train_acc {_acc(best.train_acc)}"
+                      + (f", test_acc {_acc(best.test_acc)}" if tested else "")
                       + (f"; registered as model `{version.name}` version {version.version} (alias `best`)."
                          if version is not None else ".")]
     return "\n".join(lines)
