@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 
 def register(client, name: str, model_uri: str, run_id: str, description: str, alias: str = "best"):
     """Register the logged model ``model_uri`` of run ``run_id`` as a new version of the registered
@@ -25,7 +29,27 @@ def register(client, name: str, model_uri: str, run_id: str, description: str, a
     # a server checks that a `models:/<model id>` source belongs to the model_id sent with it (without
     # one, to the run, which fails); a local store accepts both
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
-    version = client.create_model_version(name, source=model_uri, run_id=run_id, description=description,
-                                          model_id=model_id)
+    with _global_tracking_uri(client.tracking_uri):
+        version = client.create_model_version(name, source=model_uri, run_id=run_id,
+                                              description=description, model_id=model_id)
     client.set_registered_model_alias(name, alias, version.version)
     return version
+
+
+@contextlib.contextmanager
+def _global_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's SQL registry store looks a ``models:/m-...`` source up with ``MlflowClient()``, i.e. the
+    process's global tracking URI, not the caller's (a TODO in its ``create_model_version``): with any
+    store but the one in the current directory the lookup fails ("Logged model ... not found"). Point
+    the global URI at ``uri`` for the call, then put it (and ``MLFLOW_TRACKING_URI``) back as it was."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    saved, saved_env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved)  # None also unsets MLFLOW_TRACKING_URI
+        if saved_env is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_env
