@@ -543,6 +543,13 @@ def save_val_acc_heatmap_png(
     return path
 
 
+def accuracy_decimals(values: np.ndarray) -> int:
+    """3 decimals for accuracies, 4 when 3 would show two different values (a validation set of more
+    than 1000 images) as the same number."""
+    finite = np.unique(values[np.isfinite(values)])
+    return 3 if len(np.unique(np.round(finite, 3))) == len(finite) else 4
+
+
 def _draw_grid(ax, cax, grid: LrRegGrid, cmap, norm) -> None:
     from matplotlib.patches import Rectangle
 
@@ -571,7 +578,9 @@ def _draw_grid(ax, cax, grid: LrRegGrid, cmap, norm) -> None:
 
     _, _, width, height = ax.get_position().bounds
     cell_w, cell_h = HEATMAP_PNG_SIZE[0] * width / ncols, HEATMAP_PNG_SIZE[1] * height / nrows
-    fontsize = min(14.0, 0.15 * cell_w, 0.2 * cell_h)  # a bold "0.412" over two lines fits in the frame
+    decimals = accuracy_decimals(grid.val_acc)
+    # a bold "0.412" (5 characters; 6 with a 4th decimal) over two lines fits in the frame
+    fontsize = min(14.0, 0.15 * cell_w * 5 / (2 + decimals), 0.2 * cell_h)
     best = np.unravel_index(np.nanargmax(grid.val_acc), grid.val_acc.shape) if np.isfinite(
         grid.val_acc).any() else None
     for (r, c), a in np.ndenumerate(grid.val_acc):
@@ -584,7 +593,7 @@ def _draw_grid(ax, cax, grid: LrRegGrid, cmap, norm) -> None:
         elif np.isfinite(a) and fontsize >= 5:
             red, green, blue, _ = cmap(norm(a))
             ink = "black" if 0.2126 * red + 0.7152 * green + 0.0722 * blue > 0.45 else "white"
-            label = f"{a:.3f}\nbest" if (r, c) == best else f"{a:.3f}"
+            label = f"{a:.{decimals}f}\nbest" if (r, c) == best else f"{a:.{decimals}f}"
             ax.text(c, r, label, ha="center", va="center", fontsize=fontsize, color=ink,
                     fontweight="bold" if (r, c) == best else "normal", zorder=2)
     if best is not None:

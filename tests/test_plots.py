@@ -379,3 +379,14 @@ def test_heatmap_of_degenerate_sweeps_decodes(tmp_path, lr, reg, acc):
     with Image.open(save_val_acc_heatmap_png(tmp_path / "h.png", lr, reg, acc)) as im:
         assert im.size == HEATMAP_PNG_SIZE
         im.load()
+
+
+def test_heatmap_cells_show_a_fourth_decimal_only_when_three_would_merge_two_values():
+    from softmax_exp.plots import accuracy_decimals
+
+    assert accuracy_decimals(np.array([0.356, 0.314, np.nan, 0.356])) == 3
+    assert accuracy_decimals(np.array([0.4136, 0.4144, 0.4164, np.nan])) == 4  # 0.414 and 0.414
+    fig = val_acc_figure(*_grid_jobs([0.4136, 0.4164, 0.4098, 0.4144, 0.4164, 0.4108, 0.41, 0.40, 0.39]))
+    ax, _ = fig.axes
+    texts = {t.get_text() for t in ax.texts}
+    assert {"0.4136", "0.4144", "0.4164\nbest", "0.4100"} <= texts
