@@ -102,7 +102,7 @@ def server_command(db: str | os.PathLike, port: int) -> list[str]:
 
     uri = f"sqlite:///{Path(db).resolve()}"
     mlflow_cli = Path(sys.executable).with_name("mlflow")
-    return [str(mlflow_cli), "server", "--backend-store-uri", uri,
+    return [str(mlflow_cli), "server", "--backend-store-uri", uri, "--registry-store-uri", uri,
             "--default-artifact-root", default_artifact_root(uri),
             "--host", HOST, "--port", str(port), *QUIET_SERVER_OPTS]
 
