@@ -77,3 +77,17 @@ def allocates_at_most(nbytes: int):
     finally:
         tracemalloc.stop()
     assert peak <= nbytes, f"the block allocated {peak} bytes at its peak; at most {nbytes} expected"
+
+
+def damaged_copies(raw: bytes, n: int = 300, seed: int = 0):
+    """``n`` damaged copies of the file bytes ``raw`` (seeded): every third cut short at a random byte, the
+    others with one random byte changed to another value."""
+    rng = np.random.default_rng(seed)
+    for k in range(n):
+        damaged = bytearray(raw)
+        if k % 3 == 0:
+            damaged = damaged[: rng.integers(0, len(raw))]
+        else:
+            at = rng.integers(0, len(raw))
+            damaged[at] = (damaged[at] + rng.integers(1, 256)) % 256
+        yield bytes(damaged)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from data_fixtures import cifar_cfg, course_preprocess, make_cifar_dir
 
 from softmax_exp.config import compose, to_config
 from softmax_exp.data import load_dataset
 from softmax_exp.data.options import parse_options
-from tests.data_fixtures import cifar_cfg, course_preprocess, make_cifar_dir
 
 
 def test_cifar_hflip_matches_the_course_preprocessing_of_images_and_their_mirrors(tmp_path):
