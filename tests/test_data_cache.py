@@ -302,14 +302,6 @@ def test_a_damaged_entry_that_cannot_be_rebuilt_is_refused_in_one_line(cfg, tmp_
 # --------------------------------------------------------------- what killed builders leave behind
 
 
-@pytest.fixture
-def live_pid():
-    """The pid of a process that runs for the test's length (another writer, still writing)."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    yield child.pid
-    child.kill()
-    child.wait()
-
 
 def _leftover_folder(parent: Path, name: str) -> Path:
     folder = parent / name

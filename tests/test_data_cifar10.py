@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -155,14 +153,6 @@ def test_unsafe_archive_members_are_refused(tmp_path, member, reason):
     assert not Path("/tmp/abs_evil").exists()
     assert names_but_locks(root) == ["cifar-10-python.tar.gz"]
 
-
-@pytest.fixture
-def live_pid():
-    """The pid of a process that runs for the test's length (another extractor, still extracting)."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    yield child.pid
-    child.kill()
-    child.wait()
 
 
 def test_extraction_removes_what_dead_extractors_left_and_keeps_a_live_ones(tmp_path, live_pid):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import multiprocessing
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -103,14 +101,6 @@ def test_cli_download(tmp_path, served, capsys):
     assert err.splitlines()[-1].startswith("python -m softmax_exp.data: error: MD5 mismatch for ")
     assert names_but_locks(other) == []
 
-
-@pytest.fixture
-def live_pid():
-    """The pid of a process that runs for the test's length (another downloader, still downloading)."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    yield child.pid
-    child.kill()
-    child.wait()
 
 
 def test_download_removes_what_dead_downloaders_left_and_keeps_a_live_ones(tmp_path, served, live_pid):
