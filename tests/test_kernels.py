@@ -340,6 +340,11 @@ FUSED_PINS = {
         "f32_full_odd_c": "ae5c702715eccf5d1bf8fb83545180fba4f2d22121ae7a052540cfcdb33b35d7",
         "f32_one_class": "c03d5789f8b3e5324fe15a87cb81d0955e9c3c6788ecc1b27b7763ebc4867408",
     },
+    "znver3": {  # recorded at commit d72f6ac (AMD EPYC)
+        "f32_minibatch_200": "f05d4d51469fd428623a0d6a0b48bd44ea34ddeb9c97ab11a9a9c9e9abff2318",
+        "f32_full_odd_c": "3a6c896e4c073d9db4b19ff8a4f350de3dbbcd81b348d18362b82317f1065792",
+        "f32_one_class": "c03d5789f8b3e5324fe15a87cb81d0955e9c3c6788ecc1b27b7763ebc4867408",
+    },
 }
 FUSED_PIN_CASES = {
     # name: (n, d, c, dtype, minibatch size or None for all rows)
