@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from softmax_exp.config import Config, to_yaml
 from softmax_exp.model import Softmax, TrainHistory
+from softmax_exp.plots import save_loss_png, save_weights_png
 
 FILES = ("weights.png", "loss.png", "loss.npy", "config.yaml", "overrides.yaml")
 
@@ -19,10 +21,6 @@ def write_artifacts(folder: Path, cfg: Config, run_name: str, overrides: Sequenc
                     history: TrainHistory) -> Path:
     """Write :data:`FILES` into ``folder`` (created if missing); return the folder. (The model goes to
     MLflow as a logged model, and to a job's own folder as model.npz beside this one.)"""
-    import yaml
-
-    from softmax_exp.plots import save_loss_png, save_weights_png
-
     folder.mkdir(parents=True, exist_ok=True)
     pre = model.preprocessing
     save_weights_png(folder / "weights.png", model.W, pre.image_shape, pre.class_names, pre.bias_trick)

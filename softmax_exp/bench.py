@@ -22,19 +22,41 @@ Sections (``--sections``):
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
+import pickle
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numba
 import numpy as np
 
-from softmax_exp.kernels import KERNELS, count_correct, get_kernel, predict_labels, set_num_threads
+from softmax_exp import timing, tracking
+from softmax_exp.config import compose, to_config
+from softmax_exp.data import load_dataset
+from softmax_exp.fit import fit
+from softmax_exp.hyperparameters import IDX_BLOCK
+from softmax_exp.job_types import JobContext
+from softmax_exp.kernels import (
+    KERNELS,
+    check_inputs,
+    count_correct,
+    get_kernel,
+    predict_labels,
+    set_num_threads,
+)
+from softmax_exp.model import Preprocessing, Softmax
+from softmax_exp.optim import SGD
+from softmax_exp.tracking.logged_model import log_model
 
 SECTIONS = ("kernels", "minibatch", "step", "predict", "tracking", "train", "sweep")
 
@@ -196,14 +218,10 @@ def bench_step(args) -> list[Row]:
     """One SGD step: sample a minibatch with replacement, loss + gradient, update W.
 
     The numpy reference draws idx, copies ``X[idx]``, runs the vectorized kernel and does ``W -= lr * dW``.
-    The fused row does what ``Softmax.train`` does per step: idx is a row of a block of ``_IDX_BLOCK`` draws
+    The fused row does what ``Softmax.train`` does per step: idx is a row of a block of ``IDX_BLOCK`` draws
     (intp), the unchecked fused kernel (the loop checked its inputs once), and the in-place SGD update of
     :mod:`softmax_exp.optim` (``dW *= lr; W -= dW``).
     """
-    from softmax_exp.kernels import check_inputs
-    from softmax_exp.model import _IDX_BLOCK
-    from softmax_exp.optim import SGD
-
     n, d, c = args.shape
     b = args.batch_size
     dtype = args.dtypes[0]
@@ -225,10 +243,10 @@ def bench_step(args) -> list[Row]:
 
     def fused_step():
         it = loop["it"]
-        if it % _IDX_BLOCK == 0:
-            loop["block"] = rng.integers(0, n, size=(_IDX_BLOCK, b), dtype=np.intp)
+        if it % IDX_BLOCK == 0:
+            loop["block"] = rng.integers(0, n, size=(IDX_BLOCK, b), dtype=np.intp)
         loop["it"] = it + 1
-        _, dW = fused(W_fused, X, y_fused, reg, loop["block"][it % _IDX_BLOCK])
+        _, dW = fused(W_fused, X, y_fused, reg, loop["block"][it % IDX_BLOCK])
         sgd.step(W_fused, dW, lr)
 
     shape = f"{b} of {n}x{d}x{c}"
@@ -281,9 +299,6 @@ def bench_predict(args) -> list[Row]:
 
 def _write_cifar_shaped(root, n_train: int = 50000, n_test: int = 10000, seed: int = 0) -> None:
     """Random uint8 images in the official CIFAR-10 python layout (5 training batches, test_batch, meta)."""
-    import pickle
-    from pathlib import Path
-
     folder = Path(root) / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
@@ -306,9 +321,6 @@ def _write_cifar_shaped(root, n_train: int = 50000, n_test: int = 10000, seed: i
 
 def _time_trainings(overrides: list[str], runs: int) -> float:
     """Seconds for ``runs`` trainings composed from conf/ with ``overrides``, in this process."""
-    from softmax_exp.config import compose, to_config
-    from softmax_exp.fit import JobContext, fit
-
     cfg = to_config(compose(overrides))
     t0 = time.perf_counter()
     for i in range(runs):
@@ -319,12 +331,6 @@ def _time_trainings(overrides: list[str], runs: int) -> float:
 def _model_logging_ms(overrides: list[str], uri: str, repeats: int = 5) -> float:
     """Median milliseconds of logging a trained model as an MLflow model into a run of the store ``uri``
     (what every tracked training does at its end), after one call that pays the imports."""
-    from softmax_exp import tracking
-    from softmax_exp.config import compose, to_config
-    from softmax_exp.data import load_dataset
-    from softmax_exp.fit import fit
-    from softmax_exp.tracking.logged_model import log_model
-
     cfg = to_config(compose([*overrides, "tracking.enabled=false", "num_iters=10"]))
     model = fit(cfg).model
     images = load_dataset(cfg.dataset).raw_images("val", 3)
@@ -341,10 +347,6 @@ def bench_tracking(args) -> list[Row]:
     creating a new SQLite store (MLflow runs its schema migrations) are paid once per process and once per
     store: they get a row of their own and are included in the second ratio of the tracked row's note.
     """
-    import tempfile
-
-    from softmax_exp import tracking
-
     rows = []
     with tempfile.TemporaryDirectory(prefix="softmax_exp_bench_") as tmp:
         cases = [("digits", ["dataset=digits"])]
@@ -379,9 +381,6 @@ def bench_tracking(args) -> list[Row]:
 
 def bench_train_cli(args) -> list[Row]:
     """``python -m softmax_exp.train`` on digits as ``make train`` runs it, the second of two runs."""
-    import subprocess
-    import tempfile
-
     rows = []
     with tempfile.TemporaryDirectory(prefix="softmax_exp_bench_") as tmp:
         for label, extra in (("untracked", ["tracking.enabled=false"]),
@@ -404,11 +403,6 @@ BREAKDOWN = ("imports", "composition", "store", "data", "sgd", "evaluation", "tr
 def _run_sweep(overrides: list[str], cwd: str) -> tuple[float, dict[str, float]]:
     """Wall milliseconds of ``python -m softmax_exp.train`` with ``overrides`` (a sweep, basic launcher:
     one process), and its time breakdown in milliseconds (softmax_exp.timing; "other" is the rest)."""
-    import json
-    import subprocess
-
-    from softmax_exp import timing
-
     timings = f"{cwd}/timings.json"
     env = {**os.environ, "CI": "true", timing.ENV: timings}
     t0 = time.time()
@@ -436,18 +430,14 @@ def _sweep_rows(label: str, shape: str, wall: float, parts: dict[str, float], re
 def _sgd_only_ms(overrides: list[str], runs: int) -> float:
     """Milliseconds of the sweep's trainings alone, in this process: Softmax.train with the config's
     hyperparameters on its data, no tracking, no intermediate evaluation (one untimed run first)."""
-    from softmax_exp.config import compose, to_config
-    from softmax_exp.data import load_dataset
-    from softmax_exp.model import Preprocessing, Softmax
-
     cfg = to_config(compose([*overrides, "tracking.enabled=false"]))
     data = load_dataset(cfg.dataset)
 
     def train() -> None:
+        params = dataclasses.replace(cfg.train_params(), eval_every=0, eval_train_rows=None)
         Softmax(cfg.kernel, Preprocessing.of(data)).train(
-            data.X_train, data.y_train, lr=cfg.lr, reg=cfg.reg, num_iters=cfg.num_iters,
-            batch_size=cfg.batch_size, seed=cfg.seed, optimizer=cfg.optimizer.build(),
-            schedule=cfg.build_schedule(), replace=cfg.model.replace, init_scale=cfg.model.init_scale)
+            data.X_train, data.y_train, params, optimizer=cfg.optimizer.build(),
+            schedule=cfg.build_schedule())
 
     train()
     t0 = time.perf_counter()
@@ -462,8 +452,6 @@ def bench_sweep(args) -> list[Row]:
     MLflow store (cold: numba and the data cache are warm, the store is not), then into that existing store
     (``resume=false``, so every job trains again), then untracked; each with its time breakdown. Then the
     same grid on digits with 1500 iterations, tracked and untracked, and the grid's trainings alone."""
-    import tempfile
-
     rows = []
     with tempfile.TemporaryDirectory(prefix="softmax_exp_bench_") as tmp:
         if args.data:

@@ -3,7 +3,7 @@
 A checkpoint carries the config fingerprint of its training, so that it is never resumed into another
 one. Files are written to a temporary name and renamed, so a killed writer leaves no half file.
 
-A checkpoint comes back from a store, so it is read as untrusted (:class:`softmax_exp.model.NpzReader`)
+A checkpoint comes back from a store, so it is read as untrusted (:class:`softmax_exp.npz.NpzReader`)
 and :func:`load_resumable_checkpoint` checks all of it against the training that will go on from it:
 a checkpoint that passes cannot make :meth:`Softmax.train <softmax_exp.model.Softmax.train>` fail.
 """
@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from softmax_exp.atomic import atomic_path
-from softmax_exp.model import WEIGHT_DTYPES, EvalPoint, NpzReader, TrainState
+from softmax_exp.model import WEIGHT_DTYPES
+from softmax_exp.npz import NpzReader
 from softmax_exp.optim import make_optimizer
+from softmax_exp.sgd import EvalPoint, TrainState
 
 CHECKPOINT_FORMAT = 1
 _OPT = "optimizer."

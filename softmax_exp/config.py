@@ -20,8 +20,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING
+import yaml
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from softmax_exp.hyperparameters import TrainParams, check_hyperparameters
+from softmax_exp.optim import SCHEDULES, make_optimizer, make_schedule
 from softmax_exp.paths import CONFIG_DIR, project_root
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -185,15 +192,11 @@ class SGDConfig:
         if self.name != _group_name(type(self)):
             raise ConfigError(f"optimizer.name is set by the optimizer group, not by hand; got "
                               f"{self.name!r}: choose optimizer=sgd or optimizer=momentum")
-        from softmax_exp.optim import SCHEDULES
-
         _choice("optimizer.schedule", self.schedule, SCHEDULES)
         _checked(self.build)
 
     def build(self):
         """The optimizer object (softmax_exp.optim) this config describes."""
-        from softmax_exp.optim import make_optimizer
-
         return make_optimizer(self.name)
 
 
@@ -206,8 +209,6 @@ class MomentumConfig(SGDConfig):
     nesterov: bool = False
 
     def build(self):
-        from softmax_exp.optim import make_optimizer
-
         return make_optimizer(self.name, self.momentum, self.nesterov)
 
 
@@ -276,8 +277,7 @@ class Config:
     checkpoint_min_seconds: float = 10.0  # but not sooner than this after the start or the last one
 
     def __post_init__(self) -> None:
-        from softmax_exp.kernels import KERNELS
-        from softmax_exp.model import check_hyperparameters
+        from softmax_exp.kernels import KERNELS  # numba, 0.2 s: not for `data download` or `ui`
 
         _checked(check_hyperparameters, self.lr, self.reg, self.num_iters, self.batch_size,
                  self.model.replace, self.eval_every)
@@ -296,21 +296,21 @@ class Config:
                               f"{self.checkpoint_every}")
         _checked(self.build_schedule)
 
+    def train_params(self) -> TrainParams:
+        """The hyperparameters of the training this config describes."""
+        return TrainParams(lr=self.lr, reg=self.reg, num_iters=self.num_iters, batch_size=self.batch_size,
+                           seed=self.seed, replace=self.model.replace, init_scale=self.model.init_scale,
+                           eval_every=self.eval_every, eval_train_rows=self.eval_train_rows)
+
     def build_schedule(self):
         """The learning-rate schedule (iteration -> rate) of the optimizer's settings."""
-        from softmax_exp.optim import make_schedule
-
         opt = self.optimizer
         return make_schedule(opt.schedule, self.lr, self.num_iters, opt.step_size, opt.gamma, opt.min_lr)
 
 
 def register() -> None:
     """Put the schemas into Hydra's ConfigStore and register ``${project_root:}`` (idempotent)."""
-    from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
-
     OmegaConf.register_new_resolver("project_root", lambda: str(project_root()), replace=True)
-    OmegaConf.register_new_resolver("softmax_exp_help", _help_text, replace=True)
     cs = ConfigStore.instance()
     cs.store(group="schema", name="config", node=Config)
     for group, schemas in (("dataset", DATASETS), ("optimizer", OPTIMIZERS),
@@ -322,9 +322,6 @@ def register() -> None:
 def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False):
     """The project's config (conf/config.yaml) with Hydra ``overrides``, as a DictConfig, without a Hydra
     app running (scripts, the benchmark, tests). :func:`to_config` makes it a checked Config."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
 
@@ -336,9 +333,6 @@ def to_config(cfg: Any) -> Config:
     Raises ConfigError (one line) for a key that is not an option, a value of the wrong type, a
     required value left out, or a value out of range.
     """
-    from omegaconf import DictConfig, OmegaConf, open_dict
-    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
-
     try:
         if isinstance(cfg, DictConfig):
             node = cfg.copy()  # keeps the schema's type, which masked_copy would drop
@@ -365,8 +359,6 @@ def as_dict(cfg: Config) -> dict[str, Any]:
 
 def to_yaml(cfg: Config) -> str:
     """The config as YAML, loadable again with ``to_config(yaml.safe_load(text))``."""
-    import yaml
-
     return yaml.safe_dump(as_dict(cfg), sort_keys=False)
 
 
@@ -405,12 +397,6 @@ def one_line(error: BaseException) -> str:
 # ------------------------------------------------------------------------------------------- helpers
 
 
-def _help_text() -> str:
-    from softmax_exp.help import help_text
-
-    return help_text()
-
-
 def _group_name(cls: type) -> str:
     return next(name for name, c in OPTIMIZERS.items() if c is cls)
 
@@ -418,8 +404,6 @@ def _group_name(cls: type) -> str:
 def _schema_for(values: Mapping[str, Any]):
     """The structured schema of a plain config mapping: Config with the dataset and optimizer schemas its
     ``name`` keys choose."""
-    from omegaconf import OmegaConf
-
     schema = OmegaConf.structured(Config)
     for key, choices in (("dataset", DATASETS), ("optimizer", OPTIMIZERS)):
         name = (values.get(key) or {}).get("name")
@@ -432,8 +416,6 @@ def _schema_for(values: Mapping[str, Any]):
 def _unknown_keys(node, prefix: str = "") -> list[tuple[str, list[str]]]:
     """Keys of a DictConfig that its schema does not have (an override ``+key=...`` adds them), with the
     schema's own keys; the schema drops them silently otherwise."""
-    from omegaconf import DictConfig, OmegaConf
-
     cls = OmegaConf.get_type(node)
     names = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else None
     found = []

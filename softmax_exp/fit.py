@@ -9,57 +9,27 @@ from __future__ import annotations
 import math
 import os
 import sys
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from softmax_exp import timing
+from softmax_exp.artifacts import write_artifacts
 from softmax_exp.atomic import temp_dir
 from softmax_exp.config import Config, ConfigError
+from softmax_exp.data import DataError, load_dataset
+from softmax_exp.hyperparameters import check_hyperparameters
 from softmax_exp.interrupts import INTERRUPTS
+from softmax_exp.job_types import JobContext, Outcome, TrainingDiverged
 from softmax_exp.kernels import num_threads
-from softmax_exp.model import Preprocessing, Softmax, TrainHistory, check_hyperparameters
+from softmax_exp.model import Preprocessing, Softmax
 from softmax_exp.overrides import run_name
+from softmax_exp.sgd import EvalPoint, TrainHistory, TrainState
+from softmax_exp.tracking import TrackedJob
 
-
-class TrainingDiverged(RuntimeError):
-    """The loss (or W) became NaN or inf; training stopped early."""
-
-
-@dataclass
-class JobContext:
-    """Where one training sits: its run name and overrides, where its files go, its sweep if any, and
-    the Numba threads its launcher gives it (None: all cores)."""
-
-    run_name: str | None = None
-    overrides: list[str] = field(default_factory=list)
-    output_dir: Path | None = None
-    parent_run_id: str | None = None
-    experiment_id: str | None = None
-    sweep_id: str | None = None
-    job_num: int = 0
-    threads: int | None = None
-    run_id: str | None = None  # its MLflow run, once it has one (set by the tracked job)
-
-
-@dataclass
-class Outcome:
-    """What :func:`fit` produced: the model, its history, final metrics and the MLflow run id.
-
-    A job of a sweep that had FINISHED before is not trained again: its model is None, its history
-    empty, its metrics and run are the earlier ones, and ``note`` says so (as it says a resume).
-    """
-
-    model: Softmax | None
-    history: TrainHistory
-    metrics: dict[str, float]
-    run_id: str | None
-    status: str
-    note: str = ""
-    experiment_id: str | None = None
-    model_uri: str | None = None  # the logged MLflow model
+__all__ = ["JobContext", "Outcome", "TrainingDiverged", "fit"]
 
 
 def fit(cfg: Config, job: JobContext | None = None) -> Outcome:
@@ -71,58 +41,99 @@ def fit(cfg: Config, job: JobContext | None = None) -> Outcome:
     sweep a FINISHED one is reused without training. Raises ConfigError (a batch that does not fit the
     data), softmax_exp.data.DataError, TrackingError or JobRunningElsewhere in one line.
     """
-    from softmax_exp.tracking import TrackedJob
-
     job = job or JobContext()
     job.run_name = job.run_name or run_name(job.overrides, cfg.lr, cfg.reg)
     threads = cfg.num_threads if cfg.num_threads is not None else job.threads
     with num_threads(_cap_threads(threads)) as n_threads:
-        tracked = TrackedJob.find(cfg, job) if cfg.tracking.enabled else None
-        if tracked is not None and tracked.finished_before is not None:
-            return _reuse(tracked)
+        tracker = TrackedJob.find(cfg, job) if cfg.tracking.enabled else Untracked()
+        if tracker.finished_before is not None:
+            return _reuse(tracker)
         with timing.section("data"):
             data = _load_data(cfg)
         model = Softmax(cfg.kernel, Preprocessing.of(data))
-        state = tracked.open(data, n_threads) if tracked is not None else None
-        with ExitStack() as stack:
-            if tracked is not None:
-                stack.enter_context(tracked)  # an exception ends the run FAILED, Ctrl-C KILLED
-            stack.enter_context(INTERRUPTS.deferred())
-            history = model.train(
-                data.X_train, data.y_train, lr=cfg.lr, reg=cfg.reg, num_iters=cfg.num_iters,
-                batch_size=cfg.batch_size, seed=cfg.seed, optimizer=cfg.optimizer.build(),
-                schedule=cfg.build_schedule(), replace=cfg.model.replace, init_scale=cfg.model.init_scale,
-                eval_every=cfg.eval_every, eval_train_rows=cfg.eval_train_rows, X_val=data.X_val,
-                y_val=data.y_val,
-                on_eval=tracked.on_eval if tracked is not None else None,
-                progress=_show_progress(cfg.progress),
-                checkpoint_every=cfg.checkpoint_every,
-                on_checkpoint=tracked.on_checkpoint if tracked is not None else None,
-                resume_from=state, should_stop=INTERRUPTS.requested,
-            )
+        state = tracker.open(data, n_threads)
+        with tracker, INTERRUPTS.deferred():  # an exception ends the run FAILED, Ctrl-C KILLED
+            with _JobHooks(tracker, cfg, state) as hooks:
+                history = model.train(data.X_train, data.y_train, cfg.train_params(), X_val=data.X_val,
+                                      y_val=data.y_val, optimizer=cfg.optimizer.build(),
+                                      schedule=cfg.build_schedule(), hooks=hooks,
+                                      checkpoint_every=cfg.checkpoint_every, resume_from=state)
             metrics = _final_metrics(cfg, model, history, data)
-            if tracked is not None or job.output_dir is not None:
-                folder = _artifact_folder(stack, job)
-                from softmax_exp.artifacts import write_artifacts
-
-                with timing.section("pictures"):
-                    write_artifacts(folder, cfg, job.run_name, job.overrides, model, history)
-                    if job.output_dir is not None:
-                        model.save(job.output_dir / "model.npz")  # Softmax.load reads it back
-                if tracked is not None:
-                    tracked.finish(history, metrics, folder, model, data)
+            if tracker.run_id is not None or job.output_dir is not None:
+                with _artifact_folder(job) as folder:
+                    with timing.section("pictures"):
+                        write_artifacts(folder, cfg, job.run_name, job.overrides, model, history)
+                        if job.output_dir is not None:
+                            model.save(job.output_dir / "model.npz")  # Softmax.load reads it back
+                    tracker.finish(history, metrics, folder, model, data)
     note = f"resumed from iteration {state.iteration}" if state is not None else ""
-    status = "FAILED" if history.diverged else "FINISHED"
-    if tracked is None:
-        return Outcome(model, history, metrics, None, status, note)
-    return Outcome(model, history, metrics, tracked.run.run_id, status, note, tracked.experiment_id,
-                   tracked.model_uri)
+    return Outcome(model, history, metrics, tracker.run_id, "FAILED" if history.diverged else "FINISHED",
+                   note, tracker.experiment_id, tracker.model_uri)
+
+
+class Untracked:
+    """What fit does with a training when ``tracking.enabled=false``: nothing (TrackedJob's interface)."""
+
+    finished_before = None
+    run_id = experiment_id = model_uri = None
+
+    def open(self, data, n_threads: int) -> None:
+        return None
+
+    def on_eval(self, point: EvalPoint, losses: np.ndarray) -> None:
+        pass
+
+    def on_checkpoint(self, state: TrainState) -> None:
+        pass
+
+    def finish(self, history, metrics, artifacts, model, data) -> None:
+        pass
+
+    def __enter__(self) -> Untracked:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+class _JobHooks:
+    """The training hooks of a job (softmax_exp.sgd.TrainingHooks): its tracker gets the evaluations and
+    checkpoints, a tqdm bar the progress (``progress``), Ctrl-C / SIGTERM stops it between two steps."""
+
+    def __init__(self, tracker: TrackedJob | Untracked, cfg: Config, state: TrainState | None) -> None:
+        self.tracker = tracker
+        self.bar = (_progress_bar(cfg.num_iters, state.iteration if state is not None else 0)
+                    if _show_progress(cfg.progress) else None)
+
+    def on_step(self, iteration: int) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_eval(self, point: EvalPoint, losses: np.ndarray) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{losses[-1]:.4f}", train_acc=f"{point.train_acc:.3f}",
+                                 val_acc=f"{point.val_acc:.3f}", refresh=False)
+        self.tracker.on_eval(point, losses)
+
+    def on_checkpoint(self, state: TrainState) -> None:
+        self.tracker.on_checkpoint(state)
+
+    should_stop = staticmethod(INTERRUPTS.requested)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> _JobHooks:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _load_data(cfg: Config):
     """The dataset, checked against what the config asks of it."""
-    from softmax_exp.data import DataError, load_dataset
-
     data = load_dataset(cfg.dataset)
     try:  # the one check that needs the data: a batch without replacement must fit the training set
         check_hyperparameters(cfg.lr, cfg.reg, cfg.num_iters, cfg.batch_size, cfg.model.replace,
@@ -144,11 +155,11 @@ def _final_metrics(cfg: Config, model: Softmax, history: TrainHistory, data) -> 
     return metrics
 
 
-def _artifact_folder(stack: ExitStack, job: JobContext) -> Path:
+def _artifact_folder(job: JobContext) -> AbstractContextManager[Path]:
     """The job's ``artifacts/`` folder, or a temporary one (removed after the upload) if it has none."""
     if job.output_dir is not None:
-        return job.output_dir / "artifacts"
-    return stack.enter_context(temp_dir("artifacts"))
+        return nullcontext(job.output_dir / "artifacts")
+    return temp_dir("artifacts")
 
 
 def _reuse(tracked) -> Outcome:
@@ -164,9 +175,13 @@ def _reuse(tracked) -> Outcome:
 def _cap_threads(n: int | None) -> int | None:
     if n is None:
         return None
-    import numba
-
     return max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+
+
+def _progress_bar(total: int, initial: int = 0):
+    from tqdm import tqdm  # 80 ms of imports: only where a bar is shown
+
+    return tqdm(total=total, initial=initial, unit="it", leave=False, mininterval=0.25, dynamic_ncols=True)
 
 
 def _show_progress(setting: bool | None) -> bool:

@@ -15,7 +15,7 @@ import io
 import textwrap
 import tokenize
 
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from softmax_exp.config import DATASETS, OPTIMIZERS, Config, ModelConfig, TrackingConfig
 from softmax_exp.paths import CONFIG_DIR
@@ -137,3 +137,7 @@ def _default(f: dataclasses.Field) -> str:
 
 def _conf_choices(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+# conf/config.yaml's ``hydra.help.template: ${softmax_exp_help:}``; the entrypoint imports this module
+OmegaConf.register_new_resolver("softmax_exp_help", help_text, replace=True)

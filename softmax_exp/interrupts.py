@@ -2,8 +2,8 @@
 way: KeyboardInterrupt, so that its MLflow run ends KILLED with its metrics flushed.
 
 The exception is raised at once, except inside a training loop: an exception raised while a Numba kernel
-returns becomes a SystemError, so there the loop is asked to stop between two steps
-(``Softmax.train(should_stop=INTERRUPTS.requested)``). One instance per process, :data:`INTERRUPTS`.
+returns becomes a SystemError, so there the loop is asked to stop between two steps (the training
+hooks' ``should_stop`` is ``INTERRUPTS.requested``). One instance per process, :data:`INTERRUPTS`.
 """
 
 from __future__ import annotations

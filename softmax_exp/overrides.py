@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from softmax_exp.config import is_result_key
+
 
 def override_key(override: str) -> str:
     """The config key of an override: ``+lr=1e-3`` -> ``lr``, ``~dataset.root`` -> ``dataset.root``."""
@@ -16,8 +18,6 @@ def run_name(overrides: Sequence[str], lr: float, reg: float, keys: Iterable[str
     Overrides that cannot change a result (``hydra...``, ``tracking...``, ``progress``, ...) are left
     out; with ``keys``, only those keys are kept. Without any, the name is ``lr=<lr>,reg=<reg>``.
     """
-    from softmax_exp.config import is_result_key
-
     keep = set(keys) if keys is not None else None
     parts = []
     for o in overrides:

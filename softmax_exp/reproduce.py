@@ -16,10 +16,17 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
+import yaml
 
 from softmax_exp import tracking
 from softmax_exp.atomic import temp_dir
+from softmax_exp.config import to_config
+from softmax_exp.data import load_dataset
+from softmax_exp.fit import fit
+from softmax_exp.job_types import JobContext
 from softmax_exp.model import Softmax
+from softmax_exp.tracking.logged_model import load_softmax
+from softmax_exp.tracking.store import sqlite_path
 
 COMPARED = ("train_acc", "val_acc", "test_acc")
 
@@ -36,12 +43,6 @@ class Comparison:
 
 def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
     """Train the run ``run_id`` of the store ``tracking_uri`` again; compare metrics and W."""
-    import yaml
-
-    from softmax_exp.config import to_config
-    from softmax_exp.fit import JobContext, fit
-    from softmax_exp.tracking.store import sqlite_path
-
     uri = tracking.resolve_tracking_uri(tracking_uri or tracking.default_uri())
     path = sqlite_path(uri)
     if path is not None and not path.is_file():  # (opening it would make an empty store)
@@ -56,7 +57,6 @@ def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
             logged_loss = None
         model_uri = run.data.tags.get(tracking.tags.MODEL_URI_TAG)
         if model_uri:  # the run's logged MLflow model
-            from softmax_exp.tracking.logged_model import load_softmax
 
             logged_W = load_softmax(uri, model_uri).W
         else:  # a run logged before models were: its model.npz artifact
@@ -86,8 +86,6 @@ def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
     rows.append(Comparison("W", model_uri or "model.npz", diff, same_W))
     fingerprint = run.data.tags.get(tracking.tags.DATASET_TAG, "")
     if fingerprint:
-        from softmax_exp.data import load_dataset
-
         now = load_dataset(cfg.dataset).fingerprint
         rows.append(Comparison("dataset_fingerprint", fingerprint[:16], now[:16], now == fingerprint))
     return rows

@@ -17,13 +17,24 @@ import signal
 import sys
 from pathlib import Path
 
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
+import softmax_exp.help  # noqa: F401 (registers the resolver of the --help template)
 from softmax_exp import timing
 from softmax_exp.config import CONFIG_DIR, ConfigError, one_line, to_config
-from softmax_exp.fit import JobContext, TrainingDiverged, fit
+from softmax_exp.data import DataError
+from softmax_exp.fit import fit
 from softmax_exp.interrupts import INTERRUPTS
+from softmax_exp.job_types import JobContext, TrainingDiverged
 from softmax_exp.overrides import run_name
+from softmax_exp.sweep import abort_sweeps, discard_unused_parents, read_sweep_info, run_job, sweep_failed
+from softmax_exp.tracking import JobRunningElsewhere, TrackingError, resolve_tracking_uri
+from softmax_exp.tracking.links import run_link
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +45,12 @@ def task(cfg: DictConfig) -> float:
     A single run reports a bad config or data, or a divergence, as one line on stderr and exits
     non-zero. In a sweep a failing job is recorded (result.json, a FAILED run) and the sweep goes on.
     """
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
     INTERRUPTS.install()  # also in a launcher's worker process: Ctrl-C reaches the whole group
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
     job = JobContext(overrides=overrides, output_dir=Path(hc.runtime.output_dir),
                      threads=_threads_per_job(hc))
     if hc.mode == RunMode.MULTIRUN:
-        from softmax_exp.sweep import read_sweep_info, run_job
-
         info = read_sweep_info(hc.sweep.dir)
         job.job_num = hc.job.num
         job.run_name = run_name(overrides, cfg.lr, cfg.reg, info["sweep_keys"] if info else None)
@@ -54,10 +60,6 @@ def task(cfg: DictConfig) -> float:
 
 def _single(cfg: DictConfig, job: JobContext) -> float:
     """One training outside a sweep: its accuracies and where its run is, or one line and an exit code."""
-    from softmax_exp.data import DataError
-    from softmax_exp.tracking import JobRunningElsewhere, TrackingError, resolve_tracking_uri
-    from softmax_exp.tracking.links import run_link
-
     try:
         config = to_config(cfg)
         job.run_name = run_name(job.overrides, config.lr, config.reg)
@@ -82,14 +84,9 @@ def _single(cfg: DictConfig, job: JobContext) -> float:
 
 def main() -> None:
     """``python -m softmax_exp.train``: run Hydra, then exit non-zero if a job of a sweep failed."""
-    import hydra
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     # The task is taken from the module imported by its package name, not from __main__, so that
     # joblib workers unpickle it by reference.
     from softmax_exp import train as packaged
-    from softmax_exp.sweep import abort_sweeps, discard_unused_parents, sweep_failed
 
     # The interpreter's final garbage collections, after the exit handlers, walked every object of
     # MLflow's ~1500 modules: 0.4 s of each tracked command's exit. Frozen at exit, they are skipped; the

@@ -22,7 +22,9 @@ import sys
 from pathlib import Path
 
 from softmax_exp.cli import OneLineParser
-from softmax_exp.tracking.links import HOST
+from softmax_exp.paths import project_root, resolve_path
+from softmax_exp.tracking import DB_NAME, default_artifact_root, get_client
+from softmax_exp.tracking.links import HOST, experiment_link
 from softmax_exp.tracking.links import UI_PORT as DEFAULT_PORT
 
 DEFAULT_EXPERIMENT_ID = "0"  # MLflow's "Default", made with the store: it says nothing of what was trained
@@ -33,8 +35,6 @@ QUIET_SERVER_OPTS = ["--workers", "1", "--uvicorn-opts", "--no-access-log"]
 def runs_link(db: str | os.PathLike, port: int = DEFAULT_PORT) -> str:
     """The UI page to open for the SQLite store ``db`` served on ``HOST:port``: the runs table, in
     model-training mode, of :func:`latest_experiment`; the experiments list when there is none."""
-    from softmax_exp.tracking.links import experiment_link
-
     experiment = latest_experiment(db)
     return experiment_link(f"sqlite:///{db}", experiment.experiment_id if experiment else None, port)
 
@@ -48,7 +48,6 @@ def latest_experiment(db: str | os.PathLike):
     """
     if not Path(db).is_file():
         return None
-    from softmax_exp.tracking import get_client
 
     client = get_client(f"sqlite:///{Path(db).resolve()}")
     experiments, token = [], None
@@ -98,8 +97,6 @@ def free_port_after(port: int, host: str = HOST, tries: int = 20) -> int:
 
 def server_command(db: str | os.PathLike, port: int) -> list[str]:
     """``mlflow server`` over ``db`` (runs' files in ``mlartifacts`` beside it) on ``HOST:port``, quiet."""
-    from softmax_exp.tracking import default_artifact_root
-
     uri = f"sqlite:///{Path(db).resolve()}"
     mlflow_cli = Path(sys.executable).with_name("mlflow")
     return [str(mlflow_cli), "server", "--backend-store-uri", uri, "--registry-store-uri", uri,
@@ -148,9 +145,6 @@ def _port(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from softmax_exp.paths import project_root, resolve_path
-    from softmax_exp.tracking import DB_NAME
-
     parser = OneLineParser(prog="python -m softmax_exp.ui", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)

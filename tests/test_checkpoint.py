@@ -13,6 +13,7 @@ from softmax_exp.checkpoint import (
 )
 from softmax_exp.model import Preprocessing, Softmax
 from softmax_exp.optim import SGD, Momentum, make_schedule
+from softmax_exp.sgd import NoHooks
 
 
 def _blobs(n=700, d=12, c=4, seed=0):
@@ -25,6 +26,13 @@ def _blobs(n=700, d=12, c=4, seed=0):
 
 def _pre():
     return Preprocessing(np.zeros(12), True, tuple("abcd"), (12, 1, 1))
+
+
+class _Checkpoints(NoHooks):
+    """Hooks that hand every checkpoint to ``keep``."""
+
+    def __init__(self, keep):
+        self.on_checkpoint = keep
 
 
 def _train(X, y, optimizer, replace, **kwargs):
@@ -45,8 +53,8 @@ def test_resume_from_any_checkpoint_is_bit_identical(stop_at, make_opt, replace,
 
     saved = []
     _train(X, y, make_opt(), replace, checkpoint_every=stop_at,
-           on_checkpoint=lambda state: saved.append(save_checkpoint(
-               tmp_path / checkpoint_name(state.iteration), state, "fp")))
+           hooks=_Checkpoints(lambda state: saved.append(save_checkpoint(
+               tmp_path / checkpoint_name(state.iteration), state, "fp"))))
     assert [p.name for p in saved] == [checkpoint_name(k) for k in range(stop_at, 700, stop_at)]
     state = load_resumable_checkpoint(saved[0], "fp", dim=X.shape[1], num_classes=4, dtype=X.dtype,
                                       num_iters=700, optimizer=make_opt().name)
@@ -61,7 +69,7 @@ def test_resume_from_any_checkpoint_is_bit_identical(stop_at, make_opt, replace,
 def test_checkpoint_state_is_a_copy_and_momentum_keeps_its_velocity():
     X, y = _blobs()
     states = []
-    model, _ = _train(X, y, Momentum(0.9), True, checkpoint_every=200, on_checkpoint=states.append)
+    model, _ = _train(X, y, Momentum(0.9), True, checkpoint_every=200, hooks=_Checkpoints(states.append))
     assert [s.iteration for s in states] == [200, 400, 600]  # none at the end: the run is done
     assert not np.array_equal(states[0].W, model.W) and not np.shares_memory(states[-1].W, model.W)
     assert set(states[0].optimizer_state) == {"velocity"}
@@ -71,7 +79,7 @@ def test_checkpoint_state_is_a_copy_and_momentum_keeps_its_velocity():
 def test_a_checkpoint_is_never_resumed_into_another_training(tmp_path):
     X, y = _blobs()
     states = []
-    _train(X, y, SGD(), True, checkpoint_every=300, on_checkpoint=states.append)
+    _train(X, y, SGD(), True, checkpoint_every=300, hooks=_Checkpoints(states.append))
     path = save_checkpoint(tmp_path / "c.npz", states[0], "fingerprint-a")
     with pytest.raises(ValueError, match="belongs to a training with another config"):
         load_checkpoint(path, "fingerprint-b")
@@ -89,5 +97,5 @@ def test_a_checkpoint_is_never_resumed_into_another_training(tmp_path):
 
 def _momentum_state(X, y):
     states = []
-    _train(X, y, Momentum(0.9), True, checkpoint_every=300, on_checkpoint=states.append)
+    _train(X, y, Momentum(0.9), True, checkpoint_every=300, hooks=_Checkpoints(states.append))
     return states[0]

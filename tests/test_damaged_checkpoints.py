@@ -13,6 +13,7 @@ from npz_fixtures import allocates_at_most, damaged_copies, npy, npy_header, rew
 from softmax_exp.checkpoint import load_checkpoint, load_resumable_checkpoint, save_checkpoint
 from softmax_exp.model import Preprocessing, Softmax
 from softmax_exp.optim import Momentum, make_optimizer
+from softmax_exp.sgd import NoHooks
 
 NUM_ITERS = 600
 NEEDS = dict(dim=13, num_classes=4, dtype=np.float32, num_iters=NUM_ITERS, optimizer="momentum")
@@ -40,7 +41,9 @@ def _train(optimizer="momentum", **kwargs):
 def good(tmp_path_factory):
     """A momentum checkpoint at iteration 300 (3 evaluations), and the training never stopped."""
     states = []
-    _train(checkpoint_every=300, on_checkpoint=states.append)
+    hooks = NoHooks()
+    hooks.on_checkpoint = states.append
+    _train(checkpoint_every=300, hooks=hooks)
     whole = _train()
     return save_checkpoint(tmp_path_factory.mktemp("good") / "c.npz", states[0], "fp"), whole
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from softmax_exp.kernels import num_threads
-from softmax_exp.model import Preprocessing, Softmax, check_hyperparameters
+from softmax_exp.hyperparameters import TrainParams, check_hyperparameters
+from softmax_exp.kernels import KERNELS, UNCHECKED, num_threads
+from softmax_exp.model import Preprocessing, Softmax
 from softmax_exp.optim import Momentum, make_schedule
+from softmax_exp.sgd import MinibatchStream
 
 
 def _blobs(n=600, d=12, c=4, seed=0, dtype=np.float32):
@@ -62,21 +64,25 @@ def test_same_seed_same_bits(kernel):
     assert not np.array_equal(h.loss, runs[0][0])
 
 
-def test_without_replacement_draws_distinct_rows():
+@pytest.mark.parametrize("replace", [True, False])
+def test_the_training_loop_calls_the_kernel_on_the_streams_minibatches(replace, monkeypatch):
+    """Each step calls the unchecked kernel once on the next minibatch of MinibatchStream; without
+    replacement a minibatch of all 30 rows is each row once (with replacement it is not)."""
     X, y = _blobs(n=30)
     seen = []
+    unchecked = UNCHECKED["numba_fused"]
+    def spy(W, X_, y_, reg, idx):
+        seen.append(idx.copy())
+        return unchecked(W, X_, y_, reg, idx)
 
-    class Spy:
-        name = "spy"
-
-        def step(self, W, dW, lr):
-            pass
-
-    model = Softmax("numba_fused", _pre())
-    kernel = model.kernel
-    model.kernel = lambda W, X_, y_, reg, idx: (seen.append(idx.copy()), kernel(W, X_, y_, reg, idx))[1]
-    model.train(X, y, lr=0.1, reg=0.0, num_iters=5, batch_size=30, replace=False, optimizer=Spy())
-    assert all(np.array_equal(np.sort(i), np.arange(30)) for i in seen)
+    monkeypatch.setitem(UNCHECKED, "numba_fused", spy)
+    Softmax("numba_fused", _pre()).train(X, y, lr=0.1, reg=0.0, num_iters=5, batch_size=30, replace=replace,
+                                         seed=4)
+    stream = MinibatchStream(np.random.default_rng(4), 30, 30, replace)
+    stream.rng.standard_normal((13, 4))  # the draws of W's initialisation come first
+    assert len(seen) == 5 and all(np.array_equal(i, stream.rows(t)) for t, i in enumerate(seen))
+    distinct = [np.array_equal(np.sort(i), np.arange(30)) for i in seen]
+    assert all(distinct) if not replace else not any(distinct)
 
 
 def test_divergence_stops_early_without_evaluating():
@@ -163,17 +169,22 @@ def test_unknown_kernel():
 
 
 def test_training_checks_its_inputs_once_not_at_every_step(monkeypatch):
-    """The loop calls the kernel's unchecked twin: the kernels' own checks never run during training."""
+    """train checks W, X, y once, then every step calls the kernel's unchecked twin: the checked kernel
+    (whose checks cost more than a digits step) never runs in the loop."""
     import softmax_exp.kernels._validation as validation
+    import softmax_exp.model as model_module
 
-    calls = []
-    original = validation.check_inputs
-    monkeypatch.setattr(validation, "check_inputs", lambda *a: calls.append(1) or original(*a))
+    checks, checked_kernel = [], []
+    for module in (validation, model_module):
+        original = module.check_inputs
+        monkeypatch.setattr(module, "check_inputs", lambda *a, _f=original: checks.append(1) or _f(*a))
+    public = KERNELS["numba_fused"]
+    monkeypatch.setitem(KERNELS, "numba_fused", lambda *a: checked_kernel.append(1) or public(*a))
     X, y = _blobs()
     Softmax("numba_fused").train(X, y, lr=1e-2, reg=1e-3, num_iters=50, batch_size=20)
-    assert calls == []
+    assert checks == [1] and checked_kernel == []
     Softmax("numba_fused").kernel(np.zeros((X.shape[1], 4), X.dtype), X, y, 0.0)  # the public one checks
-    assert calls == [1]
+    assert checks == [1, 1] and checked_kernel == [1]
 
 
 def test_nan_in_the_training_rows_is_an_error_not_a_divergence():
@@ -182,3 +193,17 @@ def test_nan_in_the_training_rows_is_an_error_not_a_divergence():
     X[:, 0] = np.nan
     with pytest.raises(ValueError, match="X contains NaN or inf"):
         Softmax("numba_fused").train(X, y, lr=1e-2, reg=1e-3, num_iters=5, batch_size=20)
+
+
+def test_hyperparameters_as_one_dataclass_or_as_keywords_train_alike():
+    X, y = _blobs()
+    params = TrainParams(lr=0.05, reg=1e-3, num_iters=40, batch_size=32, seed=2, eval_every=20)
+    a, b = Softmax("numba_fused", _pre()), Softmax("numba_fused", _pre())
+    ha = a.train(X, y, params)
+    hb = b.train(X, y, lr=0.05, reg=1e-3, num_iters=40, batch_size=32, seed=2, eval_every=20)
+    assert np.array_equal(a.W, b.W) and np.array_equal(ha.loss, hb.loss) and ha.evals == hb.evals
+    with pytest.raises(TypeError, match="not both: lr"):
+        Softmax("numba_fused", _pre()).train(X, y, params, lr=0.1)
+    with pytest.raises(ValueError, match="init_scale must be a finite number > 0"):
+        TrainParams(lr=0.1, reg=0.0, num_iters=1, init_scale=0.0)
+    assert type(TrainParams(lr=np.float32(0.5), reg=np.int64(0), num_iters=np.int64(3)).reg) is float

@@ -20,7 +20,7 @@ from npz_fixtures import (
     write_zip,
 )
 
-import softmax_exp.model as model_module
+import softmax_exp.npz as npz_module
 from softmax_exp.model import Preprocessing, Softmax
 
 LITTLE = 4 << 20  # every refusal below allocates less than this (the good model is 2 KB)
@@ -144,7 +144,7 @@ def test_a_compressed_member_may_not_unpack_beyond_the_bound(good, tmp_path, mon
     files["class_names"] = npy(np.array(["c"] * 100_000))
     path = write_zip(tmp_path / "zipped.npz", {f"{k}.npy": v for k, v in files.items()}, zipfile.ZIP_DEFLATED)
     assert path.stat().st_size < 100_000
-    monkeypatch.setattr(model_module, "MAX_ARRAY_BYTES", 1 << 20)
+    monkeypatch.setattr(npz_module, "MAX_ARRAY_BYTES", 1 << 20)
     _refused(path, r"'W' claims float32 \(13, 100000\), 5200000 bytes; at most 1048576 are read")
 
 

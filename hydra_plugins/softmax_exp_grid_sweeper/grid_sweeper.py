@@ -21,10 +21,11 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_loader import ConfigLoader
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
+
+from softmax_exp.hydra_internals import basic_sweeper_class
 
 
 def covering_jobs(batch: Sequence[Sequence[str]]) -> list[Sequence[str]]:
@@ -86,7 +87,7 @@ class ComposedAhead(ConfigLoader):
         return self.loader.compute_defaults_list(*args, **kwargs)
 
 
-class GridSweeper(BasicSweeper):
+class GridSweeper(basic_sweeper_class()):  # Hydra's BasicSweeper
     """BasicSweeper composing each job's config once, as described in the module's doc."""
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:

@@ -12,14 +12,19 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
 from softmax_exp.cli import OneLineParser
+from softmax_exp.config import compose, one_line
+from softmax_exp.data import DataError, load_dataset
+from softmax_exp.data.cifar10 import download_cifar10
+from softmax_exp.data.options import parse_options
+from softmax_exp.paths import resolve_path
 
 
 def info(overrides: list[str]) -> None:
     """Load the configured dataset and print its splits, classes, fingerprint and cache path."""
-    from softmax_exp.config import compose
-    from softmax_exp.data import load_dataset
-
     data = load_dataset(compose(overrides).dataset)
     print(f"dataset      {data.name}")
     for split in ("train", "val", "test", "dev"):
@@ -34,11 +39,6 @@ def info(overrides: list[str]) -> None:
 
 def download(args: argparse.Namespace) -> None:
     """Download CIFAR-10; root, url and md5 default to conf/dataset/cifar10.yaml."""
-    from softmax_exp.config import compose
-    from softmax_exp.data.cifar10 import download_cifar10
-    from softmax_exp.data.options import parse_options
-    from softmax_exp.paths import resolve_path
-
     opts = parse_options(compose(["dataset=cifar10", *args.overrides]).dataset)
     root = resolve_path(args.root) if args.root else opts.root
     md5 = (args.md5 or opts.md5 or "").lower() or None
@@ -65,12 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     dl_cmd.add_argument("--md5", help="expected MD5 hex digest (default: dataset.md5)")
     dl_cmd.add_argument("overrides", nargs="*", help="Hydra overrides for the dataset config")
     args = parser.parse_args(argv)
-
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from softmax_exp.config import one_line
-    from softmax_exp.data import DataError
 
     try:
         if args.command == "info":

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from softmax_exp.config import DATASETS, ConfigError, DatasetConfig
+from softmax_exp.config import DATASETS, ConfigError, DatasetConfig, one_line
 from softmax_exp.data.errors import DataError
 from softmax_exp.paths import project_root, resolve_path
 
@@ -99,10 +101,6 @@ def dataset_config(cfg: Any) -> DatasetConfig:
     """The checked schema object of a dataset config; DataError names the first bad option."""
     if isinstance(cfg, DatasetConfig):
         return cfg
-    from omegaconf import DictConfig, OmegaConf
-    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
-
-    from softmax_exp.config import one_line
 
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)

@@ -12,28 +12,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._blocks import BLOCK, CONTRACT_ONLY, FASTMATH, block_scores, num_chunks
 from ._validation import checked_call
-
-# Reassociation lets LLVM vectorise the dot products and axpys; contraction lets it use FMA. No nnan/ninf:
-# the NaN and inf semantics the validation relies on are kept.
-_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
-_CONTRACT_ONLY = {"contract"}
-
-# Rows per chunk at least this many, and at most this many chunks: enough chunks to balance two to a few
-# dozen threads on a full pass, few enough that the per-chunk (C, D) accumulators stay small next to the
-# rows read (a minibatch of 200 rows gets 2 chunks: zeroing and summing more would cost more than it saves).
-_MIN_ROWS_PER_CHUNK = 100
-_MAX_CHUNKS = 32
-
-# Rows handled together by the fused kernel: the block of X (8 rows) stays in L1/L2 between the score pass
-# and the gradient pass, so X is read from memory once. The gradient loop below is written for 8.
-_BLOCK = 8
-
-
-@njit(cache=True)
-def _num_chunks(n):
-    return max(1, min(_MAX_CHUNKS, n // _MIN_ROWS_PER_CHUNK))
-
 
 # --------------------------------------------------------------------------------------------------------
 # numba_naive: pass 1 computes the probabilities row by row, pass 2 forms X^T dS chunk by chunk.
@@ -66,7 +46,7 @@ def _naive_impl(W, X, y, reg, idx):
             dscores[k, j] = dscores[k, j] / denom / n
         dscores[k, y[i]] -= 1.0 / n
 
-    nchunks = _num_chunks(n)
+    nchunks = num_chunks(n)
     partial = np.zeros((nchunks, D, C), dtype=np.float64)
     for ch in prange(nchunks):
         for k in range(ch * n // nchunks, (ch + 1) * n // nchunks):
@@ -93,52 +73,7 @@ def _naive_impl(W, X, y, reg, idx):
 # --------------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def _block_scores(X, rows, WT, scores, zero):
-    """scores[r, j] = X[rows[r]] . WT[j] for the 8 rows of a block, four rows by two classes at a time.
-
-    Eight independent sums per pass over the rows; reassociation lets LLVM vectorise each sum. The rows come
-    from memory here and stay in cache (L1/L2) for the gradient pass.
-    """
-    D = X.shape[1]
-    for r in range(0, _BLOCK, 4):
-        x0 = X[rows[r]]
-        x1 = X[rows[r + 1]]
-        x2 = X[rows[r + 2]]
-        x3 = X[rows[r + 3]]
-        for j in range(0, WT.shape[0], 2):
-            w0 = WT[j]
-            w1 = WT[j + 1]
-            s00 = zero
-            s01 = zero
-            s10 = zero
-            s11 = zero
-            s20 = zero
-            s21 = zero
-            s30 = zero
-            s31 = zero
-            for d in range(D):
-                u = w0[d]
-                v = w1[d]
-                s00 += x0[d] * u
-                s01 += x0[d] * v
-                s10 += x1[d] * u
-                s11 += x1[d] * v
-                s20 += x2[d] * u
-                s21 += x2[d] * v
-                s30 += x3[d] * u
-                s31 += x3[d] * v
-            scores[r, j] = s00
-            scores[r, j + 1] = s01
-            scores[r + 1, j] = s10
-            scores[r + 1, j + 1] = s11
-            scores[r + 2, j] = s20
-            scores[r + 2, j + 1] = s21
-            scores[r + 3, j] = s30
-            scores[r + 3, j + 1] = s31
-
-
-@njit(cache=True, fastmath=_CONTRACT_ONLY)
+@njit(cache=True, fastmath=CONTRACT_ONLY)
 def _block_gradient(X, rows, g, accT):
     """accT[j] += sum_r g[r, j] * X[rows[r]] for the 8 rows of a block, two classes at a time.
 
@@ -193,7 +128,7 @@ def _transpose_sum_squares(W, WT):
     return s
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _fused_impl(W, X, y, reg, idx):
     """Returns (data loss, sum of W**2, dW with the L2 gradient): two parallel regions, the chunks and the
     reduction; no zero-filled allocation (each chunk zeroes its own accumulator)."""
@@ -204,8 +139,8 @@ def _fused_impl(W, X, y, reg, idx):
     WT = np.empty((Cp, D), dtype=W.dtype)
     sum_sq = _transpose_sum_squares(W, WT)
     zero = WT[0, 0] - WT[0, 0]  # a zero of the dtype of X, so float32 sums stay float32
-    nchunks = _num_chunks(n)
-    nblocks = (n + _BLOCK - 1) // _BLOCK  # chunks own whole blocks: only the very last block is short
+    nchunks = num_chunks(n)
+    nblocks = (n + BLOCK - 1) // BLOCK  # chunks own whole blocks: only the very last block is short
     acc = np.empty((nchunks, Cp, D), dtype=W.dtype)  # dW^T per chunk, in the dtype of X
     chunk_loss = np.empty(nchunks, dtype=np.float64)
     inv_n = 1.0 / n
@@ -214,17 +149,17 @@ def _fused_impl(W, X, y, reg, idx):
         for j in range(Cp):
             for d in range(D):
                 accT[j, d] = zero
-        rows = np.empty(_BLOCK, dtype=np.intp)
-        scores = np.empty((_BLOCK, Cp), dtype=W.dtype)
-        g = np.zeros((_BLOCK, Cp), dtype=W.dtype)
+        rows = np.empty(BLOCK, dtype=np.intp)
+        scores = np.empty((BLOCK, Cp), dtype=W.dtype)
+        g = np.zeros((BLOCK, Cp), dtype=W.dtype)
         loss = 0.0
         for blk in range(ch * nblocks // nchunks, (ch + 1) * nblocks // nchunks):
-            b0 = blk * _BLOCK
-            nb = min(_BLOCK, n - b0)
+            b0 = blk * BLOCK
+            nb = min(BLOCK, n - b0)
             # a short last block repeats its last row with a zero gradient weight: full blocks only below
-            for r in range(_BLOCK):
+            for r in range(BLOCK):
                 rows[r] = idx[b0 + min(r, nb - 1)]
-            _block_scores(X, rows, WT, scores, zero)
+            block_scores(X, rows, WT, scores, zero)
             # stable softmax, loss and dscores / n for each real row, in float64 (C values per row)
             for r in range(nb):
                 yi = y[rows[r]]
@@ -239,7 +174,7 @@ def _fused_impl(W, X, y, reg, idx):
                 for j in range(C):
                     g[r, j] = math.exp(float(scores[r, j]) - shift) / denom * inv_n
                 g[r, yi] = g[r, yi] - inv_n
-            for r in range(nb, _BLOCK):
+            for r in range(nb, BLOCK):
                 for j in range(Cp):
                     g[r, j] = zero
             _block_gradient(X, rows, g, accT)

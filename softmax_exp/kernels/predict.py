@@ -1,6 +1,6 @@
 """Predicted labels ``argmax_j X[i] . W[:, j]`` and the count of correct ones, in one parallel pass over X.
 
-The scores are made by the fused loss kernel's score pass (``_block_scores``: blocks of 8 rows, four rows by
+The scores are made by the fused loss kernel's score pass (``block_scores``: blocks of 8 rows, four rows by
 two classes at a time, products and sums in the dtype of X), so a label is the argmax of exactly the scores
 the loss kernel computes, and no (N, C) array of scores is ever formed. The rows are split into chunks fixed
 by the row count; a label depends on its row only, so the result is the same with any thread count.
@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._blocks import BLOCK, FASTMATH, block_scores, num_chunks
 from ._validation import check_predict_inputs
-from .numba_kernels import _BLOCK, _FASTMATH, _block_scores, _num_chunks
 
 
 @njit(cache=True)
 def _padded_transpose(W):
-    """W^T (Cp, D) padded with a zero class to an even class count, as ``_block_scores`` takes it."""
+    """W^T (Cp, D) padded with a zero class to an even class count, as ``block_scores`` takes it."""
     D, C = W.shape
     WT = np.zeros((C + (C & 1), D), dtype=W.dtype)
     for j in range(C):
@@ -47,48 +47,48 @@ def _argmax(scores, r, C):
 def _fill_rows(rows, idx, b0, nb):
     """The X rows of the block starting at position b0 (idx[b0 + r], or b0 + r when idx is None); a short
     block repeats its last row, so the score pass always works on full blocks."""
-    for r in range(_BLOCK):
+    for r in range(BLOCK):
         k = b0 + min(r, nb - 1)
         rows[r] = k if idx is None else idx[k]
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _labels_impl(W, X, idx, labels):
     n = labels.shape[0]
     C = W.shape[1]
     WT = _padded_transpose(W)
     zero = WT[0, 0] - WT[0, 0]  # a zero of the dtype of X, so float32 sums stay float32
-    nchunks = _num_chunks(n)
-    nblocks = (n + _BLOCK - 1) // _BLOCK
+    nchunks = num_chunks(n)
+    nblocks = (n + BLOCK - 1) // BLOCK
     for ch in prange(nchunks):
-        rows = np.empty(_BLOCK, dtype=np.intp)
-        scores = np.empty((_BLOCK, WT.shape[0]), dtype=W.dtype)
+        rows = np.empty(BLOCK, dtype=np.intp)
+        scores = np.empty((BLOCK, WT.shape[0]), dtype=W.dtype)
         for blk in range(ch * nblocks // nchunks, (ch + 1) * nblocks // nchunks):
-            b0 = blk * _BLOCK
-            nb = min(_BLOCK, n - b0)
+            b0 = blk * BLOCK
+            nb = min(BLOCK, n - b0)
             _fill_rows(rows, idx, b0, nb)
-            _block_scores(X, rows, WT, scores, zero)
+            block_scores(X, rows, WT, scores, zero)
             for r in range(nb):
                 labels[b0 + r] = _argmax(scores, r, C)
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _count_impl(W, X, y, idx, n):
     C = W.shape[1]
     WT = _padded_transpose(W)
     zero = WT[0, 0] - WT[0, 0]
-    nchunks = _num_chunks(n)
-    nblocks = (n + _BLOCK - 1) // _BLOCK
+    nchunks = num_chunks(n)
+    nblocks = (n + BLOCK - 1) // BLOCK
     counts = np.empty(nchunks, dtype=np.int64)
     for ch in prange(nchunks):
-        rows = np.empty(_BLOCK, dtype=np.intp)
-        scores = np.empty((_BLOCK, WT.shape[0]), dtype=W.dtype)
+        rows = np.empty(BLOCK, dtype=np.intp)
+        scores = np.empty((BLOCK, WT.shape[0]), dtype=W.dtype)
         hits = 0
         for blk in range(ch * nblocks // nchunks, (ch + 1) * nblocks // nchunks):
-            b0 = blk * _BLOCK
-            nb = min(_BLOCK, n - b0)
+            b0 = blk * BLOCK
+            nb = min(BLOCK, n - b0)
             _fill_rows(rows, idx, b0, nb)
-            _block_scores(X, rows, WT, scores, zero)
+            block_scores(X, rows, WT, scores, zero)
             for r in range(nb):
                 if _argmax(scores, r, C) == y[rows[r]]:
                     hits += 1

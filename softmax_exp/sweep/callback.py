@@ -21,13 +21,23 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from softmax_exp import timing
+from softmax_exp import timing, tracking
 from softmax_exp.config import Config, ConfigError, to_config
+from softmax_exp.data import DataError, check_dataset
+from softmax_exp.hydra_internals import split_sweep_arguments
 from softmax_exp.overrides import override_key
+from softmax_exp.plots import save_val_acc_heatmap_png
 from softmax_exp.sweep import results
+from softmax_exp.tracking import TrackingError, child_runs, resume, tags
+from softmax_exp.tracking.links import run_link
+from softmax_exp.tracking.registry import register
+from softmax_exp.tracking.resume import result_config
+from softmax_exp.tracking.run import unique_run_name
+from softmax_exp.tracking.tags import FAILURE_TAG
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +60,6 @@ def _recorded(method):
 
     @functools.wraps(method)
     def wrapper(self, config: DictConfig, **kwargs: Any) -> None:
-        from softmax_exp.data import DataError
-        from softmax_exp.tracking import TrackingError
-
         try:
             method(self, config, **kwargs)
         except Exception as e:
@@ -79,8 +86,6 @@ class SweepCallback(Callback):
     @_recorded
     @timing.timed("tracking")
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from softmax_exp.data import check_dataset
-
         sweep_dir = Path(config.hydra.sweep.dir)
         shared = to_config(config)  # the config every job starts from, checked before any job
         with timing.section("data"):
@@ -106,10 +111,6 @@ class SweepCallback(Callback):
         """The sweep's parent run: with ``resume``, the one of an earlier invocation of the same sweep
         (reopened; its stale children marked KILLED), else a new one. Two invocations starting at once
         both create one, then keep the older and trash their own."""
-        from softmax_exp import tracking
-        from softmax_exp.tracking import resume, tags
-        from softmax_exp.tracking.run import unique_run_name
-
         atexit.register(self._abandon)  # whatever happens next, the parent is never left RUNNING
         tcfg = config.tracking
         uri = tracking.resolve_tracking_uri(tcfg.uri)
@@ -168,8 +169,6 @@ class SweepCallback(Callback):
         summary = results.write_summary_csv(sweep_dir / results.SUMMARY_FILE, jobs)
         heatmap = None
         if jobs:
-            from softmax_exp.plots import save_val_acc_heatmap_png
-
             with timing.section("pictures"):
                 heatmap = save_val_acc_heatmap_png(
                     sweep_dir / results.HEATMAP_FILE, [r.lr for r in jobs], [r.reg for r in jobs],
@@ -190,9 +189,6 @@ class SweepCallback(Callback):
     def _close_parent(self, info: dict[str, Any], jobs: list[results.JobResult], summary: Path,
                       heatmap: Path | None, failed: list, missing: bool) -> None:
         """Best job, note, files and status of the parent run; then where everything is."""
-        from softmax_exp.tracking import tags
-        from softmax_exp.tracking.registry import register
-
         best = results.best_result(jobs)
         parent = self._parent
         version = None
@@ -217,8 +213,6 @@ class SweepCallback(Callback):
         self._say_where(info, best, version)
 
     def _say_where(self, info: dict[str, Any], best: results.JobResult | None, version) -> None:
-        from softmax_exp.tracking.links import run_link
-
         parent = self._parent.client.get_run(self._parent.run_id)
         uri, run_id = info["tracking_uri"], parent.info.run_id
         log.info(f"MLflow: parent run {parent.info.run_name!r} ({run_id}) in {uri}")
@@ -244,9 +238,6 @@ class SweepCallback(Callback):
 def discard_unused_parents() -> None:
     """A sweep stopped before its first job (Hydra could not compose one): its parent run, still without
     children, is ended and moved to MLflow's trash, so that nothing of it is left."""
-    from softmax_exp.tracking import child_runs
-    from softmax_exp.tracking.tags import FAILURE_TAG
-
     for cb in _OPEN:
         parent = cb._parent
         if parent is not None and not parent.ended and not child_runs(parent.client, parent.run_id):
@@ -265,8 +256,6 @@ def fingerprint(config: DictConfig, shared: Config) -> str:
     """The sweep's fingerprint (see :func:`softmax_exp.tracking.resume.sweep_fingerprint`) from Hydra's
     config (its overrides and sweeper) and the config the jobs share: same command, same config, same
     fingerprint, whatever the sweep directory."""
-    from softmax_exp.tracking import resume
-
     sweeper = config.hydra.sweeper
     return resume.sweep_fingerprint(shared, [o.input_line for o in _sweep_overrides(config)],
                                     str(sweeper.get("_target_", "")), dict(sweeper.get("params") or {}))
@@ -281,12 +270,9 @@ def count_jobs(config: DictConfig) -> int | None:
         return int(sweeper.n_trials)
     if not target.endswith(("BasicSweeper", "GridSweeper")):
         return None
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
     parsed = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
-    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+    return sum(len(batch) for batch in split_sweep_arguments(parsed))
 
 
 def sweep_keys(config: DictConfig) -> list[str]:
@@ -305,8 +291,6 @@ def swept_values(config: DictConfig) -> dict[str, str]:
 
 
 def _sweep_overrides(config: DictConfig) -> list:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
     return [o for o in parsed if o.is_sweep_override()]
 
@@ -314,7 +298,5 @@ def _sweep_overrides(config: DictConfig) -> list:
 def _shared_params(config: Config, swept: list[str]) -> dict[str, Any]:
     """What all jobs of the sweep share and can change a result: the config's params without the swept
     keys."""
-    from softmax_exp.tracking.resume import result_config
-
     prefixes = tuple(f"{k}." for k in swept)
     return {k: v for k, v in result_config(config).items() if k not in swept and not k.startswith(prefixes)}

@@ -7,7 +7,9 @@ import logging
 import math
 from typing import Any
 
-from softmax_exp.fit import JobContext, fit
+from softmax_exp.config import to_config
+from softmax_exp.fit import fit
+from softmax_exp.job_types import JobContext
 from softmax_exp.sweep.results import JobResult, write_result
 
 log = logging.getLogger(__name__)
@@ -20,8 +22,6 @@ def run_job(cfg: Any, job: JobContext, info: dict[str, Any] | None) -> float:
     A bad config, bad data or a divergence fail this job only: its run (if any) ends FAILED, its
     result.json says why, and a line on stderr names it. Ctrl-C records it KILLED and goes on up.
     """
-    from softmax_exp.config import to_config
-
     if info is not None:
         job.parent_run_id, job.experiment_id = info["parent_run_id"], info["experiment_id"]
         job.sweep_id = info["sweep_id"]

@@ -11,6 +11,7 @@ ends it. As a context manager the job's run ends FAILED on an exception and KILL
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -20,8 +21,10 @@ import numpy as np
 
 from softmax_exp import timing
 from softmax_exp.atomic import temp_dir
+from softmax_exp.checkpoint import checkpoint_name, load_resumable_checkpoint, save_checkpoint
 from softmax_exp.config import Config
 from softmax_exp.tracking import resume
+from softmax_exp.tracking.logged_model import log_model
 from softmax_exp.tracking.provenance import environment_tags, git_state
 from softmax_exp.tracking.run import Run, unique_run_name
 from softmax_exp.tracking.store import (
@@ -47,8 +50,9 @@ from softmax_exp.tracking.tags import (
 
 if TYPE_CHECKING:
     from softmax_exp.data import Dataset
-    from softmax_exp.fit import JobContext
-    from softmax_exp.model import EvalPoint, Softmax, TrainHistory, TrainState
+    from softmax_exp.job_types import JobContext
+    from softmax_exp.model import Softmax
+    from softmax_exp.sgd import EvalPoint, TrainHistory, TrainState
 
 
 
@@ -83,6 +87,11 @@ class TrackedJob:
         earlier = (resume.earlier_runs(client, exp_id, fingerprint, job.parent_run_id, stale_s)
                    if cfg.resume else resume.Earlier())
         return cls(cfg, job, uri, exp_id, fingerprint, earlier)
+
+    @property
+    def run_id(self) -> str | None:
+        """The job's MLflow run, once :meth:`open` has started or reopened it."""
+        return self.run.run_id if self.run is not None else None
 
     @property
     def finished_before(self):
@@ -131,8 +140,6 @@ class TrackedJob:
         checkpoint file of the run is deleted (the previous one, the one resumed from, one a kill left
         before its tag moved). A kill at any moment leaves the tag on a complete checkpoint. No checkpoint
         is written sooner than ``checkpoint_min_seconds`` after the start or the last one."""
-        from softmax_exp.checkpoint import checkpoint_name, save_checkpoint
-
         if time.monotonic() - self._checkpointed_at < self.cfg.checkpoint_min_seconds:
             return  # a training this short is cheaper to run again than to checkpoint
         self._checkpointed_at = time.monotonic()
@@ -153,8 +160,6 @@ class TrackedJob:
         """Send the losses not sent yet, test_acc if measured, the files in the folder ``artifacts``, the
         model as an MLflow model (unless the training diverged), and end the run FINISHED (FAILED with
         the reason if the training diverged): params, tags and metrics go in one call if they fit."""
-        from softmax_exp.tracking.logged_model import log_model
-
         self.log.finish(history.loss, metrics.get("test_acc"))
         self.run.log_artifacts(artifacts)
         tags = {NOTE_TAG: run_note(self.cfg, metrics, len(history.loss), history.diverged)}
@@ -204,8 +209,6 @@ class TrackedJob:
     def _download_checkpoint(self, run, data: Dataset) -> TrainState:
         """The run's last checkpoint, checked against this training; ValueError (one line) if it is
         missing, unreadable, or unusable in any way (the caller then trains from the start)."""
-        from softmax_exp.checkpoint import load_resumable_checkpoint
-
         path = run.data.tags[CHECKPOINT_TAG]
         with temp_dir("checkpoint") as tmp:
             try:
@@ -243,8 +246,6 @@ def run_note(cfg: Config, metrics: dict[str, float], iterations: int, diverged: 
 def log_dataset_inputs(run: Run, cfg: Config, data: Dataset) -> None:
     """The run's training and validation data as MLflow dataset inputs (the run list's Dataset column):
     name, source, the dataset fingerprint as digest (not hashed again), the arrays' schema and shape."""
-    import json
-
     from mlflow.entities import Dataset as DatasetEntity
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.exceptions import MlflowException

@@ -26,6 +26,7 @@ import numpy as np
 
 from softmax_exp import timing
 from softmax_exp.atomic import temp_dir
+from softmax_exp.model import Softmax
 from softmax_exp.tracking.store import get_client
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ MAX_EXAMPLES = 3  # images kept as the input example (the signature already says
 PACKAGE = Path(__file__).resolve().parents[1]
 # the package files Softmax.load / predict_images and the pyfunc class import (numpy and numba only);
 # a test loads a model in a fresh interpreter to hold this list to the imports
-BUNDLED = ("__init__.py", "model.py", "optim.py", "kernels", "serving.py", "timing.py")
+BUNDLED = ("__init__.py", "model.py", "hyperparameters.py", "npz.py", "optim.py", "sgd.py", "kernels",
+           "serving.py", "timing.py")
 ENTRY = PACKAGE / "serving_entry.py"
 
 
@@ -86,8 +88,6 @@ def load_softmax(uri: str, model_uri: str) -> Softmax:
     ``uri``, read from its model.npz (no pyfunc loading, no code import)."""
     import mlflow.artifacts
 
-    from softmax_exp.model import Softmax
-
     model_id = model_uri.removeprefix("models:/")
     location = get_client(uri).get_logged_model(model_id).artifact_location.rstrip("/")
     with temp_dir("model") as tmp:
@@ -110,7 +110,7 @@ def _save(folder: Path, model: Softmax, examples: np.ndarray, logged, run_id: st
     import mlflow.pyfunc
     from mlflow.models import Model
 
-    from softmax_exp import serving
+    from softmax_exp import serving  # the pyfunc class: imports mlflow.pyfunc (1.7 s) at its top
 
     weights = model.save(folder / "model.npz")
     code = _bundle(folder / "code")

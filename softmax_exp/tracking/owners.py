@@ -8,6 +8,7 @@ macOS and Windows alike (the former /proc parsing knew Linux only).
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Mapping
@@ -18,8 +19,6 @@ from softmax_exp.tracking.tags import HEARTBEAT_TAG, HOST_TAG, PID_START_TAG, PI
 def owner_tags() -> dict[str, str]:
     """This process as a run's owner: host name, pid, the pid's start time and a heartbeat (seconds
     since the epoch)."""
-    import os
-
     pid = os.getpid()
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PID_START_TAG: process_start(pid),
             HEARTBEAT_TAG: str(int(time.time()))}

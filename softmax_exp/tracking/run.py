@@ -8,7 +8,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -219,11 +219,6 @@ def _text(value: Any) -> str:
     if isinstance(value, (list, tuple, dict)):
         return json.dumps(value)
     return "null" if value is None else str(value)
-
-
-def _chunks(items: list, n: int) -> Iterable[list]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
 
 
 def _now_ms() -> int:

@@ -18,11 +18,17 @@ import logging
 import os
 import sqlite3
 import ssl
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from softmax_exp import timing
+from softmax_exp.atomic import exclusive_lock, fsync
 from softmax_exp.paths import project_root
+from softmax_exp.tracking import http
+from softmax_exp.tracking.http import configure
+from softmax_exp.tracking.tags import PARENT_TAG
 
 DB_NAME = "mlflow.db"
 LOCK_RETRY_SECONDS = 300.0  # how long a call waits, in total, for a locked SQLite store
@@ -81,7 +87,6 @@ def get_client(uri: str):
     whole first: :func:`prepare_store`), its calls retried while the store is locked and its store's
     failures one line (see :class:`RetryingClient`)."""
     _quiet_mlflow()
-    from softmax_exp.tracking.http import configure
 
     configure(uri)  # a server: bounded retries, one line while it does not answer
     prepare_store(uri)
@@ -179,8 +184,6 @@ def describe_store_error(error: BaseException, uri: str) -> str | None:
     if "database or disk is full" in text or (isinstance(error, OSError) and error.errno == errno.ENOSPC):
         return f"the disk of {where} is full: free some space there, or point tracking.uri elsewhere"
     if uri.startswith(("http://", "https://")):
-        from softmax_exp.tracking import http
-
         return http.describe_failure(error, uri)
     return None
 
@@ -202,7 +205,6 @@ def prepare_store(uri: str) -> None:
         return
     if _has_schema(path, uri):
         return
-    from softmax_exp.atomic import exclusive_lock, fsync
 
     def cannot(e: OSError) -> TrackingError:
         return TrackingError(describe_store_error(e, uri) or f"cannot create the MLflow store {uri}: "
@@ -283,8 +285,6 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     TrackingError in one line if it does not answer (MLflow itself would retry for minutes)."""
     if not uri.startswith(("http://", "https://")):
         return
-    import urllib.error
-    import urllib.request
 
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
@@ -328,8 +328,6 @@ def get_or_create_experiment(client, name: str, artifact_root: str | None = None
 
 def child_runs(client, parent_run_id: str) -> list:
     """The runs whose ``mlflow.parentRunId`` tag is ``parent_run_id``, oldest first."""
-    from softmax_exp.tracking.tags import PARENT_TAG
-
     parent = client.get_run(parent_run_id)
     return list(client.search_runs([parent.info.experiment_id],
                                    filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",

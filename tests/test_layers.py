@@ -1,0 +1,190 @@
+"""The package's import graph: layers that import only downward, no cycle, lazy imports only where they pay.
+
+Every import counts, at the top of a module, inside a function or under ``TYPE_CHECKING``: an arrow is an
+arrow whether it is taken at import time or later. A new module must be given a layer here.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Lowest first. A module may import its own layer and the layers below it, never one above.
+LAYERS: list[tuple[str, set[str]]] = [
+    ("base", {"softmax_exp", "softmax_exp.paths", "softmax_exp.atomic", "softmax_exp.timing",
+              "softmax_exp.fingerprint", "softmax_exp.interrupts", "softmax_exp.cli", "softmax_exp.plots",
+              "softmax_exp.optim", "softmax_exp.npz", "softmax_exp.hyperparameters",
+              "softmax_exp.hydra_internals", "softmax_exp.kernels*"}),
+    ("model", {"softmax_exp.sgd", "softmax_exp.model", "softmax_exp.checkpoint", "softmax_exp.serving",
+               "softmax_exp.serving_entry"}),
+    ("config", {"softmax_exp.config", "softmax_exp.help", "softmax_exp.overrides"}),
+    ("data", {"softmax_exp.data*"}),
+    ("job", {"softmax_exp.job_types", "softmax_exp.artifacts"}),
+    ("tracking", {"softmax_exp.tracking*"}),
+    ("fit", {"softmax_exp.fit"}),
+    ("apps", {"softmax_exp.sweep*", "softmax_exp.train", "softmax_exp.reproduce", "softmax_exp.bench",
+              "softmax_exp.ui", "softmax_exp.gradcheck", "hydra_plugins*"}),
+]
+
+# Third-party modules a project module may import inside a function, and why (measured with
+# `python -X importtime` on this machine); every other import is at the top of its module.
+LAZY = {
+    "mlflow": "~1 s: a training with tracking.enabled=false never imports it",
+    "sklearn": "1.3 s: only the digits dataset and the benchmark's baseline",
+    "matplotlib": "0.4 s: only the sweep's heatmap",
+    "torch": "optional: the benchmark's PyTorch row",
+    "numba": "0.2 s: not for `data download`, `ui` or a served model's process before it predicts",
+    "llvmlite": "with numba",
+    "tqdm": "80 ms: only where a progress bar is shown",
+    "tenacity": "30 ms: only for an HTTP tracking server",
+    "psutil": "20 ms: only when a process's start time is needed",
+    "threadpoolctl": "20 ms: only the benchmark's BLAS rows",
+    "PIL": "17 ms: only image folders and the pictures of a run",
+}
+# Project modules imported inside a function, and why.
+LAZY_PROJECT = {
+    ("softmax_exp/config.py", "softmax_exp.kernels"): "numba (0.2 s), for the kernel names only",
+    ("softmax_exp/timing.py", "softmax_exp.hydra_internals"): "timing is bundled with the served model, "
+                                                              "which has no Hydra",
+    ("softmax_exp/tracking/logged_model.py", "softmax_exp.serving"): "the pyfunc class imports "
+                                                                      "mlflow.pyfunc (1.7 s) at its top",
+    ("softmax_exp/train.py", "softmax_exp.train"): "the Hydra task by its package name (joblib unpickles it)",
+}
+# Bundled with the logged MLflow model (tracking/logged_model.BUNDLED) or imported by what is: numpy and
+# numba only at the top, so a served model needs no more.
+PATHS_LAZY_HYDRA = {("softmax_exp/paths.py", "hydra")}  # paths asks Hydra only when Hydra is running
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in ("softmax_exp", "hydra_plugins"):
+        for path in (ROOT / package).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> list[tuple[str, bool, int]]:
+    """(imported module, inside a function, line) for each import of ``path``; project modules resolved
+    to the deepest module that exists (``from softmax_exp.tracking import resume`` is tracking.resume)."""
+    tree = ast.parse(path.read_text())
+    in_function = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+                   for n in ast.walk(f)}
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([node.module] if node.module else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
+        else:
+            continue
+        for target in targets:
+            found.append((target, id(node) in in_function, node.lineno))
+    return found
+
+
+def _project(target: str) -> str | None:
+    while target and target not in MODULES:
+        target = target.rpartition(".")[0]
+    return target or None
+
+
+def _layer(module: str) -> int:
+    for i, (_, members) in enumerate(LAYERS):
+        for m in members:
+            if module == m or (m.endswith("*") and (module == m[:-1] or module.startswith(m[:-1] + "."))):
+                return i
+    raise AssertionError(f"{module} has no layer in tests/test_layers.py: give it one")
+
+
+def _graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+    for name, path in MODULES.items():
+        for target, _, _ in _imports(name, path):
+            t = _project(target)
+            if t is not None and t != name:
+                graph[name].add(t)
+    return graph
+
+
+def test_every_module_has_a_layer():
+    for module in MODULES:
+        _layer(module)
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    upward = [f"{m} ({LAYERS[_layer(m)][0]}) -> {t} ({LAYERS[_layer(t)][0]})"
+              for m, targets in _graph().items() for t in sorted(targets) if _layer(t) > _layer(m)]
+    assert upward == []
+
+
+def test_the_import_graph_has_no_cycle():
+    graph, state, cycles = _graph(), {}, []
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = "open"
+        for t in sorted(graph[m]):
+            if state.get(t) == "open":
+                cycles.append(" -> ".join(path[path.index(t):] + [t]))
+            elif t not in state:
+                visit(t, path + [t])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert cycles == []
+
+
+def test_imports_inside_functions_are_only_the_measured_lazy_ones():
+    unexplained = []
+    for name, path in MODULES.items():
+        rel = str(path.relative_to(ROOT))
+        for target, lazy, line in _imports(name, path):
+            if not lazy:
+                continue
+            project = _project(target)
+            ok = ((rel, project) in LAZY_PROJECT if project is not None
+                  else target.split(".")[0] in LAZY or (rel, target.split(".")[0]) in PATHS_LAZY_HYDRA)
+            if not ok:
+                unexplained.append(f"{rel}:{line} imports {target}")
+    assert unexplained == []
+
+
+@pytest.mark.parametrize("module", ["softmax_exp.model", "softmax_exp.sgd", "softmax_exp.npz"])
+def test_the_model_side_knows_nothing_of_config_tracking_or_hydra(module):
+    """What the served model bundles imports numpy, numba and its own layers only."""
+    allowed = {"numpy", "numba", "__future__", "math", "os", "zipfile", "dataclasses", "pathlib", "typing",
+               "collections"}
+    for target, _, line in _imports(module, MODULES[module]):
+        project = _project(target)
+        if project is not None:
+            assert _layer(project) <= _layer("softmax_exp.model"), (module, target, line)
+        else:
+            assert target.split(".")[0] in allowed, (module, target, line)
+
+
+def test_the_entrypoint_imports_no_heavy_module_before_it_needs_one():
+    """``python -m softmax_exp.train`` with tracking off imports neither MLflow nor scikit-learn nor
+    matplotlib: what LAZY keeps lazy stays so (a top-level import of a module that imports one at its top
+    would undo it)."""
+    code = ("import sys, softmax_exp.train, softmax_exp.bench, softmax_exp.reproduce; "
+            "print(sorted(m for m in ('mlflow', 'sklearn', 'matplotlib', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
