@@ -23,7 +23,7 @@ from pathlib import Path
 
 from softmax_exp.cli import OneLineParser
 from softmax_exp.paths import project_root, resolve_path
-from softmax_exp.tracking import DB_NAME, default_artifact_root, get_client
+from softmax_exp.tracking import DB_NAME, default_artifact_root, get_client, views
 from softmax_exp.tracking.links import HOST, experiment_link
 from softmax_exp.tracking.links import UI_PORT as DEFAULT_PORT
 
@@ -36,7 +36,10 @@ def runs_link(db: str | os.PathLike, port: int = DEFAULT_PORT) -> str:
     """The UI page to open for the SQLite store ``db`` served on ``HOST:port``: the runs table, in
     model-training mode, of :func:`latest_experiment`; the experiments list when there is none."""
     experiment = latest_experiment(db)
-    return experiment_link(f"sqlite:///{db}", experiment.experiment_id if experiment else None, port)
+    if experiment is None:
+        return experiment_link(f"sqlite:///{db}", None, port)
+    view = views.EXPERIMENT_VIEW if views.read_view(experiment, views.EXPERIMENT_VIEW) else None
+    return experiment_link(f"sqlite:///{db}", experiment.experiment_id, port, view)
 
 
 def latest_experiment(db: str | os.PathLike):

@@ -10,6 +10,7 @@ from helpers import client_for
 from PIL import Image
 
 from softmax_exp import tracking
+from softmax_exp.tracking import views
 
 pytestmark = pytest.mark.slow
 SHORT = ["num_iters=200", "eval_every=100", "progress=false"]
@@ -72,6 +73,28 @@ def test_basic_2x2_sweep_is_one_parent_with_four_children(store, run_cli, tmp_pa
             f"'softmax-digits' version {version.version} (alias 'best')") in lines
     assert any(ln.startswith("  browse it: http://127.0.0.1:5000/#/experiments/") for ln in lines)
 
+    # the UI: the experiment's kind, its saved views (read back), the printed link, the parent's cells
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    key = f"sweep-{parent.info.run_id[:12]}"
+    expected = ["metrics.`val_acc`", "metrics.`train_acc`", "params.`lr`", "params.`reg`"]
+    for view, search in ((key, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"),
+                         ("softmax-exp-runs", "")):
+        state = views.read_view(experiment, view)
+        assert state == {"searchFilter": search, "orderByKey": "metrics.`val_acc`", "orderByAsc": False,
+                         "selectedColumns": expected}, view
+    shown = client.search_runs([parent.info.experiment_id], state["searchFilter"] or None)
+    assert len(shown) == 5  # the experiment's view: the parent and its 4 jobs (no other run here)
+    jobs = client.search_runs([parent.info.experiment_id], views.read_view(experiment, key)["searchFilter"],
+                              order_by=["metrics.val_acc DESC"])
+    assert {r.info.run_id for r in jobs} == {c.info.run_id for c in children}
+    assert (f"  its jobs, best first: http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs?"
+            f"workflowType=machine_learning&viewStateShareKey={key}") in lines
+    parent_run = client.get_run(parent.info.run_id)
+    assert {d.dataset.name for d in parent_run.inputs.dataset_inputs} == {"digits/train", "digits/val"}
+    assert [o.model_id for o in parent_run.outputs.model_outputs] == [
+        best.data.tags["softmax_exp.model_uri"].removeprefix("models:/")]
+
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {
         "summary.csv", "val_acc_heatmap.png"}
     with Image.open(sweep_dir / "val_acc_heatmap.png") as im:
@@ -97,6 +120,8 @@ def test_a_sweep_with_eval_test_reports_the_test_acc_of_the_job_chosen_by_val_ac
     for c in children:
         assert f"| {c.data.metrics['test_acc']:.4f} | FINISHED |" in note
     assert note.rstrip().endswith(f"test_acc {test_acc:.4f}.")
+    state = views.read_view(client.get_experiment(parent.info.experiment_id), "softmax-exp-runs")
+    assert state["selectedColumns"][:3] == ["metrics.`val_acc`", "metrics.`train_acc`", "metrics.`test_acc`"]
 
 
 def test_joblib_sweep_goes_on_after_a_divergence_and_exits_non_zero(store, run_cli, tmp_path):

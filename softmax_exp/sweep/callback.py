@@ -32,8 +32,8 @@ from softmax_exp.hydra_internals import split_sweep_arguments
 from softmax_exp.overrides import override_key
 from softmax_exp.plots import save_val_acc_heatmap_png
 from softmax_exp.sweep import results
-from softmax_exp.tracking import TrackingError, child_runs, resume, tags
-from softmax_exp.tracking.links import run_link
+from softmax_exp.tracking import TrackingError, child_runs, resume, tags, views
+from softmax_exp.tracking.links import experiment_link, run_link
 from softmax_exp.tracking.registry import register
 from softmax_exp.tracking.resume import result_config
 from softmax_exp.tracking.run import unique_run_name
@@ -154,6 +154,8 @@ class SweepCallback(Callback):
             log.info(f"{parent.info.run_name}: going on with parent run {parent.info.run_id}"
                      + (f"; {len(killed)} run(s) of a dead process marked KILLED" if killed else ""))
         info["parent_run_id"] = self._parent.run_id
+        info["view"] = _save_views(client, exp_id, self._parent.run_id, info["name"], info["sweep_keys"],
+                                   config.eval_test)
         info["tracking_uri"] = uri
         info["experiment_id"] = exp_id
         info["register_model"] = tcfg.register_model
@@ -202,6 +204,7 @@ class SweepCallback(Callback):
                              f"lr={best.lr:g}, reg={best.reg:g}: run {best.run_name} ({best.run_id})")
                     version = register(parent.client, info["register_model"], best.model_uri, best.run_id,
                                        about)
+                _show_best_in_parent(parent, best)
             parent.set_tags({tags.NUM_FAILED_TAG: len(failed),
                              tags.NOTE_TAG: results.format_note(info["command"], jobs, version)})
             parent.log_artifact(summary)
@@ -217,6 +220,9 @@ class SweepCallback(Callback):
         uri, run_id = info["tracking_uri"], parent.info.run_id
         log.info(f"MLflow: parent run {parent.info.run_name!r} ({run_id}) in {uri}")
         log.info(f"  browse it: {run_link(uri, info['experiment_id'], run_id)}")
+        if info.get("view"):
+            jobs = experiment_link(uri, info["experiment_id"], view=info["view"])
+            log.info(f"  its jobs, best first: {jobs}")
         if best is not None:
             line = f"  best: {best.run_name} ({best.run_id}), val_acc {best.val_acc:f}"
             if math.isfinite(best.test_acc):  # reported for the job chosen by val_acc, never chosen by
@@ -300,3 +306,27 @@ def _shared_params(config: Config, swept: list[str]) -> dict[str, Any]:
     keys."""
     prefixes = tuple(f"{k}." for k in swept)
     return {k: v for k, v in result_config(config).items() if k not in swept and not k.startswith(prefixes)}
+
+
+def _save_views(client, experiment_id: str, parent_run_id: str, name: str, keys: list[str],
+                test_acc: bool) -> str | None:
+    """The experiment's view with this sweep's columns (the latest sweep's), and the sweep's own view of
+    its jobs; the key of the sweep's view, None if the experiment had no room for it."""
+    cols = views.columns(keys, test_acc)
+    views.save_view(client, experiment_id, views.EXPERIMENT_VIEW, views.EXPERIMENT_VIEW_NAME,
+                    views.view_state(cols))
+    key = views.sweep_view_key(parent_run_id)
+    state = views.view_state(cols, f"tags.`{tags.PARENT_TAG}` = '{parent_run_id}'")
+    return key if views.save_view(client, experiment_id, key, f"{name}: jobs by val_acc", state) else None
+
+
+def _show_best_in_parent(parent, best: results.JobResult) -> None:
+    """The parent run's Dataset and Models cells: the best job's dataset inputs and its logged model."""
+    from mlflow.entities import LoggedModelOutput
+
+    child = parent.client.get_run(best.run_id)
+    if child.inputs is not None and child.inputs.dataset_inputs:
+        parent.client.log_inputs(parent.run_id, datasets=list(child.inputs.dataset_inputs))
+    if best.model_uri:
+        model_id = best.model_uri.removeprefix("models:/")
+        parent.client.log_outputs(parent.run_id, [LoggedModelOutput(model_id, 0)])

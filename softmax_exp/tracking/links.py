@@ -11,13 +11,16 @@ UI_PORT = 5000  # what `make ui` serves on by default
 MODEL_TRAINING = "workflowType=machine_learning"
 
 
-def experiment_link(uri: str, experiment_id: str | None = None, port: int = UI_PORT) -> str:
-    """The runs table of an experiment (the experiments list without one), in model-training mode: on
-    the tracking server itself for an http(s) store, on `make ui`'s address (``port``) for a local one."""
+def experiment_link(uri: str, experiment_id: str | None = None, port: int = UI_PORT,
+                    view: str | None = None) -> str:
+    """The runs table of an experiment (the experiments list without one), in model-training mode and,
+    given a saved view's key (softmax_exp.tracking.views), in that view: on the tracking server itself
+    for an http(s) store, on `make ui`'s address (``port``) for a local one."""
     base = f"{_base(uri, port)}/#/experiments"
     if experiment_id is None:
         return f"{base}?{MODEL_TRAINING}"
-    return f"{base}/{experiment_id}/runs?{MODEL_TRAINING}"
+    shown = f"&viewStateShareKey={view}" if view else ""
+    return f"{base}/{experiment_id}/runs?{MODEL_TRAINING}{shown}"
 
 
 def run_link(uri: str, experiment_id: str, run_id: str) -> str:

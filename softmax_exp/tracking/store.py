@@ -26,7 +26,7 @@ from pathlib import Path
 from softmax_exp import timing
 from softmax_exp.atomic import exclusive_lock, fsync
 from softmax_exp.paths import project_root
-from softmax_exp.tracking import http
+from softmax_exp.tracking import http, views
 from softmax_exp.tracking.http import configure
 from softmax_exp.tracking.tags import PARENT_TAG
 
@@ -316,12 +316,14 @@ def get_or_create_experiment(client, name: str, artifact_root: str | None = None
         artifact_root = artifact_root or default_artifact_root(client.tracking_uri)
         location = str(Path(artifact_root) / name) if artifact_root else None
         try:
-            _EXPERIMENT_IDS[key] = client.create_experiment(name, artifact_location=location)
-            return _EXPERIMENT_IDS[key]
+            client.create_experiment(name, artifact_location=location,
+                                     tags={views.EXPERIMENT_KIND_TAG: views.CUSTOM_MODEL_DEVELOPMENT})
         except MlflowException:  # another job created it in the meantime
-            exp = client.get_experiment_by_name(name)
-            if exp is None:
-                raise
+            pass
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise TrackingError(f"cannot create the MLflow experiment {name!r} in {client.tracking_uri}")
+    views.prepare_experiment(client, exp)
     _EXPERIMENT_IDS[key] = exp.experiment_id
     return exp.experiment_id
 
