@@ -10,7 +10,7 @@ from helpers import client_for
 
 from softmax_exp import tracking, ui
 
-RUNS_VIEW = "/runs?workflowType=machine_learning"
+RUNS_VIEW = "/runs?workflowType=machine_learning&viewStateShareKey=softmax-exp-runs"  # views.py
 
 
 @pytest.fixture

@@ -324,9 +324,14 @@ def _show_best_in_parent(parent, best: results.JobResult) -> None:
     """The parent run's Dataset and Models cells: the best job's dataset inputs and its logged model."""
     from mlflow.entities import LoggedModelOutput
 
-    child = parent.client.get_run(best.run_id)
-    if child.inputs is not None and child.inputs.dataset_inputs:
-        parent.client.log_inputs(parent.run_id, datasets=list(child.inputs.dataset_inputs))
-    if best.model_uri:
-        model_id = best.model_uri.removeprefix("models:/")
-        parent.client.log_outputs(parent.run_id, [LoggedModelOutput(model_id, 0)])
+    client = parent.client
+    child, mine = client.get_run(best.run_id), client.get_run(parent.run_id)  # (a resumed sweep has some)
+    have = {(d.dataset.name, d.dataset.digest) for d in (mine.inputs.dataset_inputs if mine.inputs else [])}
+    new = [d for d in (child.inputs.dataset_inputs if child.inputs else [])
+           if (d.dataset.name, d.dataset.digest) not in have]
+    if new:
+        client.log_inputs(parent.run_id, datasets=new)
+    linked = {o.model_id for o in (mine.outputs.model_outputs if mine.outputs else [])}
+    model_id = best.model_uri.removeprefix("models:/") if best.model_uri else None
+    if model_id and model_id not in linked:
+        client.log_outputs(parent.run_id, [LoggedModelOutput(model_id, 0)])

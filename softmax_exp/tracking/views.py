@@ -72,7 +72,7 @@ def ensure_experiment_kind(client, experiment_id: str, experiment=None) -> None:
     nor guesses its kind; a kind already set (by the user) is kept."""
     experiment = experiment or client.get_experiment(experiment_id)
     if EXPERIMENT_KIND_TAG not in experiment.tags:
-        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, CUSTOM_MODEL_DEVELOPMENT)
+        _set_tag(client, experiment_id, EXPERIMENT_KIND_TAG, CUSTOM_MODEL_DEVELOPMENT)
 
 
 def prepare_experiment(client, experiment) -> None:
@@ -106,9 +106,21 @@ def save_view(client, experiment_id: str, key: str, name: str, state: dict, *, r
     if len(value) > MAX_TAG_VALUE:  # many swept keys: the first columns only
         return current is not None
     written[key] = now
-    client.set_experiment_tag(experiment_id, view_tag(key), value)
-    client.set_experiment_tag(experiment_id, WRITTEN_TAG, json.dumps(_recent(written)))
+    _set_tag(client, experiment_id, view_tag(key), value)
+    _set_tag(client, experiment_id, WRITTEN_TAG, json.dumps(_recent(written)))
     return True
+
+
+def _set_tag(client, experiment_id: str, key: str, value: str) -> None:
+    """Set an experiment tag; another process setting it at the same moment (the SQL store inserts, and
+    one insert loses) leaves the other's value, which is the same view or kind."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.set_experiment_tag(experiment_id, key, value)
+    except MlflowException as e:
+        if "UNIQUE constraint failed" not in str(e) and "duplicate key" not in str(e):
+            raise
 
 
 def read_view(experiment, key: str) -> dict | None:
