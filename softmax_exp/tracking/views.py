@@ -33,8 +33,8 @@ EXPERIMENT_VIEW_NAME = "softmax_exp: runs by val_acc"
 WRITTEN_TAG = PREFIX + "views_written"  # JSON {view key: the updatedAt this project wrote}
 MAX_TAG_VALUE = 5000  # MLflow's limit on an experiment tag's value
 
-# Column ids as the runs table names them: "<type>.`<key>`"; attributes by their column titles.
-_ALWAYS: tuple[str, ...] = ()  # Dataset and Models would push the metrics past the right edge
+# Column ids as the runs table names them: "<type>.`<key>`". No attribute columns (Dataset, Models): they
+# would push the metrics past the right edge of the table.
 _METRICS = ("val_acc", "train_acc")
 
 
@@ -58,7 +58,7 @@ def columns(swept_keys: Iterable[str] = (), test_acc: bool = False) -> list[str]
         name = f"{name}.name" if name in ("optimizer", "dataset") else name
         if name not in params:
             params.append(name)
-    return [*_ALWAYS, *(f"metrics.`{m}`" for m in metrics), *(f"params.`{p}`" for p in params)]
+    return [*(f"metrics.`{m}`" for m in metrics), *(f"params.`{p}`" for p in params)]
 
 
 def view_state(selected_columns: Sequence[str], search_filter: str = "") -> dict:
