@@ -143,25 +143,21 @@ class Softmax:
         return count_correct(W, X, y) / X.shape[0]
 
     def preprocess(self, images: np.ndarray) -> np.ndarray:
-        """Raw images (N, H, W, channels) or (N, H*W*channels), pixel values as in the source data,
-        to rows (N, D) in the dtype of W, as the training data was prepared."""
+        """Raw images (N, H, W, channels) or flat rows (N, H*W*channels), pixel values as in the source
+        data (whole numbers in [0, 255], any numeric dtype: see :func:`pixel_rows`), to rows (N, D) in the
+        dtype of W, as the training data was prepared. N may be 0."""
         W = self._trained()
         pre = self._preprocessing()
-        images = np.asarray(images)
-        flat = images.reshape(images.shape[0], -1)
-        if flat.shape[1] != pre.mean_image.shape[0]:
-            raise ValueError(
-                f"images must have {pre.mean_image.shape[0]} values each (image shape "
-                f"{pre.image_shape}); got shape {images.shape}"
-            )
+        flat = pixel_rows(images, pre.image_shape)
         X = (flat.astype(np.float64) - pre.mean_image).astype(W.dtype)
         if pre.bias_trick:
             X = np.hstack([X, np.ones((X.shape[0], 1), dtype=W.dtype)])
         return X
 
     def predict_images(self, images: np.ndarray) -> np.ndarray:
-        """Predicted labels (N,) int64 of raw images (see :meth:`preprocess`)."""
-        return self.predict(self.preprocess(images))
+        """Predicted labels (N,) int64 of raw images (see :meth:`preprocess`); no images, no labels."""
+        X = self.preprocess(images)
+        return self.predict(X) if X.shape[0] else np.zeros(0, dtype=np.int64)
 
     def save(self, path: str | Path) -> Path:
         """Write W and the preprocessing to ``path`` (.npz, no pickle); return the path written."""
@@ -242,6 +238,48 @@ class Softmax:
         return self.preprocessing
 
 
+def pixel_rows(images, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """Raw images, checked, as rows (N, H*W*channels) in their own dtype.
+
+    ``images``: (N, H, W, channels) or (N, H*W*channels) (a list, or any array of numbers), N >= 0 (an
+    empty list is 0 images). Every
+    source here has uint8 pixels, so a value must be a whole number in [0, PIXEL_MAX]: NaN, inf, a negative
+    or larger value, or a fraction (pixels rescaled to [0, 1], say) is a ValueError naming the value and
+    its image, never a label for an image that was not there.
+    """
+    D = math.prod(image_shape)
+    try:
+        images = np.asarray(images)
+    except ValueError as e:  # ragged nested lists
+        raise ValueError(f"images must be an array (N, {', '.join(map(str, image_shape))}) or (N, {D}); "
+                         f"{e}") from None
+    if images.shape == (0,):  # an empty list: JSON's 0 images carry no shape
+        images = images.reshape(0, D)
+    if images.dtype.kind not in "uif":
+        raise ValueError(f"images must hold numbers (pixel values 0..{PIXEL_MAX}); got dtype {images.dtype}")
+    if images.shape[1:] not in (tuple(image_shape), (D,)):
+        raise ValueError(f"images must be (N, {', '.join(map(str, image_shape))}) images or (N, {D}) flat "
+                         f"rows; got shape {images.shape}")
+    flat = images.reshape(images.shape[0], D)
+    if flat.size == 0 or (flat.dtype.kind == "u" and flat.dtype.itemsize == 1):  # uint8: in range
+        return flat
+    problem = None
+    if flat.dtype.kind == "f" and not np.isfinite(flat).all():
+        problem, where = "NaN or inf", ~np.isfinite(flat)
+    elif flat.min() < 0:
+        problem, where = "negative values", flat < 0
+    elif flat.max() > PIXEL_MAX:
+        problem, where = f"values above {PIXEL_MAX}", flat > PIXEL_MAX
+    elif flat.dtype.kind == "f" and not (flat == np.round(flat)).all():
+        problem, where = "fractions (pixels rescaled to [0, 1]?)", flat != np.round(flat)
+    if problem:
+        row, col = np.argwhere(where)[0]
+        raise ValueError(f"images hold {problem}, e.g. {flat[row, col].item()!r} in image {row}; pixels are "
+                         f"whole numbers 0..{PIXEL_MAX}, as the source's uint8 images have them")
+    return flat
+
+
+PIXEL_MAX = 255  # every source's pixels are uint8
 _MODEL_MEMBERS = frozenset({"format", "W", "kernel", "mean_image", "bias_trick", "class_names",
                             "image_shape"})
 WEIGHT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what the kernels compute in

@@ -8,8 +8,9 @@ by construction.
 
 ``predict(images, params={"output": ...})``
 
-- images : raw pixels as the dataset has them, (N, H, W, C) (this class also takes (N, H*W*C), but the
-  signature MLflow checks in front of it admits only the 4-D form, in the dtype it names)
+- images : raw pixels as the dataset has them, images (N, H, W, C) or flat rows (N, H*W*C), N >= 0, whole
+  numbers 0..255 in any numeric dtype (JSON lists over HTTP); NaN, inf, negative, larger or fractional
+  values are refused (HTTP 400 from ``mlflow models serve``), 0 images get 0 answers
 - ``"labels"`` (default): (N,) int64, ``Softmax.predict_images(images)``
 - ``"names"``: (N,) str, the class name of each label
 - ``"probabilities"``: (N, C) float64, rows summing to 1, their argmax the labels
@@ -41,31 +42,45 @@ class SoftmaxPyfunc(PythonModel):
 
 
 def predict(model: Softmax, images: Any, output: str = "labels") -> np.ndarray:
-    """What the pyfunc model answers for ``images`` (see the module's doc): one of :data:`OUTPUTS`."""
-    if output not in OUTPUTS:
-        from mlflow.exceptions import MlflowException
+    """What the pyfunc model answers for ``images`` (see the module's doc): one of :data:`OUTPUTS`.
+    Input the model refuses is an MlflowException INVALID_PARAMETER_VALUE (HTTP 400) naming the problem."""
+    from mlflow.exceptions import MlflowException
 
+    if output not in OUTPUTS:
         raise MlflowException.invalid_parameter_value(
             f"params['output'] must be one of {', '.join(OUTPUTS)}; got {output!r}")
-    images = np.asarray(images)
+    try:
+        X = model.preprocess(images)
+    except ValueError as e:  # the scoring server answers 400 with this message
+        raise MlflowException.invalid_parameter_value(str(e)) from None
     if output == "probabilities":
-        return model.predict_proba(model.preprocess(images))
-    labels = model.predict_images(images)
+        C = len(model.preprocessing.class_names)
+        return model.predict_proba(X) if X.shape[0] else np.zeros((0, C), dtype=np.float64)
+    labels = model.predict(X) if X.shape[0] else np.zeros(0, dtype=np.int64)
     if output == "names":
         return np.asarray(model.preprocessing.class_names)[labels]
     return labels
 
 
-def signature(model: Softmax, dtype: np.dtype):
-    """The model's signature: input (-1, H, W, C) of ``dtype``, output labels (-1,) int64, and the
-    ``output`` parameter (default "labels")."""
+def signature(model: Softmax):
+    """The model's signature: output labels (-1,) int64 and the ``output`` parameter (default "labels").
+
+    It declares no input schema, on purpose: MLflow's check of one admits a single shape and casts the
+    JSON a server receives to its dtype first (0.5 became pixel 0, silently). The model takes both input
+    forms, images (N, H, W, C) and flat rows (N, H*W*C), in any numeric dtype, and checks the values
+    itself (:func:`softmax_exp.model.pixel_rows`); the input example and the model's metadata
+    (``input_forms``) show them."""
     from mlflow.models import ModelSignature
     from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
-    image_shape = model.preprocessing.image_shape
     return ModelSignature(
-        # unnamed: a named tensor input makes MLflow hand predict a dict instead of the array
-        inputs=Schema([TensorSpec(np.dtype(dtype), (-1, *image_shape))]),
         outputs=Schema([TensorSpec(np.dtype(np.int64), (-1,), "labels")]),
         params=ParamSchema([ParamSpec("output", "string", "labels")]),
     )
+
+
+def input_forms(model: Softmax) -> dict[str, str]:
+    """The two input forms, as the model's metadata lists them."""
+    H, W, C = model.preprocessing.image_shape
+    return {"images": f"(N, {H}, {W}, {C}) whole numbers 0..255, any numeric dtype",
+            "rows": f"(N, {H * W * C}) the same pixels flattened in HWC order"}

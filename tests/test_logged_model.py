@@ -74,15 +74,39 @@ def test_loaded_model_predicts_what_softmax_predicts(logged, loaded):
     assert labels.dtype == np.int64 and labels.shape == (len(images),)
     np.testing.assert_array_equal(labels, logged.model.predict_images(images))
     assert np.mean(labels == read_digits()[1]) > 0.9
-    # the class itself takes flat rows as well; MLflow's signature check in front of it admits only
-    # the signature's (-1, 8, 8, 1) float64, so flat rows must be reshaped first
+    # both input forms, in any numeric dtype: flat rows (what sklearn's load_digits().data is), uint8
     flat = images.reshape(len(images), -1)
-    np.testing.assert_array_equal(loaded.unwrap_python_model().predict(None, flat),
-                                  logged.model.predict_images(flat))
-    with pytest.raises(MlflowException, match=r"Shape of input \(1797, 64\) does not match"):
-        loaded.predict(flat)
-    with pytest.raises(MlflowException, match="dtype of input uint8 does not match"):
-        loaded.predict(images.astype(np.uint8))
+    np.testing.assert_array_equal(loaded.predict(flat), labels)
+    np.testing.assert_array_equal(loaded.predict(images.astype(np.uint8)), labels)
+    np.testing.assert_array_equal(loaded.predict(flat.astype(np.int32).tolist()), labels)
+    # no images, no labels
+    for empty in (np.zeros((0, 64)), np.zeros((0, 8, 8, 1), dtype=np.uint8)):
+        got = loaded.predict(empty)
+        assert got.shape == (0,) and got.dtype == np.int64
+    assert loaded.predict(np.zeros((0, 64)), params={"output": "probabilities"}).shape == (0, 10)
+
+
+BAD_PIXELS = [  # (what is wrong, an input with it, the message)
+    ("nan", np.full((2, 64), np.nan), r"images hold NaN or inf, e\.g\. nan in image 0"),
+    ("inf", np.where(np.arange(128).reshape(2, 64) == 70, np.inf, 1.0), r"NaN or inf, e\.g\. inf in image 1"),
+    ("negative", -np.ones((3, 8, 8, 1)), r"images hold negative values, e\.g\. -1\.0 in image 0"),
+    ("negative int", np.full((1, 64), -3, dtype=np.int16), r"negative values, e\.g\. -3 in image 0"),
+    ("above 255", np.full((2, 64), 300), r"values above 255, e\.g\. 300 in image 0"),
+    ("fraction", np.full((2, 64), 0.5), r"fractions \(pixels rescaled to \[0, 1\]\?\), e\.g\. 0\.5"),
+    ("wrong size", np.zeros((2, 63)), r"must be \(N, 8, 8, 1\) images or \(N, 64\) flat rows; got shape"),
+    ("one image, no batch", np.zeros((8, 8, 1)), r"got shape \(8, 8, 1\)"),
+    ("text", np.array([["a"] * 64]), r"images must hold numbers"),
+    ("bool", np.zeros((1, 64), dtype=bool), r"images must hold numbers"),
+]
+
+
+@pytest.mark.parametrize("what, bad, message", BAD_PIXELS, ids=[b[0] for b in BAD_PIXELS])
+def test_the_model_refuses_pixels_that_are_not_pixels(logged, loaded, what, bad, message):
+    with pytest.raises(MlflowException, match=message) as caught:
+        loaded.predict(bad)
+    assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
+    with pytest.raises(ValueError, match=message):  # the class itself, and Softmax under it
+        logged.model.predict_images(bad)
 
 
 def test_names_and_probabilities(logged, loaded):
@@ -101,12 +125,22 @@ def test_names_and_probabilities(logged, loaded):
 
 def test_signature_and_input_example(logged, loaded):
     sig = loaded.metadata.signature
-    (spec,) = sig.inputs.inputs
-    assert spec.shape == (-1, 8, 8, 1) and spec.type == np.dtype(np.float64)
+    assert sig.inputs is None  # the model checks its input itself (see softmax_exp.serving.signature)
     assert sig.outputs.inputs[0].shape == (-1,) and sig.outputs.inputs[0].type == np.dtype(np.int64)
     assert sig.params.params[0].name == "output" and sig.params.params[0].default == "labels"
+    assert set(loaded.metadata.metadata["input_forms"]) == {"images", "rows"}
     example = loaded.input_example
     np.testing.assert_array_equal(example, logged.images[:3])
+
+
+def test_large_images_get_a_short_input_example_or_none(logged, monkeypatch):
+    """MLflow writes the example as JSON twice: a 2000x2000 RGB example cost gigabytes."""
+    from softmax_exp.tracking import logged_model
+
+    monkeypatch.setattr(logged_model, "MAX_EXAMPLE_VALUES", 130)
+    assert logged_model._examples(logged.model, logged.images).shape == (2, 8, 8, 1)
+    monkeypatch.setattr(logged_model, "MAX_EXAMPLE_VALUES", 63)
+    assert logged_model._examples(logged.model, logged.images).shape == (0, 8, 8, 1)
 
 
 def test_the_run_shows_its_model(logged, monkeypatch):
@@ -219,6 +253,21 @@ def test_served_model_answers_invocations(logged, tmp_path):
             pytest.fail(f"/invocations answered {e.code}: {e.read()[:2000]!r}\n{log.read_text()[-3000:]}")
         assert got == {"predictions": labels}, log.read_text()[-3000:]
         assert names == {"predictions": [str(k) for k in labels]}
+        flat = images.reshape(len(images), -1).astype(np.uint8).tolist()  # rows of whole numbers
+        assert _post(f"{base}/invocations", {"inputs": flat}) == {"predictions": labels}
+        assert _post(f"{base}/invocations", {"inputs": []}) == {"predictions": []}
+        for bad, message in (((images / 16).tolist(), "fractions"), ((-images).tolist(), "negative"),
+                             ((images + 300).tolist(), "above 255"), ([[None] * 64], "must hold numbers")):
+            with pytest.raises(urllib.error.HTTPError) as answer:
+                _post(f"{base}/invocations", {"inputs": bad})
+            assert answer.value.code == 400
+            assert message in json.loads(answer.value.read())["message"]
+        nan = json.dumps({"inputs": [[float("nan")] * 64]}).encode()  # Python's json writes NaN
+        request = urllib.request.Request(f"{base}/invocations", data=nan, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=30)
+        assert answer.value.code == 400 and "NaN or inf" in json.loads(answer.value.read())["message"]
     finally:
         _stop(proc)
 

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 MODEL_NAME = "model"
 MAX_EXAMPLES = 3  # images kept as the input example (the signature already says their shape)
+# MLflow writes the input example as JSON text twice (input_example.json, serving_input_example.json): at
+# ~20 bytes a value on disk and ~60 in memory while it does, larger images have a shorter example or none
+MAX_EXAMPLE_VALUES = 100_000
 PACKAGE = Path(__file__).resolve().parents[1]
 # the package files Softmax.load / predict_images and the pyfunc class import (numpy and numba only);
 # a test loads a model in a fresh interpreter to hold this list to the imports
@@ -56,9 +59,9 @@ def log_model(uri: str, run_id: str, model: Softmax, example_images: np.ndarray,
         run's experiment with the run as its source and as a run output at ``step`` (what the UI's
         Models column and the run page show), and carries the run's params.
     model : a trained Softmax with its preprocessing
-    example_images : (n, H, W, C) or (n, H*W*C) raw images as the dataset has them, n >= 1; their dtype
-        becomes the signature's (MLflow's pyfunc then accepts exactly that dtype), the first
-        ``MAX_EXAMPLES`` become the input example.
+    example_images : (n, H, W, C) or (n, H*W*C) raw images as the dataset has them, n >= 1; the first
+        ``MAX_EXAMPLES`` (fewer for large images, none past MAX_EXAMPLE_VALUES values an image) become
+        the input example.
 
     The model is READY once its files are stored; FAILED (and the error raised) if storing them fails.
     """
@@ -124,9 +127,10 @@ def _save(folder: Path, model: Softmax, examples: np.ndarray, logged, run_id: st
             artifacts={serving.MODEL_ARTIFACT: str(weights)},
             code_paths=[str(code)],
             pip_requirements=pip_requirements(),
-            signature=serving.signature(model, examples.dtype),
-            input_example=examples,
-            metadata={"class_names": list(model.preprocessing.class_names)},
+            signature=serving.signature(model),
+            input_example=examples if len(examples) else None,
+            metadata={"class_names": list(model.preprocessing.class_names),
+                      "input_forms": serving.input_forms(model)},
             mlflow_model=meta,
         )
     return path
@@ -170,4 +174,5 @@ def _examples(model: Softmax, images) -> np.ndarray:
                          f"or (n, {size}) with n >= 1; got shape {images.shape}")
     if images.dtype.kind not in "uif":
         raise ValueError(f"example_images must hold numbers; got dtype {images.dtype}")
-    return np.ascontiguousarray(images[:MAX_EXAMPLES].reshape(-1, *pre.image_shape))
+    return np.ascontiguousarray(images[:max(0, min(MAX_EXAMPLES, MAX_EXAMPLE_VALUES // size))]
+                                .reshape(-1, *pre.image_shape))
