@@ -56,11 +56,13 @@ def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
         except Exception:
             logged_loss = None
         model_uri = run.data.tags.get(tracking.tags.MODEL_URI_TAG)
+        logged_W = None  # a run that diverged has no model: its W was not finite
         if model_uri:  # the run's logged MLflow model
-
             logged_W = load_softmax(uri, model_uri).W
-        else:  # a run logged before models were: its model.npz artifact
+        elif any(f.path == "model.npz" for f in client.list_artifacts(run_id)):  # logged before models were
             logged_W = Softmax.load(client.download_artifacts(run_id, "model.npz", str(tmp))).W
+        elif run.info.status != "FAILED":
+            raise ValueError(f"run {run_id} has neither a logged model nor a model.npz artifact")
         with open(config_path) as f:
             logged = yaml.safe_load(f)
     # trained untracked, without resume or checkpoints, quietly; runs logged before a key existed lack it,
@@ -81,9 +83,15 @@ def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
         if logged is None and mine is None:
             continue
         rows.append(Comparison(name, _num(logged), _num(mine), _same(logged, mine)))
-    same_W = logged_W.shape == outcome.model.W.shape and np.array_equal(logged_W, outcome.model.W)
-    diff = "identical" if same_W else _w_difference(logged_W, outcome.model.W)
-    rows.append(Comparison("W", model_uri or "model.npz", diff, same_W))
+    if logged_W is None:  # the run failed without a model: it must fail again, at the same point
+        logged_reason = run.data.tags.get(tracking.tags.FAILURE_TAG) or "failed, no model"
+        mine = outcome.history.diverged
+        rows.append(Comparison("diverged", logged_reason, mine or "did not diverge",
+                               mine is not None and (mine == logged_reason or mine in logged_reason)))
+    else:
+        same_W = logged_W.shape == outcome.model.W.shape and np.array_equal(logged_W, outcome.model.W)
+        diff = "identical" if same_W else _w_difference(logged_W, outcome.model.W)
+        rows.append(Comparison("W", model_uri or "model.npz", diff, same_W))
     fingerprint = run.data.tags.get(tracking.tags.DATASET_TAG, "")
     if fingerprint:
         now = load_dataset(cfg.dataset).fingerprint
@@ -112,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = reproduce(args.run_id, args.tracking_uri)
     except Exception as e:  # a missing run or artifact, a bad config: one line, not a traceback
-        print(f"error: cannot reproduce run {args.run_id}: {type(e).__name__}: {e}", file=sys.stderr)
+        message = " ".join(str(e).split())  # a YAML error spans lines
+        print(f"error: cannot reproduce run {args.run_id}: {type(e).__name__}: {message}", file=sys.stderr)
         return 2
     for r in rows:
         print(f"{r.name:20s} logged {_show(r.logged):>24s}  reproduced {_show(r.reproduced):>24s}  "

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from softmax_exp.cli import OneLineParser
 from softmax_exp.paths import project_root, resolve_path
-from softmax_exp.tracking import DB_NAME, default_artifact_root, get_client, views
+from softmax_exp.tracking import DB_NAME, TrackingError, default_artifact_root, get_client, views
 from softmax_exp.tracking.links import HOST, experiment_link
 from softmax_exp.tracking.links import UI_PORT as DEFAULT_PORT
 
@@ -69,6 +69,19 @@ def latest_experiment(db: str | os.PathLike):
         return next(e for e in experiments if e.experiment_id == last_run[0].info.experiment_id)
     made = [e for e in experiments if e.experiment_id != DEFAULT_EXPERIMENT_ID]
     return made[0] if made else None
+
+
+def db_problem(db: Path) -> str | None:
+    """Why ``db`` cannot be served as a SQLite store (a folder, a folder that is missing or is a file),
+    in one line with the fix; None if it can (a missing file is a new, empty store)."""
+    fix = "give MLFLOW_DB=PATH/mlflow.db (python -m softmax_exp.ui: --db PATH/mlflow.db)"
+    if db.is_dir():
+        return f"the MLflow store {db} is a folder, not a SQLite file; {fix}"
+    if db.exists() and not db.is_file():
+        return f"the MLflow store {db} is not a regular file; {fix}"
+    if not db.parent.is_dir():
+        return f"the folder of the MLflow store {db} does not exist (or is a file); {fix}"
+    return None
 
 
 def port_problem(port: int, host: str = HOST) -> str | None:
@@ -159,10 +172,18 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port on 127.0.0.1")
     args = parser.parse_args(argv)
     db = resolve_path(args.db)
+    problem = db_problem(Path(db))
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
 
     try:
         if args.command == "link":
-            print(runs_link(db, args.port))
+            try:
+                print(runs_link(db, args.port))
+            except TrackingError as e:  # not a store, half-made, an older schema: one line, no server
+                print(f"error: {e}", file=sys.stderr)
+                return 2
             return 0
         problem = port_problem(args.port)
         if problem is not None:
