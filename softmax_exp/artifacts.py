@@ -4,12 +4,13 @@ it, and the model."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from softmax_exp.atomic import atomic_path
 from softmax_exp.config import Config, to_yaml
 from softmax_exp.model import Softmax, TrainHistory
 from softmax_exp.plots import save_loss_png, save_weights_png
@@ -20,12 +21,26 @@ FILES = ("weights.png", "loss.png", "loss.npy", "config.yaml", "overrides.yaml")
 def write_artifacts(folder: Path, cfg: Config, run_name: str, overrides: Sequence[str], model: Softmax,
                     history: TrainHistory) -> Path:
     """Write :data:`FILES` into ``folder`` (created if missing); return the folder. (The model goes to
-    MLflow as a logged model, and to a job's own folder as model.npz beside this one.)"""
+    MLflow as a logged model, and to a job's own folder as model.npz beside this one.)
+
+    Each file is whole or missing: written under a temporary name, then renamed (a full disk leaves no
+    truncated picture); an OSError names the file."""
     folder.mkdir(parents=True, exist_ok=True)
     pre = model.preprocessing
-    save_weights_png(folder / "weights.png", model.W, pre.image_shape, pre.class_names, pre.bias_trick)
-    save_loss_png(folder / "loss.png", history.loss, title=run_name)
-    np.save(folder / "loss.npy", np.asarray(history.loss, dtype=np.float64))  # every iteration's loss
-    (folder / "config.yaml").write_text(to_yaml(cfg))
-    (folder / "overrides.yaml").write_text(yaml.safe_dump(list(overrides)))
+    writers: dict[str, Callable[[Path], object]] = {
+        "weights.png": lambda p: save_weights_png(p, model.W, pre.image_shape, pre.class_names,
+                                                  pre.bias_trick),
+        "loss.png": lambda p: save_loss_png(p, history.loss, title=run_name),
+        "loss.npy": lambda p: _save_npy(p, np.asarray(history.loss, dtype=np.float64)),  # every iteration
+        "config.yaml": lambda p: p.write_text(to_yaml(cfg)),
+        "overrides.yaml": lambda p: p.write_text(yaml.safe_dump(list(overrides))),
+    }
+    for name in FILES:
+        with atomic_path(folder / name, sync=False) as tmp:
+            writers[name](tmp)
     return folder
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # an open file: np.save would append .npy to the temporary name
+        np.save(f, array)

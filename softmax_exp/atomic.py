@@ -29,16 +29,23 @@ STALE_SECONDS = 3600  # a leftover whose writer cannot be checked (another host)
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", sync: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (``.<name>.<pid>@<host><suffix>``) for the caller to write;
-    when the block ends normally the file is flushed to disk and renamed onto ``path``; when it raises, the
-    file is removed."""
+    when the block ends normally the file is flushed to disk (unless ``sync`` is false: a file that can be
+    made again, whole or missing after a crash of the process but not of the machine) and renamed onto
+    ``path``; when it raises, the file is removed. An OSError that names no file (a full disk met by a
+    writer of an open file) or the temporary one is raised again naming ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{owner_tag()}{suffix}")
     try:
         yield tmp
-        fsync(tmp)
+        if sync:
+            fsync(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename in (None, str(tmp)) and e.errno is not None:
+            raise OSError(e.errno, e.strerror or os.strerror(e.errno), str(path)) from e
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -36,6 +36,9 @@ CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 DTYPES = ("float32", "float64")
 STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 IMAGE_MODES = ("RGB", "L")
+MAX_EXPERIMENT_NAME = 500  # MLflow's limit (mlflow.utils.validation.MAX_EXPERIMENT_NAME_LENGTH)
+MAX_MODEL_NAME = 256  # the registry's name column (registered_models.name, VARCHAR(256))
+MAX_PATH = 4096  # Linux's PATH_MAX
 
 
 # keys that cannot change what a training computes: not a run's params, fingerprint or name
@@ -92,7 +95,7 @@ class DatasetConfig:
             raise ConfigError("dataset.num_training must be at least 1; got 0")
         if self.split_seed < 0:
             raise ConfigError(f"dataset.split_seed must be an integer >= 0; got {self.split_seed}")
-        _non_empty("dataset.cache_dir", self.cache_dir, nullable=True)
+        _path("dataset.cache_dir", self.cache_dir, nullable=True)
 
     def _nullable_sizes(self) -> tuple[str, ...]:
         return ()
@@ -127,7 +130,7 @@ class Cifar10Config(DatasetConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _non_empty("dataset.root", self.root, nullable=True)
+        _path("dataset.root", self.root, nullable=True)
         _non_empty("dataset.url", self.url)
         if self.md5 is not None and not re.fullmatch("[0-9a-fA-F]{32}", self.md5):
             raise ConfigError(f"dataset.md5 must be a 32-character hex digest or null; got {self.md5!r}")
@@ -149,7 +152,7 @@ class ImageFolderConfig(DatasetConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _non_empty("dataset.root", self.root)
+        _path("dataset.root", self.root)
         _choice("dataset.mode", self.mode, IMAGE_MODES)
         size = self.image_size
         if size is not None and (len(size) != 2 or min(size) < 1):
@@ -241,9 +244,10 @@ class TrackingConfig:
             raise ConfigError(f"tracking.uri {self.uri!r}: unknown store scheme {scheme!r}; use "
                               f"sqlite:///PATH/mlflow.db, http(s)://HOST:PORT or a database URI "
                               f"({', '.join(STORE_SCHEMES[3:])})")
-        _non_empty("tracking.experiment", self.experiment)
-        _non_empty("tracking.artifact_root", self.artifact_root, nullable=True)
-        _non_empty("tracking.register_model", self.register_model, nullable=True)
+        _name("tracking.experiment", self.experiment, MAX_EXPERIMENT_NAME)
+        _path("tracking.artifact_root", self.artifact_root, nullable=True)
+        if self.register_model is not None:
+            _name("tracking.register_model", self.register_model, MAX_MODEL_NAME, forbidden="/\\:")
         if self.log_every < 1:
             raise ConfigError(f"tracking.log_every must be an integer >= 1; got {self.log_every}")
         if not (math.isfinite(self.stale_after_min) and self.stale_after_min > 0):
@@ -446,6 +450,39 @@ def _non_empty(key: str, value: str | None, nullable: bool = False) -> None:
         return
     if not value:
         raise ConfigError(f"{key} must be a non-empty string{' or null' if nullable else ''}; got {value!r}")
+
+
+def _name(key: str, value: str, max_chars: int, forbidden: str = "/\\") -> None:
+    """A name that also becomes part of a path (an experiment's artifact folder) or a URI: printable, at
+    most ``max_chars``, no path separator, not ``.`` or ``..``, no space at either end."""
+    _non_empty(key, value)
+    fix = f"give {key} a plain name, e.g. {key}=my-study"
+    if len(value) > max_chars:
+        raise ConfigError(f"{key} is {len(value)} characters long, MLflow takes at most {max_chars}; "
+                          f"choose a shorter name")
+    bad = sorted({c for c in value if c in forbidden or not c.isprintable()})
+    if bad:
+        raise ConfigError(f"{key} {_clip(value)} has {' '.join(map(repr, bad))} in it; {fix} (no "
+                          f"{' '.join(forbidden)} or control character)")
+    if value in (".", "..") or value != value.strip():
+        raise ConfigError(f"{key} {_clip(value)} is not a usable name; {fix}")
+
+
+def _path(key: str, value: str | None, nullable: bool = False) -> None:
+    """A path from the config: non-empty, printable (no NUL, newline or other control character), at
+    most MAX_PATH characters."""
+    _non_empty(key, value, nullable)
+    if value is None:
+        return
+    if len(value) > MAX_PATH:
+        raise ConfigError(f"{key} is {len(value)} characters long; a path has at most {MAX_PATH}")
+    if not value.isprintable():
+        raise ConfigError(f"{key} {_clip(value)} has a control character (NUL, newline, ...) in it; give a "
+                          f"plain path")
+
+
+def _clip(value: str, n: int = 60) -> str:
+    return repr(value if len(value) <= n else value[:n] + "...")
 
 
 def _checked(fn, *args) -> Any:

@@ -17,7 +17,7 @@ import numpy as np
 
 from softmax_exp import timing
 from softmax_exp.artifacts import write_artifacts
-from softmax_exp.atomic import temp_dir
+from softmax_exp.atomic import atomic_path, temp_dir
 from softmax_exp.config import Config, ConfigError
 from softmax_exp.data import DataError, load_dataset
 from softmax_exp.hyperparameters import check_hyperparameters
@@ -64,7 +64,8 @@ def fit(cfg: Config, job: JobContext | None = None) -> Outcome:
                     with timing.section("pictures"):
                         write_artifacts(folder, cfg, job.run_name, job.overrides, model, history)
                         if job.output_dir is not None:
-                            model.save(job.output_dir / "model.npz")  # Softmax.load reads it back
+                            with atomic_path(job.output_dir / "model.npz", sync=False) as tmp:
+                                model.save(tmp)  # Softmax.load reads it back
                     tracker.finish(history, metrics, folder, model, data)
     note = f"resumed from iteration {state.iteration}" if state is not None else ""
     return Outcome(model, history, metrics, tracker.run_id, "FAILED" if history.diverged else "FINISHED",

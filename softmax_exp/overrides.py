@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
+
+from omegaconf import OmegaConf
 
 from softmax_exp.config import is_result_key
+
+
+def task_overrides(hydra_config: Any) -> list[str]:
+    """The command line's overrides (``hydra.overrides.task``) as typed. Read unresolved: an override
+    such as ``lr=${oc.env:X}`` is text there, and iterating the node would try to resolve it."""
+    return [str(o) for o in OmegaConf.to_container(hydra_config.overrides.task, resolve=False)]
 
 
 def override_key(override: str) -> str:

@@ -358,7 +358,8 @@ def weight_images(
     W: np.ndarray, image_shape: tuple[int, int, int], bias_trick: bool
 ) -> np.ndarray:
     """The course's weight images: W (D, C) without the bias row, one (H, W, channels) image per class,
-    rescaled together so the smallest weight is 0 and the largest 255. Returns (C, H, W, channels) uint8."""
+    rescaled together so the smallest weight is 0 and the largest 255 (weights that are not finite count as
+    0). Returns (C, H, W, channels) uint8."""
     H, Wd, ch = image_shape
     w = W[:-1] if bias_trick else W
     if w.shape[0] != H * Wd * ch:
@@ -366,9 +367,13 @@ def weight_images(
             f"W has {w.shape[0]} non-bias rows; image shape {image_shape} needs {H * Wd * ch}"
         )
     w = w.astype(np.float64).T.reshape(-1, H, Wd, ch)
+    finite = np.isfinite(w)
+    if not finite.all():  # a diverged W: its finite weights are drawn, NaN and inf as 0
+        w = np.where(finite, w, 0.0)
     lo, hi = float(w.min()), float(w.max())
-    scaled = 255.0 * (w - lo) / (hi - lo) if hi > lo else np.zeros_like(w)
-    return np.round(scaled).astype(np.uint8)
+    with np.errstate(over="ignore", invalid="ignore"):  # hi - lo overflows for weights near +-1e308
+        scaled = 255.0 * (w / 2 - lo / 2) / (hi / 2 - lo / 2) if hi > lo else np.zeros_like(w)
+    return np.round(np.clip(scaled, 0, 255)).astype(np.uint8)
 
 
 def weight_tile_scale(image_shape: tuple[int, int, int]) -> int:

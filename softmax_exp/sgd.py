@@ -161,7 +161,8 @@ class SGDLoop:
         stream = MinibatchStream(rng, X.shape[0], p.batch_size, p.replace)
         evaluate = _Evaluation(X, y, X_val, y_val, _eval_sample(X.shape[0], p.eval_train_rows), hooks)
         done = start
-        with timing.section("sgd"):
+        # an overflow is not warned about: the loop finds a loss or W that is not finite and says so
+        with timing.section("sgd"), np.errstate(over="ignore", invalid="ignore"):
             for it in range(start, p.num_iters):
                 idx = stream.rows(it)
                 loss, dW = self.kernel(W, X, y, p.reg, idx)

@@ -31,12 +31,14 @@ from softmax_exp.data import DataError
 from softmax_exp.fit import fit
 from softmax_exp.interrupts import INTERRUPTS
 from softmax_exp.job_types import JobContext, TrainingDiverged
-from softmax_exp.overrides import run_name
+from softmax_exp.overrides import run_name, task_overrides
 from softmax_exp.sweep import abort_sweeps, discard_unused_parents, read_sweep_info, run_job, sweep_failed
 from softmax_exp.tracking import JobRunningElsewhere, TrackingError, resolve_tracking_uri
 from softmax_exp.tracking.links import run_link
 
 log = logging.getLogger(__name__)
+OUT_OF_MEMORY = ("out of memory: the data or the model does not fit in this machine's memory; use fewer or "
+                 "smaller images (dataset.num_training, dataset.image_size) or dataset.dtype=float32")
 
 
 def task(cfg: DictConfig) -> float:
@@ -47,13 +49,14 @@ def task(cfg: DictConfig) -> float:
     """
     INTERRUPTS.install()  # also in a launcher's worker process: Ctrl-C reaches the whole group
     hc = HydraConfig.get()
-    overrides = list(hc.overrides.task)
+    overrides = task_overrides(hc)
     job = JobContext(overrides=overrides, output_dir=Path(hc.runtime.output_dir),
                      threads=_threads_per_job(hc))
     if hc.mode == RunMode.MULTIRUN:
         info = read_sweep_info(hc.sweep.dir)
         job.job_num = hc.job.num
-        job.run_name = run_name(overrides, cfg.lr, cfg.reg, info["sweep_keys"] if info else None)
+        job.run_name = run_name(overrides, _number(cfg, "lr"), _number(cfg, "reg"),
+                                info["sweep_keys"] if info else None)
         return run_job(cfg, job, info)
     return _single(cfg, job)
 
@@ -64,12 +67,19 @@ def _single(cfg: DictConfig, job: JobContext) -> float:
         config = to_config(cfg)
         job.run_name = run_name(job.overrides, config.lr, config.reg)
         outcome = fit(config, job)
+        if outcome.history.diverged:
+            raise TrainingDiverged(outcome.history.diverged)
+        _report(config, job, outcome)  # logged: a log file on a full disk fails here too
     except (ConfigError, DataError, TrainingDiverged, TrackingError, JobRunningElsewhere) as e:
         _exit_with(e)
     except OSError as e:  # an output folder that cannot be written (else Hydra adds its own line)
         _exit_with(ConfigError(one_line(e)))
-    if outcome.history.diverged:
-        _exit_with(TrainingDiverged(outcome.history.diverged))
+    except MemoryError:
+        _exit_with(ConfigError(OUT_OF_MEMORY))
+    return outcome.metrics["val_acc"]
+
+
+def _report(config, job: JobContext, outcome) -> None:
     metrics = outcome.metrics
     line = f"train accuracy: {metrics['train_acc']:f} val accuracy: {metrics['val_acc']:f}"
     if "test_acc" in metrics:
@@ -79,7 +89,6 @@ def _single(cfg: DictConfig, job: JobContext) -> float:
         uri = resolve_tracking_uri(config.tracking.uri)
         log.info(f"MLflow run {job.run_name!r} ({outcome.run_id}) in {uri}")
         log.info(f"  browse it: {run_link(uri, outcome.experiment_id, outcome.run_id)}")
-    return metrics["val_acc"]
 
 
 def main() -> None:
@@ -107,13 +116,27 @@ def main() -> None:
         print(f"interrupted by {signal.Signals(signum).name}: the open runs are KILLED, their metrics "
               f"kept; rerun the same command to go on", file=sys.stderr, flush=True)
         sys.exit(128 + signum)
-    except (HydraException, OmegaConfBaseException, OSError) as e:
+    except (HydraException, OmegaConfBaseException, OSError, MemoryError) as e:
         discard_unused_parents()
         if full_error:
             raise
-        _exit_with(ConfigError(one_line(e)))
+        _exit_with(ConfigError(OUT_OF_MEMORY if isinstance(e, MemoryError) else one_line(e)))
+    except ValueError as e:  # logging's dictConfig: "Unable to configure handler 'file'" from an OSError
+        if full_error or not isinstance(e.__cause__, OSError):
+            raise
+        discard_unused_parents()
+        _exit_with(ConfigError(one_line(e.__cause__)))
     if sweep_failed():
         sys.exit(1)
+
+
+def _number(cfg: DictConfig, key: str) -> float:
+    """``cfg[key]`` as a float for a job's name; NaN when it does not resolve (the job then fails on it
+    with its own line)."""
+    try:
+        return float(cfg[key])
+    except (OmegaConfBaseException, TypeError, ValueError):
+        return float("nan")
 
 
 def _threads_per_job(hc) -> int | None:

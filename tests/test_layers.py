@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"softmax_exp", "softmax_exp.paths", "softmax_exp.atomic", "softmax_exp.timing",
               "softmax_exp.fingerprint", "softmax_exp.interrupts", "softmax_exp.cli", "softmax_exp.plots",
               "softmax_exp.optim", "softmax_exp.npz", "softmax_exp.hyperparameters",
-              "softmax_exp.hydra_internals", "softmax_exp.kernels*"}),
+              "softmax_exp.hydra_internals", "softmax_exp.logfile", "softmax_exp.kernels*"}),
     ("model", {"softmax_exp.sgd", "softmax_exp.model", "softmax_exp.checkpoint", "softmax_exp.serving",
                "softmax_exp.serving_entry"}),
     ("config", {"softmax_exp.config", "softmax_exp.help", "softmax_exp.overrides"}),

@@ -29,7 +29,7 @@ from softmax_exp import timing, tracking
 from softmax_exp.config import Config, ConfigError, to_config
 from softmax_exp.data import DataError, check_dataset
 from softmax_exp.hydra_internals import split_sweep_arguments
-from softmax_exp.overrides import override_key
+from softmax_exp.overrides import override_key, task_overrides
 from softmax_exp.plots import save_val_acc_heatmap_png
 from softmax_exp.sweep import results
 from softmax_exp.tracking import TrackingError, child_runs, resume, tags, views
@@ -95,7 +95,7 @@ class SweepCallback(Callback):
         info: dict[str, Any] = {
             "sweep_id": uuid.uuid4().hex,
             "name": f"sweep {' x '.join(keys) or 'of jobs'} ({num_jobs or '?'} jobs)",
-            "command": " ".join(str(o) for o in config.hydra.overrides.task),
+            "command": " ".join(task_overrides(config.hydra)),
             "num_jobs": num_jobs,
             "sweep_keys": keys,
             "parent_run_id": None,
@@ -277,7 +277,7 @@ def count_jobs(config: DictConfig) -> int | None:
     if not target.endswith(("BasicSweeper", "GridSweeper")):
         return None
     params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
-    parsed = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
+    parsed = OverridesParser.create().parse_overrides(params + task_overrides(config.hydra))
     return sum(len(batch) for batch in split_sweep_arguments(parsed))
 
 
@@ -297,7 +297,7 @@ def swept_values(config: DictConfig) -> dict[str, str]:
 
 
 def _sweep_overrides(config: DictConfig) -> list:
-    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    parsed = OverridesParser.create().parse_overrides(task_overrides(config.hydra))
     return [o for o in parsed if o.is_sweep_override()]
 
 

@@ -314,7 +314,7 @@ def get_or_create_experiment(client, name: str, artifact_root: str | None = None
     exp = client.get_experiment_by_name(name)
     if exp is None:
         artifact_root = artifact_root or default_artifact_root(client.tracking_uri)
-        location = str(Path(artifact_root) / name) if artifact_root else None
+        location = artifact_location(artifact_root, name) if artifact_root else None
         try:
             client.create_experiment(name, artifact_location=location,
                                      tags={views.EXPERIMENT_KIND_TAG: views.CUSTOM_MODEL_DEVELOPMENT})
@@ -326,6 +326,23 @@ def get_or_create_experiment(client, name: str, artifact_root: str | None = None
     views.prepare_experiment(client, exp)
     _EXPERIMENT_IDS[key] = exp.experiment_id
     return exp.experiment_id
+
+
+def artifact_location(artifact_root: str, name: str) -> str:
+    """``<artifact_root>/<name>``, the folder of a new experiment's runs. A local root is made absolute,
+    and the folder must be a child of it whatever the name holds (a separator, ``..``, an absolute path):
+    TrackingError (one line) otherwise. A URI root (``s3://...``) gets the name appended."""
+    if "://" in artifact_root:
+        if "/" in name or name in (".", ".."):
+            raise TrackingError(f"the experiment name {name!r} would make a path under {artifact_root}; "
+                                f"give tracking.experiment a plain name")
+        return f"{artifact_root.rstrip('/')}/{name}"
+    root = Path(artifact_root).expanduser().resolve()
+    location = (root / name).resolve()
+    if location.parent != root:
+        raise TrackingError(f"the experiment name {name!r} would put its files outside the artifact root "
+                            f"{root}; give tracking.experiment a plain name (no '/', no '..')")
+    return str(location)
 
 
 def child_runs(client, parent_run_id: str) -> list:

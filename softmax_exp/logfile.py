@@ -1,0 +1,25 @@
+"""The job log's file handler (conf/hydra/job_logging/softmax.yaml): a write that fails is an error.
+
+Python's own FileHandler prints a "--- Logging error ---" traceback for a record it could not write and
+goes on, so a training whose disk filled up ended with exit status 0 and a log with holes. This one raises
+the OSError, naming the log file, from the logging call that met it: the run ends FAILED and the command
+says so in one line (softmax_exp.train).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+class FileHandler(logging.FileHandler):
+    """``logging.FileHandler`` whose failures to write are raised (OSError naming the file), not printed."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            errno = error.errno
+            raise OSError(errno, error.strerror or (os.strerror(errno) if errno else str(error)),
+                          self.baseFilename) from error
+        super().handleError(record)
