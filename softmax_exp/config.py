@@ -246,6 +246,7 @@ class TrackingConfig:
                               f"({', '.join(STORE_SCHEMES[3:])})")
         _name("tracking.experiment", self.experiment, MAX_EXPERIMENT_NAME)
         _path("tracking.artifact_root", self.artifact_root, nullable=True)
+        _non_empty("tracking.register_model", self.register_model, nullable=True)
         if self.register_model is not None:
             _name("tracking.register_model", self.register_model, MAX_MODEL_NAME, forbidden="/\\:")
         if self.log_every < 1:

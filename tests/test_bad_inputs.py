@@ -76,6 +76,7 @@ class Case:
     max_seconds: float = TIMEOUT
     full_disk: bool = False
     heavy: bool = False
+    run_folder_on_disk: bool = False  # the run's folder is {tmp}/disk/out: it is left, with whole files only
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,14 @@ def port_taken(tmp: Path) -> None:
     sock.listen(1)
     LISTENERS.append(sock)
     (tmp / "port").write_text(str(sock.getsockname()[1]))
+
+
+def images(tmp: Path) -> None:
+    make_imagefolder(tmp / "img")
+
+
+def a_folder(tmp: Path) -> None:
+    (tmp / "folder.db").mkdir()
 
 
 def artifacts_is_a_file(tmp: Path) -> None:
@@ -336,6 +345,46 @@ CASES = [
                   r"point tracking\.uri at a writable folder$"),
     train("store_on_a_full_disk", "tracking.uri=sqlite:///{tmp}/disk/m.db", full_disk=True, heavy=True,
           message=r"the disk of the MLflow store sqlite:///.*/disk/m\.db is full: free some space"),
+    # names that would become paths: the experiment's artifact folder is <store>/mlartifacts/<name>
+    train("experiment_from_home", "tracking.experiment=${{oc.env:HOME}}",
+          message=r"tracking\.experiment '/.*' has '/' in it; give tracking\.experiment a plain name, e\.g\. "
+                  r"tracking\.experiment=my-study \(no / \\ or control character\)$"),
+    train("experiment_climbs_out", "tracking.experiment=../../escaped",
+          message=r"tracking\.experiment '\.\./\.\./escaped' has '/' in it; give tracking\.experiment a"),
+    train("experiment_absolute", "tracking.experiment={tmp}/elsewhere", message=r"has '/' in it"),
+    train("experiment_backslash", "tracking.experiment=a\\b", message=r"has '\\\\' in it"),
+    train("experiment_dotdot", "tracking.experiment=..", message=r"tracking\.experiment '\.\.' is not a"),
+    train("experiment_newline", "tracking.experiment='a\nb'", message=r"has '\\n' in it"),
+    train("experiment_too_long", "tracking.experiment=" + "x" * 600,
+          message=r"tracking\.experiment is 600 characters long, MLflow takes at most 500; choose a shorter"),
+    train("register_model_colon", "tracking.register_model=a:b",
+          message=r"tracking\.register_model 'a:b' has ':' in it"),
+    train("register_model_too_long", "tracking.experiment=" + "x" * 300,
+          message=r"tracking\.register_model is 308 characters long, MLflow takes at most 256"),
+    train("cache_dir_newline", "dataset.cache_dir='a\nb'", message=r"dataset\.cache_dir 'a\\nb' has a"),
+    # overrides whose interpolation fails: our line only, not Hydra's "Error executing job" first
+    train("resolver_env_missing", "lr=${{oc.env:SOFTMAX_EXP_NO_SUCH_VAR}}",
+          message=r"lr: .*Environment variable 'SOFTMAX_EXP_NO_SUCH_VAR' not found"),
+    train("resolver_unknown", "lr=${{nosuch:1}}", message=r"lr: Unsupported interpolation type nosuch$"),
+    train("resolver_cycle", "lr=${{reg}}", "reg=${{lr}}", message=r"lr: Recursive interpolation detected$"),
+    train("sweep_resolver_unknown", "-m", "lr=1e-3,1e-2", "reg=${{nosuch:1}}", "hydra.sweep.dir={tmp}/sweep",
+          message=r"reg: Unsupported interpolation type nosuch$"),
+    # values that overflow: the divergence in one line, no numpy warning
+    train("lr_overflows_float32", "lr=1e308", "num_iters=20", exit_code=1, runs=("FAILED",), heavy=True,
+          message=r"W became NaN or inf at iteration 1; lower lr$"),
+    train("lr_overflows_momentum", "lr=1e30", "optimizer=momentum", "kernel=vectorized", exit_code=1,
+          runs=("FAILED",), heavy=True, message=r"(W|loss) became .* at iteration \d+; lower lr$"),
+    # memory: an image size whose arrays cannot fit is refused before a pixel is decoded
+    train("image_size_too_big", *IMAGES, "dataset.image_size=[100000,100000]", setup=images,
+          message=r"36 images of 100000x100000 \(HxW\) need about \d+\.\d GiB, \d+\.\d GiB are available; "
+                  r"set a smaller dataset\.image_size"),
+    # a full disk under the run's folder, mid-run: the file named, no truncated file, the run FAILED;
+    # a log that cannot be written (Python's handler printed a traceback and went on: exit 0)
+    train("run_dir_on_a_full_disk", *CIFAR, "dataset.cache=false", "hydra.run.dir={tmp}/disk/out",
+          setup=cifar, full_disk=True, heavy=True, runs=("FAILED",), run_folder_on_disk=True,
+          message=r"No space left on device: .*/disk/out/artifacts/weights\.png; make it a writable folder"),
+    train("log_on_a_full_disk", "hydra.job_logging.handlers.file.filename=/dev/full", heavy=True,
+          runs=("FINISHED",), message=r"No space left on device: /dev/full; make it a writable folder"),
     # reproduce and the UI
     reproduce("reproduce_no_store", "0123abcd", "--tracking-uri", "sqlite:///{tmp}/none.db",
               message=r"FileNotFoundError: there is no MLflow store at .*/none\.db"),
@@ -344,6 +393,12 @@ CASES = [
     ui("ui_port_taken", "serve", "--db", "{tmp}/mlflow.db", "--port", "{taken}", setup=port_taken,
        exit_code=1,
        message=r"cannot serve on 127\.0\.0\.1:\d+: something is listening there .*make ui UI_PORT=\d+$"),
+    ui("ui_store_is_a_folder", "serve", "--db", "{tmp}/folder.db", setup=a_folder,
+       message=r"the MLflow store .*/folder\.db is a folder, not a SQLite file; give MLFLOW_DB=PATH/"),
+    ui("ui_store_is_text", "serve", "--db", "{tmp}/other.db", setup=garbage_store,
+       message=r"other\.db is not an MLflow store \(not a SQLite database\)"),
+    ui("ui_store_folder_missing", "serve", "--db", "{tmp}/nowhere/mlflow.db",
+       message=r"the folder of the MLflow store .*/nowhere/mlflow\.db does not exist"),
     ui("ui_bad_port", "serve", "--port", "70000",
        message=r"argument --port: must be an integer from 1 to 65535"),
     # kernel inputs, through the gradient check
@@ -479,4 +534,10 @@ def test_bad_input_fails_in_one_line_and_leaves_nothing(case: Case, outcomes):
     assert len(lines) == 1, out.stderr[-3000:]
     assert re.search(PREFIX[case.module], lines[0]) and re.search(case.message, lines[0]), lines[0]
     assert "RUNNING" not in out.runs and out.runs == sorted(case.runs)
-    assert out.cache == [] and out.debris == []
+    assert out.debris == []
+    if case.run_folder_on_disk:  # (the disk's snapshot is in {tmp}/cache): no file half written
+        (folder,) = out.cache
+        assert folder.name == "out" and not any((folder / "artifacts").iterdir())
+        assert not [p for p in folder.rglob(".*") if p.name != ".hydra"]
+    else:
+        assert out.cache == []

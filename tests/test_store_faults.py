@@ -16,7 +16,7 @@ import pytest
 from helpers import FAST, client_for
 
 from softmax_exp.tracking import TrackingError, get_client
-from softmax_exp.tracking.store import prepare_store
+from softmax_exp.tracking.store import artifact_location, get_or_create_experiment, prepare_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
@@ -126,3 +126,28 @@ def test_a_half_made_store_is_named_with_its_fix(tmp_path):
     empty.touch()  # an empty file is a store not made yet
     prepare_store(f"sqlite:///{empty}")
     _whole(empty)
+
+
+@pytest.mark.parametrize("name", ["../escaped", "../../escaped", "/tmp/absolute", "a/b", "..", ".",
+                                  "a/../../b"])
+def test_an_experiment_name_never_puts_files_outside_the_artifact_root(tmp_path, name):
+    """Whatever reaches the store (the config refuses these names first), the folder of a new experiment
+    is a child of the artifact root, or nothing is created at all."""
+    root = tmp_path / "store" / "mlartifacts"
+    with pytest.raises(TrackingError, match="give tracking.experiment a plain name"):
+        artifact_location(str(root), name)
+    store = tmp_path / "store" / "mlflow.db"
+    client = get_client(f"sqlite:///{store}")
+    with pytest.raises(TrackingError, match="plain name"):
+        get_or_create_experiment(client, name)
+    assert client.get_experiment_by_name(name) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+    with pytest.raises(TrackingError, match="plain name"):
+        artifact_location("s3://bucket/artifacts", name)
+
+
+def test_a_plain_name_is_a_child_of_the_root(tmp_path):
+    root = tmp_path / "mlartifacts"
+    assert artifact_location(str(root), "digits") == str(root / "digits")
+    assert artifact_location(str(root), "a b..c") == str(root / "a b..c")
+    assert artifact_location("s3://bucket/artifacts/", "digits") == "s3://bucket/artifacts/digits"
