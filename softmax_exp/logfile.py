@@ -16,6 +16,14 @@ import sys
 class FileHandler(logging.FileHandler):
     """``logging.FileHandler`` whose failures to write are raised (OSError naming the file), not printed."""
 
+    def _open(self):
+        try:
+            return super()._open()
+        except OSError as e:  # some (opening /proc/version to append, say) name no file
+            if e.filename is None and e.errno:
+                raise OSError(e.errno, e.strerror or os.strerror(e.errno), self.baseFilename) from e
+            raise
+
     def handleError(self, record: logging.LogRecord) -> None:
         error = sys.exc_info()[1]
         if isinstance(error, OSError):

@@ -383,6 +383,8 @@ CASES = [
     train("run_dir_on_a_full_disk", *CIFAR, "dataset.cache=false", "hydra.run.dir={tmp}/disk/out",
           setup=cifar, full_disk=True, heavy=True, runs=("FAILED",), run_folder_on_disk=True,
           message=r"No space left on device: .*/disk/out/artifacts/weights\.png; make it a writable folder"),
+    train("log_cannot_be_opened", "hydra.job_logging.handlers.file.filename=/proc/version",
+          message=r"Invalid argument: /proc/version; make it a writable folder"),  # (Hydra's handler set-up)
     train("log_on_a_full_disk", "hydra.job_logging.handlers.file.filename=/dev/full", heavy=True,
           runs=("FINISHED",), message=r"No space left on device: /dev/full; make it a writable folder"),
     # reproduce and the UI
