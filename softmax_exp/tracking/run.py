@@ -178,6 +178,8 @@ class Run:
             else:
                 self.end("FAILED", f"{exc_type.__name__}: {exc}")
         except TrackingError as e:  # the failure that ended the run is the one to report
+            if issubclass(exc_type, TrackingError) and str(e) == str(exc):
+                return  # the store itself failed (a full disk): that one line says it all
             logging.getLogger(__name__).warning("run %s could not be marked ended: %s", self.run_id, e)
 
 
