@@ -50,13 +50,11 @@ def predict(model: Softmax, images: Any, output: str = "labels") -> np.ndarray:
         raise MlflowException.invalid_parameter_value(
             f"params['output'] must be one of {', '.join(OUTPUTS)}; got {output!r}")
     try:
-        X = model.preprocess(images)
+        if output == "probabilities":
+            return model.predict_proba(model.preprocess(images))
+        labels = model.predict_images(images)
     except ValueError as e:  # the scoring server answers 400 with this message
         raise MlflowException.invalid_parameter_value(str(e)) from None
-    if output == "probabilities":
-        C = len(model.preprocessing.class_names)
-        return model.predict_proba(X) if X.shape[0] else np.zeros((0, C), dtype=np.float64)
-    labels = model.predict(X) if X.shape[0] else np.zeros(0, dtype=np.int64)
     if output == "names":
         return np.asarray(model.preprocessing.class_names)[labels]
     return labels
