@@ -53,7 +53,7 @@ def fit(cfg: Config, job: JobContext | None = None) -> Outcome:
         model = Softmax(cfg.kernel, Preprocessing.of(data))
         state = tracker.open(data, n_threads)
         with tracker, INTERRUPTS.deferred():  # an exception ends the run FAILED, Ctrl-C KILLED
-            with _JobHooks(tracker, cfg, state) as hooks:
+            with _JobHooks(tracker, cfg, state, job.stop_early) as hooks:
                 history = model.train(data.X_train, data.y_train, cfg.train_params(), X_val=data.X_val,
                                       y_val=data.y_val, optimizer=cfg.optimizer.build(),
                                       schedule=cfg.build_schedule(), hooks=hooks,
@@ -67,9 +67,10 @@ def fit(cfg: Config, job: JobContext | None = None) -> Outcome:
                             with atomic_path(job.output_dir / "model.npz", sync=False) as tmp:
                                 model.save(tmp)  # Softmax.load reads it back
                     tracker.finish(history, metrics, folder, model, data)
-    note = f"resumed from iteration {state.iteration}" if state is not None else ""
-    return Outcome(model, history, metrics, tracker.run_id, "FAILED" if history.diverged else "FINISHED",
-                   note, tracker.experiment_id, tracker.model_uri)
+    notes = [f"resumed from iteration {state.iteration}" if state is not None else "", history.stopped or ""]
+    status = "FAILED" if history.diverged else "PRUNED" if history.stopped else "FINISHED"
+    return Outcome(model, history, metrics, tracker.run_id, status, "; ".join(n for n in notes if n),
+                   tracker.experiment_id, tracker.model_uri)
 
 
 class Untracked:
@@ -101,8 +102,10 @@ class _JobHooks:
     """The training hooks of a job (softmax_exp.sgd.TrainingHooks): its tracker gets the evaluations and
     checkpoints, a tqdm bar the progress (``progress``), Ctrl-C / SIGTERM stops it between two steps."""
 
-    def __init__(self, tracker: TrackedJob | Untracked, cfg: Config, state: TrainState | None) -> None:
+    def __init__(self, tracker: TrackedJob | Untracked, cfg: Config, state: TrainState | None,
+                 stop_early=None) -> None:
         self.tracker = tracker
+        self._stop_early = stop_early
         self.bar = (_progress_bar(cfg.num_iters, state.iteration if state is not None else 0)
                     if _show_progress(cfg.progress) else None)
 
@@ -120,6 +123,9 @@ class _JobHooks:
         self.tracker.on_checkpoint(state)
 
     should_stop = staticmethod(INTERRUPTS.requested)
+
+    def stop_early(self, point: EvalPoint) -> str | None:
+        return self._stop_early(point) if self._stop_early is not None else None
 
     def close(self) -> None:
         if self.bar is not None:
@@ -151,7 +157,7 @@ def _final_metrics(cfg: Config, model: Softmax, history: TrainHistory, data) -> 
     if history.evals:
         metrics["train_acc"] = history.evals[-1].train_acc
         metrics["val_acc"] = history.evals[-1].val_acc
-    if cfg.eval_test and history.diverged is None and data.X_test.shape[0]:
+    if cfg.eval_test and history.diverged is None and history.stopped is None and data.X_test.shape[0]:
         metrics["test_acc"] = model.accuracy(data.X_test, data.y_test)
     return metrics
 

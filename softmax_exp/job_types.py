@@ -7,11 +7,12 @@ the entrypoint launch it; none of them needs another's module for these types.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from softmax_exp.model import Softmax
-from softmax_exp.sgd import TrainHistory
+from softmax_exp.sgd import EvalPoint, TrainHistory
 
 
 class TrainingDiverged(RuntimeError):
@@ -21,7 +22,10 @@ class TrainingDiverged(RuntimeError):
 @dataclass
 class JobContext:
     """Where one training sits: its run name and overrides, where its files go, its sweep if any, and
-    the Numba threads its launcher gives it (None: all cores)."""
+    the Numba threads its launcher gives it (None: all cores). ``stop_early``, asked at each evaluation
+    before the last, may end a healthy training there with a reason (a search's pruner: see
+    softmax_exp.sweep.trial); its run then ends FINISHED with the metrics so far, tagged, and the job's
+    status is PRUNED."""
 
     run_name: str | None = None
     overrides: list[str] = field(default_factory=list)
@@ -32,6 +36,8 @@ class JobContext:
     job_num: int = 0
     threads: int | None = None
     run_id: str | None = None  # its MLflow run, once it has one (set by the tracked job)
+    stop_early: Callable[[EvalPoint], str | None] | None = None
+    extra_tags: dict[str, str] = field(default_factory=dict)  # on the run it starts (a trial's number)
 
 
 @dataclass
@@ -39,7 +45,9 @@ class Outcome:
     """What a training job produced: the model, its history, final metrics and the MLflow run id.
 
     A job of a sweep that had FINISHED before is not trained again: its model is None, its history
-    empty, its metrics and run are the earlier ones, and ``note`` says so (as it says a resume).
+    empty, its metrics and run are the earlier ones, and ``note`` says so (as it says a resume). status
+    is FINISHED, FAILED (diverged) or PRUNED (stopped early by ``JobContext.stop_early``: the note says
+    at which iteration).
     """
 
     model: Softmax | None

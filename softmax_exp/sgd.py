@@ -42,13 +42,17 @@ class TrainHistory:
     """What one training did.
 
     loss : (iterations_done,) float64, the minibatch loss at iteration t (before its update), reg included
-    evals : accuracies every ``eval_every`` iterations and after the last one (none if diverged)
+    evals : accuracies every ``eval_every`` iterations and after the last one (none if diverged; a
+        training stopped early ends with the evaluation that stopped it)
     diverged : None, or why training stopped early (loss or W became NaN / inf)
+    stopped : None, or why the hooks stopped a healthy training early (a pruned trial of a search:
+        ``"pruned at iteration k"``); its last evaluation holds the accuracies so far
     """
 
     loss: np.ndarray
     evals: list[EvalPoint] = field(default_factory=list)
     diverged: str | None = None
+    stopped: str | None = None
 
 
 @dataclass
@@ -87,6 +91,10 @@ class TrainingHooks(Protocol):
         """Asked after every update; True raises KeyboardInterrupt there (how Ctrl-C reaches a loop that
         spends its time in compiled kernels)."""
 
+    def stop_early(self, point: EvalPoint) -> str | None:
+        """Asked after each evaluation before the last; a reason (``"pruned at iteration k"``) ends the
+        training there, healthy, with the metrics so far (``TrainHistory.stopped``)."""
+
 
 class NoHooks:
     """Hooks that do nothing: a training nobody watches."""
@@ -102,6 +110,9 @@ class NoHooks:
 
     def should_stop(self) -> bool:
         return False
+
+    def stop_early(self, point: EvalPoint) -> str | None:
+        return None
 
 
 class MinibatchStream:
@@ -181,13 +192,16 @@ class SGDLoop:
                 hooks.on_step(done)
                 if done < p.num_iters and p.eval_every and done % p.eval_every == 0:
                     evaluate(W, history, losses[:done], sample=True)
+                    history.stopped = hooks.stop_early(history.evals[-1])
+                    if history.stopped:
+                        break
                 if done < p.num_iters and self.checkpoint_every and done % self.checkpoint_every == 0:
                     hooks.on_checkpoint(TrainState(done, W.copy(), opt.state_dict(), stream.state_at(done),
                                                    losses[:done].copy(), list(history.evals)))
             history.loss = losses[:done]
             if history.diverged is None and not np.isfinite(W).all():
                 history.diverged = f"W became NaN or inf at iteration {done - 1}; lower lr"
-            if history.diverged is None:
+            if history.diverged is None and history.stopped is None:
                 evaluate(W, history, history.loss, sample=False)
         return history
 

@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
@@ -38,6 +38,9 @@ from softmax_exp.tracking.registry import register
 from softmax_exp.tracking.resume import result_config
 from softmax_exp.tracking.run import unique_run_name
 from softmax_exp.tracking.tags import FAILURE_TAG
+
+if TYPE_CHECKING:
+    from softmax_exp.sweep.study import StudySettings
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +93,13 @@ class SweepCallback(Callback):
         shared = to_config(config)  # the config every job starts from, checked before any job
         with timing.section("data"):
             check_dataset(shared.dataset)  # no data: one line now, not a failure per job
+        search = _search_settings(config)  # a search's bad settings: one line, before any run
         keys = sweep_keys(config)
         num_jobs = count_jobs(config)
         info: dict[str, Any] = {
             "sweep_id": uuid.uuid4().hex,
-            "name": f"sweep {' x '.join(keys) or 'of jobs'} ({num_jobs or '?'} jobs)",
+            "name": (f"search {' x '.join(keys)} ({num_jobs} trials)" if search is not None else
+                     f"sweep {' x '.join(keys) or 'of jobs'} ({num_jobs or '?'} jobs)"),
             "command": " ".join(task_overrides(config.hydra)),
             "num_jobs": num_jobs,
             "sweep_keys": keys,
@@ -102,15 +107,24 @@ class SweepCallback(Callback):
             "experiment_id": None,
             "fingerprint": fingerprint(config, shared),
         }
+        storage = _explicit_storage(search)
+        if storage is not None:  # a storage that does not open stops the search before its parent run
+            _study().load_study(search, storage, create=True)
         if shared.tracking.enabled:
-            self._open_parent(shared, info, sweep_dir, swept_values(config))
+            self._open_parent(shared, info, sweep_dir, swept_values(config), search, storage)
+        elif search is not None:
+            info["study"] = search.as_info(storage or _study().default_storage(sweep_dir))
+        if search is not None:
+            _study().load_study(search, info["study"]["storage"], create=True)
         results.write_sweep_info(sweep_dir, info)
 
-    def _open_parent(self, config: Config, info: dict[str, Any], sweep_dir: Path,
-                     swept: dict[str, str]) -> None:
+    def _open_parent(self, config: Config, info: dict[str, Any], sweep_dir: Path, swept: dict[str, str],
+                     search: StudySettings | None = None, storage: str | None = None) -> None:
         """The sweep's parent run: with ``resume``, the one of an earlier invocation of the same sweep
         (reopened; its stale children marked KILLED), else a new one. Two invocations starting at once
-        both create one, then keep the older and trash their own."""
+        both create one, then keep the older and trash their own. A search's parent links its study
+        (tags): without an explicit storage, the study of the parent it goes on with, else a journal
+        file in this sweep folder."""
         atexit.register(self._abandon)  # whatever happens next, the parent is never left RUNNING
         tcfg = config.tracking
         uri = tracking.resolve_tracking_uri(tcfg.uri)
@@ -125,11 +139,15 @@ class SweepCallback(Callback):
                 client.delete_tag(run.info.run_id, tags.SWEEP_FINGERPRINT_TAG)
             earlier = []
         stale_s = 60.0 * tcfg.stale_after_min
+        study_tags = {}
+        if search is not None:
+            study_tags = {tags.STUDY_STORAGE_TAG: storage or _study().default_storage(sweep_dir),
+                          tags.STUDY_NAME_TAG: search.study_name}
         if not earlier:
             mine = tracking.Run.start(
                 uri, tcfg.experiment, unique_run_name(client, exp_id, info["name"]), experiment_id=exp_id,
                 tags={tags.SWEEP_DIR_TAG: str(sweep_dir.resolve()), tags.SWEEP_FINGERPRINT_TAG: fp,
-                      tags.NUM_JOBS_TAG: info["num_jobs"], **tracking.environment_tags(),
+                      tags.NUM_JOBS_TAG: info["num_jobs"], **tracking.environment_tags(), **study_tags,
                       tags.NOTE_TAG: f"`python -m softmax_exp.train -m {info['command']}`: running"},
             )
             # Two invocations starting together elect the oldest parent (ties: the smaller run id). Created
@@ -149,8 +167,11 @@ class SweepCallback(Callback):
             if tracking.is_stale(parent, stale_s):
                 resume.mark_killed(client, parent)
             killed = resume.mark_stale_children(client, parent.info.run_id, stale_s)
+            if search is not None and storage is None:  # the study of the search it goes on with
+                study_tags[tags.STUDY_STORAGE_TAG] = parent.data.tags.get(
+                    tags.STUDY_STORAGE_TAG, _study().default_storage(sweep_dir))
             self._parent = tracking.Run.reopen(uri, parent.info.run_id,
-                                               {tags.SWEEP_DIR_TAG: str(sweep_dir.resolve())})
+                                               {tags.SWEEP_DIR_TAG: str(sweep_dir.resolve()), **study_tags})
             log.info(f"{parent.info.run_name}: going on with parent run {parent.info.run_id}"
                      + (f"; {len(killed)} run(s) of a dead process marked KILLED" if killed else ""))
         info["parent_run_id"] = self._parent.run_id
@@ -159,6 +180,8 @@ class SweepCallback(Callback):
         info["tracking_uri"] = uri
         info["experiment_id"] = exp_id
         info["register_model"] = tcfg.register_model
+        if search is not None:
+            info["study"] = search.as_info(study_tags[tags.STUDY_STORAGE_TAG])
 
     @_recorded
     @timing.timed("tracking")
@@ -167,7 +190,12 @@ class SweepCallback(Callback):
         info = results.read_sweep_info(sweep_dir)
         if info is None:
             return
-        jobs = results.collect_results(sweep_dir, info["sweep_id"])
+        if info.get("study"):  # a search: every trial of its study, whichever process ran it
+            stale_s = 60.0 * float(config.get("tracking", {}).get("stale_after_min", 60.0))
+            study = _study()
+            jobs = study.study_results(study.load_study(info["study"], info["study"]["storage"]), stale_s)
+        else:
+            jobs = results.collect_results(sweep_dir, info["sweep_id"])
         summary = results.write_summary_csv(sweep_dir / results.SUMMARY_FILE, jobs)
         heatmap = None
         if jobs:
@@ -177,6 +205,10 @@ class SweepCallback(Callback):
                     [r.val_acc for r in jobs], title=f"val_acc over lr x reg ({len(jobs)} jobs)")
         log.info(results.format_table(jobs))
         failed = [r for r in jobs if r.failed]
+        pruned = sum(r.status == "PRUNED" for r in jobs)
+        if pruned:
+            iterations = sum(r.iterations for r in jobs)
+            log.info(f"{pruned} of {len(jobs)} trials pruned, {iterations} SGD iterations in all")
         missing = info["num_jobs"] is not None and len(jobs) < info["num_jobs"]
         if failed:
             log.info(f"{len(failed)} of {len(jobs)} jobs failed (see {summary})")
@@ -206,7 +238,8 @@ class SweepCallback(Callback):
                                        about)
                 _show_best_in_parent(parent, best)
             parent.set_tags({tags.NUM_FAILED_TAG: len(failed),
-                             tags.NOTE_TAG: results.format_note(info["command"], jobs, version)})
+                             tags.NOTE_TAG: results.format_note(info["command"], jobs, version,
+                                                                _study_line(info.get("study")))})
             parent.log_artifact(summary)
             if heatmap is not None:
                 parent.log_artifact(heatmap)
@@ -223,6 +256,8 @@ class SweepCallback(Callback):
         if info.get("view"):
             jobs = experiment_link(uri, info["experiment_id"], view=info["view"])
             log.info(f"  its jobs, best first: {jobs}")
+        if info.get("study"):
+            log.info(f"  its study: {_study().study_dashboard_command(info['study']['storage'])}")
         if best is not None:
             line = f"  best: {best.run_name} ({best.run_id}), val_acc {best.val_acc:f}"
             if math.isfinite(best.test_acc):  # reported for the job chosen by val_acc, never chosen by
@@ -272,13 +307,46 @@ def count_jobs(config: DictConfig) -> int | None:
     n_trials for optuna; None if unknown."""
     sweeper = config.hydra.sweeper
     target = str(sweeper.get("_target_", ""))
-    if "optuna" in target.lower():
+    if is_search(config):
         return int(sweeper.n_trials)
     if not target.endswith(("BasicSweeper", "GridSweeper")):
         return None
     params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
     parsed = OverridesParser.create().parse_overrides(params + task_overrides(config.hydra))
     return sum(len(batch) for batch in split_sweep_arguments(parsed))
+
+
+def is_search(config: DictConfig) -> bool:
+    """Whether the multirun is a search of the project's Optuna sweeper."""
+    return str(config.hydra.sweeper.get("_target_", "")).endswith(".OptunaSweeper")
+
+
+def _search_settings(config: DictConfig) -> StudySettings | None:
+    """A search's checked settings (its search space too), None for another sweeper."""
+    if not is_search(config):
+        return None
+    study = _study()
+    settings = study.StudySettings.of(config.hydra.sweeper)
+    study.search_space(settings.params, task_overrides(config.hydra))
+    return settings
+
+
+def _study():
+    """softmax_exp.sweep.study, imported by a search only (Optuna: 0.3 s of every command's start)."""
+    from softmax_exp.sweep import study
+
+    return study
+
+
+def _explicit_storage(search: StudySettings | None) -> str | None:
+    return _study().absolute_storage(search.storage) if search is not None and search.storage else None
+
+
+def _study_line(study: dict[str, Any] | None) -> str:
+    if not study:
+        return ""
+    return (f"Optuna study `{study['study_name']}` ({study['n_trials']} trials, pruner {study['pruner']}): "
+            f"`{_study().study_dashboard_command(study['storage'])}`")
 
 
 def sweep_keys(config: DictConfig) -> list[str]:

@@ -27,8 +27,10 @@ HEATMAP_FILE = "val_acc_heatmap.png"
 @dataclass(frozen=True)
 class JobResult:
     """One job of a sweep. Accuracies are NaN when the job did not get that far; status is MLflow's
-    (FINISHED, FAILED, KILLED); reason says why a job failed; note says when the job reused an earlier
-    run (skipped) or went on from a checkpoint; model_uri is its logged MLflow model."""
+    (FINISHED, FAILED, KILLED), or PRUNED for a trial of a search that its pruner stopped early
+    (accuracies so far; RUNNING: a trial another process runs now); reason says why a job failed; note
+    says when the job reused an earlier run (skipped), went on from a checkpoint or was pruned; model_uri
+    is its logged MLflow model; iterations the SGD updates it made (0: reused, nothing trained)."""
 
     job: int
     run_name: str
@@ -44,10 +46,15 @@ class JobResult:
     sweep_id: str = ""
     note: str = ""
     model_uri: str = ""
+    iterations: int = 0
 
     @property
     def failed(self) -> bool:
-        return self.status != "FINISHED"
+        return self.status not in ("FINISHED", "PRUNED", "RUNNING")
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "FINISHED"
 
 
 def write_sweep_info(sweep_dir: str | Path, info: dict[str, Any]) -> Path:
@@ -83,7 +90,7 @@ def collect_results(sweep_dir: str | Path, sweep_id: str) -> list[JobResult]:
 
 def best_result(results: Sequence[JobResult]) -> JobResult | None:
     """The finished job with the highest val_acc (the first such job on ties), or None."""
-    ok = [r for r in results if not r.failed and math.isfinite(r.val_acc)]
+    ok = [r for r in results if r.finished and math.isfinite(r.val_acc)]
     return max(ok, key=lambda r: r.val_acc) if ok else None
 
 
@@ -96,6 +103,10 @@ def format_table(results: Sequence[JobResult]) -> str:
                 f"val accuracy: {r.val_acc:f}")
         if r.failed:
             line += f"  [{r.status}: {r.reason}]"
+        elif r.status == "PRUNED":
+            line += f"  [PRUNED: {r.note or r.reason}]"
+        elif r.status == "RUNNING":
+            line += f"  [RUNNING: {r.reason}]"
         lines.append(line)
     best = best_result(results)
     best_val = best.val_acc if best else -1.0  # the course starts best_val at -1
@@ -103,20 +114,24 @@ def format_table(results: Sequence[JobResult]) -> str:
     return "\n".join(lines)
 
 
-def format_note(command: str, results: Sequence[JobResult], version=None) -> str:
-    """The sweep in Markdown, for its parent run's note: the command, a table of the jobs (best first),
-    the best job and the model version registered from it."""
+def format_note(command: str, results: Sequence[JobResult], version=None, study: str = "") -> str:
+    """The sweep in Markdown, for its parent run's note: the command, a table of the jobs (best first,
+    then pruned ones), the best job and the model version registered from it; ``study``: a line about a
+    search's Optuna study."""
     failed = sum(r.failed for r in results)
+    pruned = sum(r.status == "PRUNED" for r in results)
     tested = any(math.isfinite(r.test_acc) for r in results)  # eval_test=true: a column, never chosen by
     test_head, test_rule = (" test_acc |", "---|") if tested else ("", "")
-    lines = [f"**Sweep** `python -m softmax_exp.train -m {command}`: {len(results)} jobs, {failed} failed.",
+    counts = f"{len(results)} jobs, {failed} failed" + (f", {pruned} pruned" if pruned else "")
+    lines = [f"**Sweep** `python -m softmax_exp.train -m {command}`: {counts}.", *([study] if study else []),
              "", f"| run | lr | reg | train_acc | val_acc |{test_head} status |",
              f"|---|---|---|---|---|{test_rule}---|"]
-    order = sorted(results, key=lambda r: (r.failed, -r.val_acc if math.isfinite(r.val_acc) else 0, r.job))
+    order = sorted(results, key=lambda r: (r.failed, not r.finished,
+                                           -r.val_acc if math.isfinite(r.val_acc) else 0, r.job))
     for r in order:
         test = f" {_acc(r.test_acc)} |" if tested else ""
         lines.append(f"| {r.run_name} | {r.lr:g} | {r.reg:g} | {_acc(r.train_acc)} | {_acc(r.val_acc)} |"
-                     f"{test} {r.status} |")
+                     f"{test} {r.status}{f' ({r.note})' if r.status == 'PRUNED' and r.note else ''} |")
     best = best_result(results)
     if best is not None:
         lines += ["", f"**Best**: `{best.run_name}` (run {best.run_id}), val_acc {best.val_acc:.4f}, "

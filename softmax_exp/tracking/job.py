@@ -44,6 +44,7 @@ from softmax_exp.tracking.tags import (
     MODEL_URI_TAG,
     NOTE_TAG,
     RESUMED_TAG,
+    STOPPED_TAG,
     SWEEP_ID_TAG,
     THREADS_TAG,
 )
@@ -162,8 +163,10 @@ class TrackedJob:
         the reason if the training diverged): params, tags and metrics go in one call if they fit."""
         self.log.finish(history.loss, metrics.get("test_acc"))
         self.run.log_artifacts(artifacts)
-        tags = {NOTE_TAG: run_note(self.cfg, metrics, len(history.loss), history.diverged)}
-        if not history.diverged:
+        tags = {NOTE_TAG: run_note(self.cfg, metrics, len(history.loss), history.diverged, history.stopped)}
+        if history.stopped:  # a pruned trial: its metrics so far, no model
+            tags[STOPPED_TAG] = history.stopped
+        elif not history.diverged:
             self.model_uri = log_model(self.uri, self.run.run_id, model, data.raw_images("val", 3),
                                        experiment_id=self.experiment_id, params=self.params)
             tags[MODEL_URI_TAG] = self.model_uri
@@ -187,6 +190,7 @@ class TrackedJob:
         }
         if job.sweep_id:
             tags.update({SWEEP_ID_TAG: job.sweep_id, JOB_NUM_TAG: job.job_num})
+        tags.update(job.extra_tags)
         client = get_client(self.uri)
         if not job.parent_run_id:  # a sweep's children are named apart by what the sweep varies
             job.run_name = unique_run_name(client, self.experiment_id, job.run_name)
@@ -232,7 +236,8 @@ def _check_same_code_and_data(run, data: Dataset) -> None:
                          f"{tags[DATASET_TAG][:12]}): its checkpoint is not resumed")
 
 
-def run_note(cfg: Config, metrics: dict[str, float], iterations: int, diverged: str | None) -> str:
+def run_note(cfg: Config, metrics: dict[str, float], iterations: int, diverged: str | None,
+             stopped: str | None = None) -> str:
     """A run's one-line description (MLflow's note): what was trained and what it reached."""
     opt = cfg.optimizer
     what = (f"{cfg.dataset.name}, {opt.name}{'' if opt.schedule == 'none' else ' + ' + opt.schedule} "
@@ -240,6 +245,8 @@ def run_note(cfg: Config, metrics: dict[str, float], iterations: int, diverged: 
     if diverged:
         return f"{what}: diverged ({diverged})"
     reached = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("val_acc", "train_acc", "test_acc") if k in metrics)
+    if stopped:
+        return f"{what}: {stopped}, {reached} so far"
     return f"{what}: {reached}"
 
 

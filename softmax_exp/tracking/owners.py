@@ -41,11 +41,19 @@ def is_stale(run, stale_after_s: float, now: float | None = None) -> bool:
     ``stale_after_s`` seconds."""
     if run.info.status != "RUNNING":
         return False
-    alive = owner_alive(run.data.tags)
+    return owner_gone(run.data.tags, stale_after_s, run.info.start_time / 1000, now)
+
+
+def owner_gone(tags: Mapping[str, str], stale_after_s: float, started_s: float,
+               now: float | None = None) -> bool:
+    """Whether the owner named by ``tags`` (:func:`owner_tags`, renewed heartbeat included) is gone: dead
+    on this host, or (another host) no heartbeat for ``stale_after_s`` seconds (since ``started_s``,
+    seconds since the epoch, without one)."""
+    alive = owner_alive(tags)
     if alive is not None:
         return not alive
-    beat = run.data.tags.get(HEARTBEAT_TAG, "")
-    last = float(beat) if beat.isdigit() else run.info.start_time / 1000
+    beat = tags.get(HEARTBEAT_TAG, "")
+    last = float(beat) if beat.isdigit() else started_s
     return (now if now is not None else time.time()) - last > stale_after_s
 
 

@@ -32,6 +32,7 @@ from softmax_exp.tracking.tags import (  # noqa: F401 (the resume tags are read 
     PARENT_TAG,
     PID_TAG,
     RESUMED_TAG,
+    STOPPED_TAG,
     SUPERSEDED_TAG,
     SWEEP_FINGERPRINT_TAG,
 )
@@ -91,6 +92,8 @@ def earlier_runs(client, experiment_id: str, fingerprint: str, parent_run_id: st
                     f"{tags.get(HOST_TAG, '?')} (run {run.info.run_id}); wait for it to end")
             run = mark_killed(client, run)
             found.marked_killed.append(run)
+        if run.info.status == "FINISHED" and STOPPED_TAG in run.data.tags:
+            continue  # a pruned training: ended, not a finished one to reuse, nothing to resume
         if run.info.status == "FINISHED":
             found.finished = found.finished or run
         elif (run.info.status in ("KILLED", "FAILED") and CHECKPOINT_TAG in run.data.tags

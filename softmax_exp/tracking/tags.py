@@ -41,6 +41,10 @@ DATASET_TAG = PREFIX + "dataset_fingerprint"
 GIT_DIRTY_TAG = PREFIX + "git_dirty"
 SWEEP_ID_TAG = PREFIX + "sweep_id"
 JOB_NUM_TAG = PREFIX + "job_num"
+# why the training ended early yet healthy (a pruned trial: "pruned at iteration k"); the run is FINISHED
+# with its metrics so far, and never reused as a finished training
+STOPPED_TAG = PREFIX + "stopped_early"
+TRIAL_TAG = PREFIX + "optuna_trial"  # the trial number of a search's job in its Optuna study
 
 # a sweep's parent
 SWEEP_DIR_TAG = PREFIX + "sweep_dir"
@@ -48,6 +52,8 @@ NUM_JOBS_TAG = PREFIX + "num_jobs"
 NUM_FAILED_TAG = PREFIX + "num_failed"
 BEST_RUN_ID_TAG = PREFIX + "best_run_id"
 BEST_RUN_NAME_TAG = PREFIX + "best_run_name"
+STUDY_STORAGE_TAG = PREFIX + "optuna_storage"  # a search's Optuna storage (URL or journal file)
+STUDY_NAME_TAG = PREFIX + "optuna_study"
 
 
 def version_tag(package: str) -> str:

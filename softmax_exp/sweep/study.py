@@ -1,0 +1,450 @@
+"""A hyperparameter search as an Optuna study: its settings, its storage, its search space, and the
+claiming of its trials by the processes that share it.
+
+The search's sweeper (``hydra_plugins/softmax_exp_optuna_sweeper``) asks the study for a trial, launches
+it as a job and tells the study how it ended; the job reports its val_acc to the trial and asks the
+pruner (softmax_exp.sweep.trial). Everything the two share is here.
+
+- :class:`StudySettings`: ``hydra.sweeper``'s options, checked (one ConfigError line each).
+- :func:`open_storage`: an RDB URL (``sqlite:///...``, ``postgresql://...``) or a journal file (any other
+  path): Optuna's own storages. A search is never in memory only.
+- :func:`search_space`: the sweeper's params and the command line's sweep overrides, in the syntax of
+  Hydra's sweepers (``tag(log, interval(1e-7, 1e-5))``, ``choice(...)``, ``range(...)``, ``a,b,c``), as
+  Optuna distributions; the other overrides are fixed.
+- :func:`claim_trial`: the next trial of the study for this process, or None when the study has its
+  ``n_trials``. ``n_trials`` counts the study's trials, whichever process ran them. Optuna itself caps
+  trials per process only (``optimize(n_trials)``; its MaxTrialsCallback can overshoot when two workers
+  ask at once), so counting and asking are done under a lock held in the storage itself: PostgreSQL's
+  advisory lock, or for a file (SQLite, a journal) Optuna's own journal file lock beside it. A trial left
+  RUNNING by a process that died (kill -9, a reboot) is claimed again, with its parameters: its job then
+  goes on from its checkpoint in the same MLflow run.
+- :func:`study_results`: every trial of the study as the sweep's JobResult rows, whichever process ran it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import (
+    ChoiceSweep,
+    IntervalSweep,
+    Override,
+    RangeSweep,
+    Transformer,
+)
+from omegaconf import DictConfig, OmegaConf
+
+from softmax_exp.config import ConfigError
+from softmax_exp.overrides import override_key
+from softmax_exp.sweep.results import JobResult
+from softmax_exp.tracking.owners import owner_gone, owner_tags
+from softmax_exp.tracking.tags import HEARTBEAT_TAG, HOST_TAG, PID_TAG
+
+DIRECTIONS = ("maximize", "minimize")
+PRUNERS = ("none", "median", "successive_halving", "hyperband")
+DEFAULT_STORAGE_FILE = "optuna.journal"  # in the sweep folder when hydra.sweeper.storage is not set
+OWNER_ATTR = "softmax_exp:owner"  # the sweeper process that claimed a trial (owner_tags())
+HEARTBEAT_ATTR = "softmax_exp:heartbeat"  # renewed by the trial's job at each report
+RESULT_ATTR = "softmax_exp:result"  # the trial's JobResult, once its job ended
+LOCK_TIMEOUT_S = 120.0
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep prints its own lines
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """``hydra.sweeper``'s options, checked. ``storage`` is None for the default (a journal file in the
+    sweep folder, or the one of the earlier invocation of the same search)."""
+
+    study_name: str
+    direction: str
+    n_trials: int
+    n_jobs: int
+    storage: str | None
+    pruner: str
+    pruner_args: dict[str, Any] = field(default_factory=dict)
+    sampler: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, sweeper: Mapping[str, Any] | DictConfig) -> StudySettings:
+        """From Hydra's ``hydra.sweeper`` node; ConfigError (one line) on a bad value."""
+        if isinstance(sweeper, DictConfig):
+            sweeper = OmegaConf.to_container(sweeper, resolve=True)
+        n_trials, n_jobs = sweeper.get("n_trials"), sweeper.get("n_jobs", 1)
+        for key, value in (("n_trials", n_trials), ("n_jobs", n_jobs)):
+            if type(value) is not int or value < 1:
+                raise ConfigError(f"hydra.sweeper.{key} must be an integer >= 1; got {value!r}")
+        direction = str(sweeper.get("direction", "maximize"))
+        if direction not in DIRECTIONS:
+            raise ConfigError(f"hydra.sweeper.direction must be maximize or minimize (of the returned "
+                              f"val_acc); got {direction!r}")
+        pruner = str(sweeper.get("pruner") or "none")
+        if pruner not in PRUNERS:
+            raise ConfigError(f"hydra.sweeper.pruner must be one of {', '.join(PRUNERS)}; got {pruner!r}")
+        name = sweeper.get("study_name")
+        if not isinstance(name, str) or not name.strip() or not name.isprintable() or len(name) > 512:
+            raise ConfigError(f"hydra.sweeper.study_name must be a printable name of at most 512 "
+                              f"characters; got {name!r}")
+        storage = sweeper.get("storage")
+        if storage is not None and (not isinstance(storage, str) or not storage.strip()):
+            raise ConfigError(f"hydra.sweeper.storage must be an RDB URL (sqlite:///FILE, postgresql://...) "
+                              f"or a journal file path; got {storage!r}")
+        settings = cls(name, direction, n_trials, n_jobs, storage, pruner,
+                       dict(sweeper.get("pruner_args") or {}), dict(sweeper.get("sampler") or {}),
+                       {str(k): str(v) for k, v in (sweeper.get("params") or {}).items()})
+        settings.make_pruner()  # bad pruner_args: one line now
+        settings.make_sampler(0)
+        return settings
+
+    def make_pruner(self) -> optuna.pruners.BasePruner:
+        """The pruner named by ``pruner``, built with ``pruner_args``."""
+        kinds = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
+                 "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+                 "hyperband": optuna.pruners.HyperbandPruner}
+        try:
+            return kinds[self.pruner](**self.pruner_args)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"hydra.sweeper.pruner_args do not suit the {self.pruner} pruner: "
+                              f"{e}") from None
+
+    def make_sampler(self, trial_number: int) -> optuna.samplers.BaseSampler:
+        """The sampler of ``sampler`` (Hydra's instantiate: ``_target_`` and its arguments), its ``seed``
+        (if any) plus ``trial_number``: the same search draws the same trials, and processes sharing a
+        study never draw the same seed (each asks at a different trial count)."""
+        from hydra.utils import instantiate
+
+        spec = dict(self.sampler) or {"_target_": "optuna.samplers.TPESampler"}
+        if spec.get("seed") is not None:
+            spec["seed"] = int(spec["seed"]) + trial_number
+        try:
+            sampler = instantiate(spec)
+        except Exception as e:
+            raise ConfigError(f"hydra.sweeper.sampler cannot be made: {_first_line(e)}") from None
+        if not isinstance(sampler, optuna.samplers.BaseSampler):
+            raise ConfigError(f"hydra.sweeper.sampler._target_ must be an Optuna sampler (e.g. "
+                              f"optuna.samplers.TPESampler); got {spec.get('_target_')!r}")
+        return sampler
+
+    def as_info(self, storage: str) -> dict[str, Any]:
+        """What a job needs to report to its trial (sweep.json's ``study``)."""
+        return {"storage": storage, "study_name": self.study_name, "direction": self.direction,
+                "pruner": self.pruner, "pruner_args": self.pruner_args, "n_trials": self.n_trials}
+
+
+def default_storage(sweep_dir: str | Path) -> str:
+    """The journal file of a search that names no storage: in its sweep folder, absolute."""
+    return str((Path(sweep_dir) / DEFAULT_STORAGE_FILE).resolve())
+
+
+def is_url(storage: str) -> bool:
+    return "://" in storage
+
+
+def absolute_storage(storage: str) -> str:
+    """A journal path made absolute (jobs and later invocations run elsewhere); URLs as they are, a
+    relative SQLite file made absolute."""
+    if not is_url(storage):
+        return str(Path(storage).expanduser().resolve())
+    if storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
+        path = storage.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            return "sqlite:///" + str(Path(path).resolve())
+    return storage
+
+
+def open_storage(storage: str) -> optuna.storages.BaseStorage:
+    """Optuna's storage for ``storage`` (see the module's doc); ConfigError in one line if it does not
+    open (a server that does not answer, a folder that cannot be written, an unknown scheme)."""
+    if not is_url(storage):
+        path = Path(storage)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
+
+            return JournalStorage(JournalFileBackend(str(path), JournalFileOpenLock(str(path))))
+        except OSError as e:
+            raise ConfigError(f"hydra.sweeper.storage: the journal file {storage} cannot be opened "
+                              f"({e.strerror or e}); give a writable path or an RDB URL") from None
+    scheme = storage.partition("://")[0].partition("+")[0]
+    if scheme not in ("sqlite", "postgresql"):
+        raise ConfigError(f"hydra.sweeper.storage: {scheme}:// is not supported; give sqlite:///FILE, "
+                          f"postgresql://USER@HOST/DB or a journal file path")
+    if storage.rstrip("/").endswith(":memory:") or storage in ("sqlite://", "sqlite:///"):
+        raise ConfigError("hydra.sweeper.storage: an in-memory SQLite database would lose the study; give "
+                          "a file (sqlite:///FILE)")
+    try:
+        # get_storage: the RDB storage with Optuna's cache in front, as a study opened by URL has it
+        return optuna.storages.get_storage(optuna.storages.RDBStorage(
+            storage, engine_kwargs={"pool_pre_ping": True}))
+    except Exception as e:
+        raise ConfigError(f"hydra.sweeper.storage {_safe(storage)} does not open: {_first_line(e)}; "
+                          f"check the URL and that the database server runs") from None
+
+
+@dataclass
+class SharedStudy:
+    """An Optuna study with the storage it lives in (``storage``: as configured, made absolute), the
+    storage object, and the study's id there (the storage's trial-level API takes trial ids)."""
+
+    study: optuna.Study
+    storage: str
+    backend: optuna.storages.BaseStorage
+    study_id: int
+
+    def trial_id(self, number: int) -> int:
+        return self.backend.get_trial_id_from_study_id_trial_number(self.study_id, number)
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+
+def load_study(info: StudySettings | Mapping[str, Any], storage: str, create: bool = False) -> SharedStudy:
+    """The study named in the settings (or a job's sweep.json ``study``) in ``storage``, created if
+    ``create`` and missing; ConfigError if it is missing, or holds the other direction."""
+    info = info.as_info(storage) if isinstance(info, StudySettings) else info
+    pruner = StudySettings(info["study_name"], info["direction"], 1, 1, storage, info["pruner"],
+                           dict(info.get("pruner_args") or {})).make_pruner()
+    backend = open_storage(storage)
+    name, direction = info["study_name"], info["direction"]
+    try:
+        if create:
+            study = optuna.create_study(storage=backend, study_name=name, direction=direction, pruner=pruner,
+                                        load_if_exists=True)
+        else:
+            study = optuna.load_study(study_name=name, storage=backend, pruner=pruner)
+    except KeyError:
+        raise ConfigError(f"there is no study {name!r} in {_safe(storage)}") from None
+    except Exception as e:  # the database went away, a journal that is not one
+        raise ConfigError(f"hydra.sweeper.storage {_safe(storage)}: the study cannot be opened: "
+                          f"{_first_line(e)}") from None
+    held = study.direction.name.lower()
+    if held != direction:
+        raise ConfigError(f"study {name!r} in {_safe(storage)} is set to {held} its value; set "
+                          f"hydra.sweeper.direction={held} or another hydra.sweeper.study_name")
+    return SharedStudy(study, storage, backend, backend.get_study_id_from_name(name))
+
+
+# ---------------------------------------------------------------------------------------- search space
+
+
+def search_space(params: Mapping[str, str], arguments: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """(name -> Optuna distribution, fixed overrides) from the sweeper's params and the command line's
+    overrides (a command-line value replaces a param of the same key). ConfigError on a sweep Optuna
+    cannot sample (a glob, an empty choice)."""
+    lines = {override_key(k): f"{k}={v}" for k, v in params.items()}
+    parser = OverridesParser.create()
+    fixed = []
+    for override in parser.parse_overrides(list(arguments)):
+        key = override_key(override.get_key_element())
+        if override.is_sweep_override():
+            lines[key] = override.input_line
+        else:
+            lines.pop(key, None)
+            fixed.append(override.input_line)
+    space = {}
+    for override in parser.parse_overrides(list(lines.values())):
+        if override.is_sweep_override():
+            space[override.get_key_element()] = distribution(override)
+        else:
+            fixed.append(override.input_line)
+    if not space:
+        raise ConfigError("the search has nothing to search: give hydra.sweeper.params, e.g. "
+                          "lr='tag(log, interval(1e-4, 1e-1))', or a sweep on the command line")
+    return space, fixed
+
+
+def distribution(override: Override) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution of one sweep override: ``interval(a, b)`` uniform (``tag(log, ...)``:
+    log-uniform; both ints: integers), ``range(a, b[, step])`` its values as Hydra lists them (ordered,
+    stepped), ``choice(...)`` / ``a,b,c`` categorical."""
+    value = override.value()
+    key = override.get_key_element()
+    if isinstance(value, IntervalSweep):
+        log = "log" in value.tags
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return optuna.distributions.IntDistribution(int(value.start), int(value.end), log=log)
+        if not value.start < value.end or (log and value.start <= 0):
+            raise ConfigError(f"{key}: interval({value.start}, {value.end}) is empty"
+                              + (" or not positive (a log scale)" if log else ""))
+        return optuna.distributions.FloatDistribution(float(value.start), float(value.end), log=log)
+    values = list(override.sweep_iterator(transformer=Transformer.encode))
+    if not values:
+        raise ConfigError(f"{key}: {override.input_line.partition('=')[2]} has no values")
+    if isinstance(value, RangeSweep) and not value.shuffle:
+        numbers = [float(v) for v in values]
+        step = abs(float(value.step))
+        if all(isinstance(x, int) for x in (value.start, value.stop, value.step)):
+            return optuna.distributions.IntDistribution(int(min(numbers)), int(max(numbers)), step=int(step))
+        return optuna.distributions.FloatDistribution(min(numbers), max(numbers), step=step)
+    if isinstance(value, ChoiceSweep | RangeSweep) or override.is_sweep_override():
+        return optuna.distributions.CategoricalDistribution(values)
+    raise ConfigError(f"{override.input_line}: not a sweep Optuna can sample")
+
+
+def trial_overrides(params: Mapping[str, Any], fixed: Sequence[str]) -> list[str]:
+    """A trial's job: its parameters as overrides (floats in full: the same trial gives the same
+    config, hence the same MLflow run on resume), then the fixed overrides."""
+    return [f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()] + list(fixed)
+
+
+# ------------------------------------------------------------------------------------------- claiming
+
+
+@contextlib.contextmanager
+def storage_lock(storage: str, study_name: str) -> Iterator[None]:
+    """Exclusive among every process sharing the study (see the module's doc)."""
+    if is_url(storage) and storage.startswith("postgresql"):
+        import sqlalchemy
+
+        key = zlib.crc32(f"softmax_exp:{study_name}".encode()) - 2**31  # a signed 32-bit lock key
+        engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                try:
+                    yield
+                finally:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        finally:
+            engine.dispose()
+        return
+    from optuna.storages.journal import JournalFileOpenLock
+
+    path = storage.removeprefix("sqlite:///") if is_url(storage) else storage
+    lock = JournalFileOpenLock(f"{path}.claim")  # its own lock file: the journal's stays the journal's
+    lock.acquire()  # waits; a lock left by a killed process is broken after its 30 s grace period
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@dataclass
+class Claimed:
+    """A trial this process runs: new (asked) or taken over from a process that died (``resumed``)."""
+
+    trial: optuna.Trial
+    resumed: bool = False
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+
+def claim_trial(shared: SharedStudy, settings: StudySettings, space: Mapping[str, Any],
+                stale_after_s: float) -> Claimed | None:
+    """The next trial for this process: first a RUNNING one whose owner is gone (its parameters kept),
+    else a new one asked of the sampler while the study has fewer than ``n_trials``; None when the
+    study is full. Done under :func:`storage_lock`, so no two processes claim the same trial and all
+    of them together never make more than ``n_trials``."""
+    study = shared.study
+    with storage_lock(shared.storage, shared.name):
+        trials = study.get_trials(deepcopy=False)
+        for t in trials:
+            if t.state == optuna.trial.TrialState.RUNNING and trial_owner_gone(t, stale_after_s):
+                trial_id = shared.trial_id(t.number)
+                shared.backend.set_trial_system_attr(trial_id, OWNER_ATTR, owner_tags())
+                # a trial of the study, its parameters already set: wrapped as Study.ask wraps the trial
+                # it creates (Optuna has no public call to take over a running trial)
+                return Claimed(optuna.Trial(study, trial_id), resumed=True)
+        if len(trials) >= settings.n_trials:
+            return None
+        study.sampler = settings.make_sampler(len(trials))
+        trial = study.ask(dict(space))
+        shared.backend.set_trial_system_attr(shared.trial_id(trial.number), OWNER_ATTR, owner_tags())
+        return Claimed(trial)
+
+
+def trial_owner_gone(trial: optuna.trial.FrozenTrial, stale_after_s: float) -> bool:
+    """A RUNNING trial whose claiming process is dead (this host) or silent for ``stale_after_s``."""
+    owner = dict(trial.system_attrs.get(OWNER_ATTR) or {})
+    beat = trial.system_attrs.get(HEARTBEAT_ATTR)
+    if beat is not None and int(beat) > int(owner.get(HEARTBEAT_TAG, "0") or 0):
+        owner[HEARTBEAT_TAG] = str(int(beat))
+    started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
+    return owner_gone(owner, stale_after_s, started)
+
+
+def owner_line(trial: optuna.trial.FrozenTrial) -> str:
+    owner = trial.system_attrs.get(OWNER_ATTR) or {}
+    return f"process {owner.get(PID_TAG, '?')} on {owner.get(HOST_TAG, '?')}"
+
+
+# -------------------------------------------------------------------------------------------- results
+
+
+def record_result(shared: SharedStudy, trial_number: int, result: JobResult) -> None:
+    """Tell the study how a trial's job ended (COMPLETE with its val_acc, PRUNED, FAIL) and keep its
+    JobResult with it (its MLflow run as user attributes, for the dashboard)."""
+    from dataclasses import asdict
+
+    backend, study = shared.backend, shared.study
+    trial_id = shared.trial_id(trial_number)
+    row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)  # JSON has no NaN
+           for k, v in asdict(result).items()}
+    backend.set_trial_system_attr(trial_id, RESULT_ATTR, row)
+    for key in ("run_id", "run_name", "train_acc", "iterations"):
+        if row.get(key) not in (None, ""):
+            backend.set_trial_user_attr(trial_id, f"mlflow_{key}" if key.startswith("run") else key, row[key])
+    if result.status == "PRUNED":
+        study.tell(trial_number, state=optuna.trial.TrialState.PRUNED)
+    elif result.status == "FINISHED" and math.isfinite(result.val_acc):
+        study.tell(trial_number, result.val_acc)
+    else:
+        study.tell(trial_number, state=optuna.trial.TrialState.FAIL)
+
+
+def study_results(shared: SharedStudy, stale_after_s: float) -> list[JobResult]:
+    """Every trial of the study as a JobResult (job = trial number): its job's result once it ended;
+    RUNNING (in another process) or KILLED (its process died) before that."""
+    names = set(JobResult.__dataclass_fields__)
+    rows = []
+    for t in shared.study.get_trials(deepcopy=False):
+        data = t.system_attrs.get(RESULT_ATTR)
+        if data:
+            row = {k: (math.nan if v is None and k.endswith("acc") else v)
+                   for k, v in data.items() if k in names}
+            rows.append(JobResult(**{**row, "job": t.number}))
+            continue
+        lr, reg = (float(t.params[k]) if k in t.params else math.nan for k in ("lr", "reg"))
+        if t.state == optuna.trial.TrialState.RUNNING:
+            gone = trial_owner_gone(t, stale_after_s)
+            rows.append(JobResult(t.number, f"trial {t.number}", "KILLED" if gone else "RUNNING", lr, reg,
+                                  reason=f"{owner_line(t)} {'died' if gone else 'runs it'}"))
+        elif t.state == optuna.trial.TrialState.WAITING:
+            continue
+        else:  # told by hand, or by another tool
+            value = t.value if t.value is not None else math.nan
+            status = {"COMPLETE": "FINISHED", "PRUNED": "PRUNED"}.get(t.state.name, "FAILED")
+            rows.append(JobResult(t.number, f"trial {t.number}", status, lr, reg, val_acc=value))
+    return sorted(rows, key=lambda r: r.job)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _safe(url: str) -> str:
+    """A storage URL without its password."""
+    head, sep, tail = url.partition("://")
+    if sep and "@" in tail:
+        cred, at, rest = tail.rpartition("@")
+        user = cred.partition(":")[0]
+        return f"{head}://{user}{':***' if ':' in cred else ''}@{rest}"
+    return url
+
+
+def study_dashboard_command(storage: str) -> str:
+    """The command that shows the study in optuna-dashboard."""
+    return f"optuna-dashboard {_safe(storage) if is_url(storage) else storage}"
