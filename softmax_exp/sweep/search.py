@@ -55,7 +55,8 @@ def run_search(launcher: Any, config: DictConfig, arguments: Sequence[str]) -> l
             if c is None:
                 break
             if c.resumed:
-                log.info(f"trial {c.number}: its process died; going on with it ({_params(c)})")
+                log.info(f"trial {c.number + 1}/{settings.n_trials}: its process died; going on with it "
+                         f"({_params(c)})")
             claimed.append(c)
         if not claimed:
             break

@@ -182,9 +182,12 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
         raise ConfigError("hydra.sweeper.storage: an in-memory SQLite database would lose the study; give "
                           "a file (sqlite:///FILE)")
     try:
-        # get_storage: the RDB storage with Optuna's cache in front, as a study opened by URL has it
-        return optuna.storages.get_storage(optuna.storages.RDBStorage(
-            storage, engine_kwargs={"pool_pre_ping": True}))
+        # Optuna creates its tables when it first opens a database: two workers doing so at once on a new
+        # database collide in PostgreSQL's catalog, so the opening is done under the storage's lock.
+        # get_storage: the RDB storage with Optuna's cache in front, as a study opened by URL has it.
+        with storage_lock(storage, "the schema"):
+            return optuna.storages.get_storage(optuna.storages.RDBStorage(
+                storage, engine_kwargs={"pool_pre_ping": True}))
     except Exception as e:
         raise ConfigError(f"hydra.sweeper.storage {_safe(storage)} does not open: {_first_line(e)}; "
                           f"check the URL and that the database server runs") from None
@@ -302,7 +305,8 @@ def trial_overrides(params: Mapping[str, Any], fixed: Sequence[str]) -> list[str
 
 @contextlib.contextmanager
 def storage_lock(storage: str, study_name: str) -> Iterator[None]:
-    """Exclusive among every process sharing the study (see the module's doc)."""
+    """Exclusive among every process sharing the study (see the module's doc); ``study_name`` names the
+    lock."""
     if is_url(storage) and storage.startswith("postgresql"):
         import sqlalchemy
 

@@ -1,0 +1,239 @@
+"""Searches through the real CLI (hydra/sweeper=optuna_lr_reg, the project's Optuna 5 sweeper): pruning and
+what a pruned trial leaves, the study in optuna-dashboard, kill -9 and the same command again, two processes
+sharing one study on PostgreSQL, and bad settings in one line."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+from helpers import client_for
+from postgres import Postgres, _free_port, _pg_bindir
+
+from softmax_exp import tracking
+from softmax_exp.tracking.tags import (
+    CHECKPOINT_TAG,
+    NOTE_TAG,
+    RESUMED_TAG,
+    STOPPED_TAG,
+    STUDY_NAME_TAG,
+    STUDY_STORAGE_TAG,
+    TRIAL_TAG,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
+SEARCH = ["-m", "hydra/sweeper=optuna_lr_reg", "progress=false"]
+
+
+def _runs(store):
+    client = client_for(store)
+    exp = client.get_experiment_by_name("digits")
+    runs = client.search_runs([exp.experiment_id], max_results=200) if exp else []
+    parents = [r for r in runs if tracking.PARENT_TAG not in r.data.tags]
+    children = [r for r in runs if tracking.PARENT_TAG in r.data.tags]
+    return client, parents, children
+
+
+def _trials(storage: str, name: str = "softmax_lr_reg") -> list[optuna.trial.FrozenTrial]:
+    from softmax_exp.sweep.study import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(storage)).trials
+
+
+def test_a_pruned_search_ends_pruned_trials_with_their_metrics_so_far(store, run_cli, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli(*SEARCH, "hydra.sweeper.n_trials=8", "hydra.sweeper.pruner=median",
+                   "+hydra.sweeper.pruner_args={n_startup_trials:2}", "num_iters=600", "eval_every=100",
+                   f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert [ln.split(":")[0] for ln in lines if ln.startswith("trial ") and "/8:" in ln] == [
+        f"trial {k}/8" for k in range(1, 9)]
+
+    with open(sweep_dir / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    statuses = [r["status"] for r in rows]
+    assert len(rows) == 8 and set(statuses) <= {"FINISHED", "PRUNED"} and "PRUNED" in statuses
+    assert "FINISHED" in statuses
+    for r in rows:
+        if r["status"] == "PRUNED":
+            k = int(r["iterations"])
+            assert 0 < k < 600 and r["note"] == f"pruned at iteration {k}"
+            assert f"[PRUNED: pruned at iteration {k}]" in proc.stdout
+        else:
+            assert int(r["iterations"]) == 600
+    assert f"{statuses.count('PRUNED')} of 8 trials pruned" in proc.stdout
+
+    # the study: one trial per row, its state as the row's status, its val_acc as the value
+    storage = str(sweep_dir / "optuna.journal")
+    trials = _trials(storage)
+    assert [t.state.name for t in trials] == [{"FINISHED": "COMPLETE"}.get(s, s) for s in statuses]
+    for t, r in zip(trials, rows, strict=True):
+        assert t.user_attrs["mlflow_run_id"] == r["run_id"]
+        if t.state.name == "COMPLETE":
+            assert t.value == float(r["val_acc"])
+
+    client, (parent,), children = _runs(store)
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "search lr x reg (8 trials)"
+    assert parent.data.tags[STUDY_STORAGE_TAG] == storage
+    assert parent.data.tags[STUDY_NAME_TAG] == "softmax_lr_reg"
+    note = parent.data.tags[NOTE_TAG]
+    assert f"`optuna-dashboard {storage}`" in note and "8 jobs, 0 failed" in note
+    assert len(children) == 8 and {c.data.tags[TRIAL_TAG] for c in children} == {str(k) for k in range(8)}
+    by_id = {c.info.run_id: c for c in children}
+    for r in rows:
+        run = by_id[r["run_id"]]
+        assert run.info.status == "FINISHED"
+        if r["status"] == "PRUNED":  # its metrics so far, a tag, a note, no model
+            assert run.data.tags[STOPPED_TAG] == r["note"]
+            assert r["note"] in run.data.tags[NOTE_TAG]
+            assert run.data.metrics["val_acc"] == float(r["val_acc"])
+            assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")][-1] == int(
+                r["iterations"])
+            assert r["model_uri"] == ""
+        else:
+            assert STOPPED_TAG not in run.data.tags and r["model_uri"].startswith("models:/")
+    best = max((r for r in rows if r["status"] == "FINISHED"), key=lambda r: float(r["val_acc"]))
+    version = client.get_model_version_by_alias("softmax-digits", "best")
+    assert version.run_id == best["run_id"]
+
+    # optuna-dashboard, as the README starts it, shows the study
+    port = _free_port()
+    dash = subprocess.Popen([str(Path(sys.executable).with_name("optuna-dashboard")), "--host", "127.0.0.1",
+                             "--port", str(port), storage], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        studies = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as resp:
+                    studies = json.load(resp)["study_summaries"]
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert studies is not None, "optuna-dashboard did not answer"
+        (shown,) = studies
+        assert shown["study_name"] == "softmax_lr_reg"
+    finally:
+        dash.kill()
+        dash.wait()
+
+
+def _command(store: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "softmax_exp.train", *SEARCH, *extra, f"tracking.uri=sqlite:///{store}"]
+
+
+def test_a_search_killed_with_sigkill_goes_on_with_the_same_command(store, tmp_path):
+    """The second invocation finds the study through the parent run (its own sweep folder is new), takes
+    over the killed trial, which goes on from its checkpoint in its MLflow run, and runs the rest."""
+    cmd = _command(store, "hydra.sweeper.n_trials=3", "num_iters=20000", "batch_size=500",
+                   "eval_every=1000", "checkpoint_every=1000", "checkpoint_min_seconds=0")
+    env = {**os.environ, "CI": "true"}
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:  # a trial in flight with a checkpoint
+            _, _, children = _runs(store) if store.exists() else (None, None, [])
+            if any(c.info.status == "RUNNING" and CHECKPOINT_TAG in c.data.tags for c in children):
+                break
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            time.sleep(0.3)
+        else:
+            pytest.fail("no trial checkpointed in time")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    killed = {c.data.tags[TRIAL_TAG]: c.info.run_id for c in _runs(store)[2] if c.info.status == "RUNNING"}
+    assert len(killed) == 1
+
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    (number, run_id), = killed.items()
+    assert f"trial {int(number) + 1}/3: its process died; going on with it" in again.stdout
+
+    client, parents, children = _runs(store)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    # each trial one MLflow run; the killed one went on in its own run from its checkpoint
+    assert sorted(c.data.tags[TRIAL_TAG] for c in children) == ["0", "1", "2"]
+    assert all(c.info.status == "FINISHED" for c in children)
+    resumed = client.get_run(run_id)
+    assert int(resumed.data.tags[RESUMED_TAG]) > 0
+    storage = parents[0].data.tags[STUDY_STORAGE_TAG]
+    trials = _trials(storage)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert len({(t.params["lr"], t.params["reg"]) for t in trials}) == 3
+    assert {t.user_attrs["mlflow_run_id"] for t in trials} == {c.info.run_id for c in children}
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) are not installed: on Debian, "
+                    "apt-get install postgresql (.ci/run does where it can)")
+    if importlib.util.find_spec("psycopg") is None:
+        pytest.fail("the PostgreSQL driver psycopg is not installed in this venv: it is in the dev extra")
+    pg = Postgres(bindir)
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.stop()
+
+
+def test_two_processes_share_one_study_on_postgresql(postgres, store, tmp_path):
+    storage = postgres.create_database("optuna_two")
+    cmd = _command(store, "hydra.sweeper.n_trials=7", f"hydra.sweeper.storage={storage}", "num_iters=400",
+                   "eval_every=100")
+    env = {**os.environ, "CI": "true"}
+    procs = [subprocess.Popen([*cmd, f"hydra.sweep.dir={tmp_path / name}"], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in ("a", "b")]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    ran = [sum(1 for ln in out.splitlines() if ln.startswith("trial ") and "/7: lr=" in ln)
+           for out, _ in outs]
+    assert sum(ran) == 7 and min(ran) >= 1, ran  # both worked, and together ran the study's 7
+
+    trials = _trials(storage)
+    assert [t.number for t in trials] == list(range(7))
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert len({(t.params["lr"], t.params["reg"]) for t in trials}) == 7
+    assert len(optuna.get_all_study_summaries(storage)) == 1
+
+    _, parents, children = _runs(store)
+    assert len(parents) == 1  # the two invocations elected one parent run
+    assert sorted(int(c.data.tags[TRIAL_TAG]) for c in children) == list(range(7))
+    assert {c.data.tags[tracking.PARENT_TAG] for c in children} == {parents[0].info.run_id}
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("hydra.sweeper.n_trials=0", "error: hydra.sweeper.n_trials must be an integer >= 1; got 0"),
+    ("hydra.sweeper.n_trials=-3", "error: hydra.sweeper.n_trials must be an integer >= 1; got -3"),
+    ("hydra.sweeper.direction=sideways", "error: hydra.sweeper.direction must be maximize or minimize"),
+    ("hydra.sweeper.pruner=sometimes", "error: hydra.sweeper.pruner must be one of none, median, "
+                                       "successive_halving, hyperband; got 'sometimes'"),
+    ("hydra.sweeper.storage=postgresql+psycopg://nobody@127.0.0.1:1/none",
+     "error: hydra.sweeper.storage postgresql+psycopg://nobody@127.0.0.1:1/none does not open"),
+])
+def test_bad_search_settings_stop_in_one_line_with_no_run(store, run_cli, tmp_path, setting, message):
+    proc = run_cli(*SEARCH, setting, f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={tmp_path / 's'}")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
+    client, parents, children = _runs(store)
+    assert parents == [] and children == []
+    assert client.search_runs(["0"], run_view_type=3) == []
