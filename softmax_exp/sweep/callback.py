@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import logging
 import math
 import sys
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from softmax_exp import timing, tracking
 from softmax_exp.config import Config, ConfigError, to_config
@@ -296,10 +297,16 @@ def abort_sweeps(status: str = "KILLED") -> None:
 def fingerprint(config: DictConfig, shared: Config) -> str:
     """The sweep's fingerprint (see :func:`softmax_exp.tracking.resume.sweep_fingerprint`) from Hydra's
     config (its overrides and sweeper) and the config the jobs share: same command, same config, same
-    fingerprint, whatever the sweep directory."""
+    fingerprint, whatever the sweep directory. A search's fingerprint holds its study, pruner and sampler
+    too (not n_trials: the same search with more trials goes on with its study)."""
     sweeper = config.hydra.sweeper
-    return resume.sweep_fingerprint(shared, [o.input_line for o in _sweep_overrides(config)],
-                                    str(sweeper.get("_target_", "")), dict(sweeper.get("params") or {}))
+    identity = str(sweeper.get("_target_", ""))
+    if is_search(config):  # another study, pruner or sampler is another search; more trials are not
+        keys = ("study_name", "storage", "direction", "pruner", "pruner_args", "sampler")
+        identity += " " + json.dumps({k: OmegaConf.to_container(sweeper, resolve=True).get(k) for k in keys},
+                                     sort_keys=True, default=str)
+    return resume.sweep_fingerprint(shared, [o.input_line for o in _sweep_overrides(config)], identity,
+                                    dict(sweeper.get("params") or {}))
 
 
 def count_jobs(config: DictConfig) -> int | None:

@@ -27,11 +27,12 @@ import contextlib
 import math
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import (
     ChoiceSweep,
@@ -40,7 +41,9 @@ from hydra.core.override_parser.types import (
     RangeSweep,
     Transformer,
 )
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
 from softmax_exp.config import ConfigError
 from softmax_exp.overrides import override_key
@@ -120,8 +123,6 @@ class StudySettings:
         """The sampler of ``sampler`` (Hydra's instantiate: ``_target_`` and its arguments), its ``seed``
         (if any) plus ``trial_number``: the same search draws the same trials, and processes sharing a
         study never draw the same seed (each asks at a different trial count)."""
-        from hydra.utils import instantiate
-
         spec = dict(self.sampler) or {"_target_": "optuna.samplers.TPESampler"}
         if spec.get("seed") is not None:
             spec["seed"] = int(spec["seed"]) + trial_number
@@ -168,8 +169,6 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
         path = Path(storage)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
-
             return JournalStorage(JournalFileBackend(str(path), JournalFileOpenLock(str(path))))
         except OSError as e:
             raise ConfigError(f"hydra.sweeper.storage: the journal file {storage} cannot be opened "
@@ -308,8 +307,6 @@ def storage_lock(storage: str, study_name: str) -> Iterator[None]:
     """Exclusive among every process sharing the study (see the module's doc); ``study_name`` names the
     lock."""
     if is_url(storage) and storage.startswith("postgresql"):
-        import sqlalchemy
-
         key = zlib.crc32(f"softmax_exp:{study_name}".encode()) - 2**31  # a signed 32-bit lock key
         engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
         try:
@@ -322,8 +319,6 @@ def storage_lock(storage: str, study_name: str) -> Iterator[None]:
         finally:
             engine.dispose()
         return
-    from optuna.storages.journal import JournalFileOpenLock
-
     path = storage.removeprefix("sqlite:///") if is_url(storage) else storage
     lock = JournalFileOpenLock(f"{path}.claim")  # its own lock file: the journal's stays the journal's
     lock.acquire()  # waits; a lock left by a killed process is broken after its 30 s grace period
@@ -390,8 +385,6 @@ def owner_line(trial: optuna.trial.FrozenTrial) -> str:
 def record_result(shared: SharedStudy, trial_number: int, result: JobResult) -> None:
     """Tell the study how a trial's job ended (COMPLETE with its val_acc, PRUNED, FAIL) and keep its
     JobResult with it (its MLflow run as user attributes, for the dashboard)."""
-    from dataclasses import asdict
-
     backend, study = shared.backend, shared.study
     trial_id = shared.trial_id(trial_number)
     row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)  # JSON has no NaN
