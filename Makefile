@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# a .venv made before the project's own Optuna sweeper has hydra-optuna-sweeper (Optuna < 3), whose
+	@# plugin registers hydra/sweeper=optuna too: it goes
+	@$(PY) -m pip uninstall --quiet --yes hydra-optuna-sweeper 2>/dev/null || true
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

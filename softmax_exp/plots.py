@@ -493,13 +493,16 @@ def val_acc_figure(
     reg: Sequence[float],
     val_acc: Sequence[float],
     title: str = "val_acc over lr x reg",
+    pruned: Sequence[bool] | None = None,
 ):
     """The sweep's picture as a matplotlib Figure (Agg, no pyplot state), :data:`HEATMAP_PNG_SIZE` px.
 
     Jobs on a grid (:func:`grid_of`): a heatmap, one equal cell per (lr, reg) pair, lr across and reg up,
     ticks labelled with the values, the val_acc printed in each cell, the best cell framed red, failed
     (NaN) cells grey and hatched, pairs never run blank. Otherwise (Optuna, random search): a scatter on
-    log axes, points coloured by val_acc, the best ringed red, failed jobs as crosses. A val_acc colourbar.
+    log axes, points coloured by val_acc, the best ringed red, failed jobs as crosses, pruned trials of a
+    search (``pruned``, (n,) bool: their val_acc is only what they reached when stopped) as small grey
+    rings, outside the colour scale. A val_acc colourbar.
     """
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
@@ -509,22 +512,25 @@ def val_acc_figure(
     lr, reg, acc = (np.asarray(v, dtype=np.float64).ravel() for v in (lr, reg, val_acc))
     if not lr.size == reg.size == acc.size:
         raise ValueError(f"lr, reg and val_acc differ in length: {lr.size}, {reg.size}, {acc.size}")
+    stopped = np.zeros(lr.size, bool) if pruned is None else np.asarray(pruned, dtype=bool).ravel()
+    if stopped.size != lr.size:
+        raise ValueError(f"pruned has {stopped.size} values for {lr.size} jobs")
     fig = Figure(figsize=(HEATMAP_PNG_SIZE[0] / 100, HEATMAP_PNG_SIZE[1] / 100), dpi=100)
     ax = fig.add_axes(HEATMAP_AXES)
     cax = fig.add_axes(_COLORBAR_AXES)
     cmap = colormaps[HEATMAP_CMAP]
-    finite = acc[np.isfinite(acc)]
+    finite = acc[np.isfinite(acc) & ~stopped]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if hi == lo:
         lo, hi = lo - 0.005, hi + 0.005
     norm = Normalize(lo, hi)
     fig.colorbar(ScalarMappable(norm, cmap), cax=cax).set_label("val_acc", fontsize=11)
     cax.tick_params(labelsize=9)
-    grid = grid_of(lr, reg, acc)
+    grid = grid_of(lr, reg, acc) if not stopped.any() else None
     if grid is not None:
         _draw_grid(ax, cax, grid, cmap, norm)
     else:
-        _draw_scatter(ax, lr, reg, acc, cmap, norm)
+        _draw_scatter(ax, lr, reg, acc, cmap, norm, stopped)
     ax.set_xlabel("learning rate (lr)", fontsize=11)
     ax.set_ylabel("regularization strength (reg)", fontsize=11)
     ax.set_title(title, fontsize=12)
@@ -537,11 +543,13 @@ def save_val_acc_heatmap_png(
     reg: Sequence[float],
     val_acc: Sequence[float],
     title: str = "val_acc over lr x reg",
+    pruned: Sequence[bool] | None = None,
 ) -> Path:
-    """Write :func:`val_acc_figure` of the jobs (lr, reg, val_acc), each (n,), as a PNG at ``path``."""
+    """Write :func:`val_acc_figure` of the jobs (lr, reg, val_acc, pruned), each (n,), as a PNG at
+    ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig = val_acc_figure(lr, reg, val_acc, title)
+    fig = val_acc_figure(lr, reg, val_acc, title, pruned)
     FigureCanvasAgg(fig)
     path = Path(path)
     fig.savefig(path, format="png", dpi=100)
@@ -610,11 +618,12 @@ def _draw_grid(ax, cax, grid: LrRegGrid, cmap, norm) -> None:
                                edgecolor=_BEST_COLOR, linewidth=lw, zorder=3))
 
 
-def _draw_scatter(ax, lr, reg, acc, cmap, norm) -> None:
+def _draw_scatter(ax, lr, reg, acc, cmap, norm, pruned=None) -> None:
     from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
 
     ok = np.isfinite(lr) & np.isfinite(reg) & (lr > 0) & (reg > 0)  # a log axis shows positive values
-    lr, reg, acc = lr[ok], reg[ok], acc[ok]
+    pruned = np.zeros(lr.size, bool) if pruned is None else pruned
+    lr, reg, acc, pruned = lr[ok], reg[ok], acc[ok], pruned[ok]
     ax.set_xscale("log")
     ax.set_yscale("log")
     if lr.size == 0:
@@ -623,12 +632,16 @@ def _draw_scatter(ax, lr, reg, acc, cmap, norm) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
         return
-    good = np.isfinite(acc)
+    good = np.isfinite(acc) & ~pruned
     ax.scatter(lr[good], reg[good], c=acc[good], cmap=cmap, norm=norm, s=90, edgecolors="#333333",
                linewidths=0.6, zorder=3)
-    if (~good).any():
-        ax.scatter(lr[~good], reg[~good], marker="x", color="#333333", s=70, linewidths=2, zorder=3,
-                   label=f"failed ({int((~good).sum())})")
+    if pruned.any():
+        ax.scatter(lr[pruned], reg[pruned], s=45, facecolors="none", edgecolors="#888888", linewidths=1.4,
+                   zorder=3, label=f"pruned ({int(pruned.sum())})")
+    failed = ~np.isfinite(acc) & ~pruned
+    if failed.any():
+        ax.scatter(lr[failed], reg[failed], marker="x", color="#333333", s=70, linewidths=2, zorder=3,
+                   label=f"failed ({int(failed.sum())})")
     if good.any():
         b = int(np.nanargmax(np.where(good, acc, np.nan)))
         ax.scatter([lr[b]], [reg[b]], s=380, facecolors="none", edgecolors=_BEST_COLOR, linewidths=2.5,

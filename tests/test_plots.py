@@ -369,6 +369,23 @@ def test_random_search_points_draw_as_a_log_scatter(tmp_path):
         assert im.size == HEATMAP_PNG_SIZE
 
 
+def test_pruned_trials_draw_as_grey_rings_outside_the_colour_scale():
+    lr, reg = [1e-7, 1e-6, 1e-5, 3e-7, 3e-6], [1e3, 1e4, 1e5, 3e3, 3e4]
+    acc = [0.30, 0.36, 0.12, 0.34, 0.05]  # the pruned ones (0.12, 0.05) stopped early, far below
+    pruned = [False, False, True, False, True]
+    fig = val_acc_figure(lr, reg, acc, pruned=pruned)
+    ax, cax = fig.axes
+    assert cax.get_ylim() == (0.30, 0.36)  # the scale of the finished trials only
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "pruned (2)" in texts and "best: 0.360" in texts
+    # a search whose points happen to sit on a grid is still a scatter once some are pruned
+    grid = val_acc_figure([1e-7, 1e-7, 1e-6, 1e-6], [1e3, 1e4, 1e3, 1e4], [0.3, 0.1, 0.35, 0.32],
+                          pruned=[False, True, False, False])
+    assert grid.axes[0].get_xscale() == "log"
+    with pytest.raises(ValueError, match="pruned has 1 values for 5 jobs"):
+        val_acc_figure(lr, reg, acc, pruned=[True])
+
+
 @pytest.mark.parametrize(
     "lr, reg, acc",
     [([], [], []), ([1e-7, 5e-7], [1e4, 1e4], [np.nan, np.nan]), ([1e-7], [1e4], [0.3]),

@@ -17,5 +17,6 @@ SEARCH=(hydra/sweeper=optuna_lr_reg hydra.sweeper.n_trials=20
     lr=1e-7,3e-7,1e-6,3e-6,1e-5 reg=1e2,1e3,1e4,3e4,1e5 "hydra.sweep.dir=$OUT/grid"
 /usr/bin/time -f "tpe: %e s" $PY -m softmax_exp.train -m "${COMMON[@]}" "${SEARCH[@]}" "hydra.sweep.dir=$OUT/tpe"
 /usr/bin/time -f "tpe_median: %e s" $PY -m softmax_exp.train -m "${COMMON[@]}" "${SEARCH[@]}" \
-    hydra.sweeper.pruner=median "hydra.sweep.dir=$OUT/tpe_median"
+    hydra.sweeper.pruner=median "+hydra.sweeper.pruner_args={n_startup_trials:3,n_warmup_steps:300}" \
+    "hydra.sweep.dir=$OUT/tpe_median"
 $PY experiments/optuna_pruning/compare.py "$OUT"

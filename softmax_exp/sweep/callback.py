@@ -201,9 +201,12 @@ class SweepCallback(Callback):
         heatmap = None
         if jobs:
             with timing.section("pictures"):
+                pruned = [r.status == "PRUNED" for r in jobs]
+                what = (f"{len(jobs)} trials, {sum(pruned)} pruned" if info.get("study") else
+                        f"{len(jobs)} jobs")
                 heatmap = save_val_acc_heatmap_png(
                     sweep_dir / results.HEATMAP_FILE, [r.lr for r in jobs], [r.reg for r in jobs],
-                    [r.val_acc for r in jobs], title=f"val_acc over lr x reg ({len(jobs)} jobs)")
+                    [r.val_acc for r in jobs], title=f"val_acc over lr x reg ({what})", pruned=pruned)
         log.info(results.format_table(jobs))
         failed = [r for r in jobs if r.failed]
         pruned = sum(r.status == "PRUNED" for r in jobs)
