@@ -21,6 +21,7 @@ from helpers import client_for
 from postgres import Postgres, _free_port, _pg_bindir
 
 from softmax_exp import tracking
+from softmax_exp.tracking import views
 from softmax_exp.tracking.tags import (
     CHECKPOINT_TAG,
     NOTE_TAG,
@@ -84,7 +85,12 @@ def test_a_pruned_search_ends_pruned_trials_with_their_metrics_so_far(store, run
             assert t.value == float(r["val_acc"])
 
     client, (parent,), children = _runs(store)
-    assert parent.info.status == "FINISHED" and parent.info.run_name == "search lr x reg (8 trials)"
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_name == "search lr x reg (8 trials, median pruning)"
+    # the search's view of its trials has the column saying which were pruned, where
+    experiment = client.get_experiment(parent.info.experiment_id)
+    view = views.read_view(experiment, views.sweep_view_key(parent.info.run_id))
+    assert f"tags.`{STOPPED_TAG}`" in view["selectedColumns"]
     assert parent.data.tags[STUDY_STORAGE_TAG] == storage
     assert parent.data.tags[STUDY_NAME_TAG] == "softmax_lr_reg"
     note = parent.data.tags[NOTE_TAG]

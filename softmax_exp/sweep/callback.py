@@ -97,10 +97,11 @@ class SweepCallback(Callback):
         search = _search_settings(config)  # a search's bad settings: one line, before any run
         keys = sweep_keys(config)
         num_jobs = count_jobs(config)
+        name = (f"search {' x '.join(keys)} ({num_jobs} trials{_pruning(search)})" if search is not None else
+                f"sweep {' x '.join(keys) or 'of jobs'} ({num_jobs or '?'} jobs)")
         info: dict[str, Any] = {
             "sweep_id": uuid.uuid4().hex,
-            "name": (f"search {' x '.join(keys)} ({num_jobs} trials)" if search is not None else
-                     f"sweep {' x '.join(keys) or 'of jobs'} ({num_jobs or '?'} jobs)"),
+            "name": name,
             "command": " ".join(task_overrides(config.hydra)),
             "num_jobs": num_jobs,
             "sweep_keys": keys,
@@ -177,7 +178,7 @@ class SweepCallback(Callback):
                      + (f"; {len(killed)} run(s) of a dead process marked KILLED" if killed else ""))
         info["parent_run_id"] = self._parent.run_id
         info["view"] = _save_views(client, exp_id, self._parent.run_id, info["name"], info["sweep_keys"],
-                                   config.eval_test)
+                                   config.eval_test, search is not None and search.pruner != "none")
         info["tracking_uri"] = uri
         info["experiment_id"] = exp_id
         info["register_model"] = tcfg.register_model
@@ -348,6 +349,10 @@ def _study():
     return study
 
 
+def _pruning(search: StudySettings) -> str:
+    return "" if search.pruner == "none" else f", {search.pruner.replace('_', ' ')} pruning"
+
+
 def _explicit_storage(search: StudySettings | None) -> str | None:
     return _study().absolute_storage(search.storage) if search is not None and search.storage else None
 
@@ -387,12 +392,13 @@ def _shared_params(config: Config, swept: list[str]) -> dict[str, Any]:
 
 
 def _save_views(client, experiment_id: str, parent_run_id: str, name: str, keys: list[str],
-                test_acc: bool) -> str | None:
+                test_acc: bool, pruned: bool = False) -> str | None:
     """The experiment's view with this sweep's columns (the latest sweep's), and the sweep's own view of
-    its jobs; the key of the sweep's view, None if the experiment had no room for it."""
-    cols = views.columns(keys, test_acc)
+    its jobs (a pruning search's: with the column saying which were pruned, where); the key of the sweep's
+    view, None if the experiment had no room for it."""
     views.save_view(client, experiment_id, views.EXPERIMENT_VIEW, views.EXPERIMENT_VIEW_NAME,
-                    views.view_state(cols))
+                    views.view_state(views.columns(keys, test_acc)))
+    cols = views.columns(keys, test_acc, pruned)
     key = views.sweep_view_key(parent_run_id)
     state = views.view_state(cols, f"tags.`{tags.PARENT_TAG}` = '{parent_run_id}'")
     return key if views.save_view(client, experiment_id, key, f"{name}: jobs by val_acc", state) else None

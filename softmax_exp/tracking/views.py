@@ -23,7 +23,7 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 
-from softmax_exp.tracking.tags import PREFIX
+from softmax_exp.tracking.tags import PREFIX, STOPPED_TAG
 
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -47,10 +47,10 @@ def sweep_view_key(parent_run_id: str) -> str:
     return f"sweep-{parent_run_id[:12]}"
 
 
-def columns(swept_keys: Iterable[str] = (), test_acc: bool = False) -> list[str]:
+def columns(swept_keys: Iterable[str] = (), test_acc: bool = False, pruned: bool = False) -> list[str]:
     """The runs table's columns besides the run name, start and duration: val_acc, train_acc (and test_acc),
     then lr, reg and every swept key as params (a swept config group ``optimizer`` is its param
-    ``optimizer.name``)."""
+    ``optimizer.name``); with ``pruned`` (a search with a pruner) the tag saying where a trial was pruned."""
     metrics = [*_METRICS, "test_acc"] if test_acc else list(_METRICS)
     params: list[str] = []
     for key in ("lr", "reg", *swept_keys):
@@ -58,7 +58,8 @@ def columns(swept_keys: Iterable[str] = (), test_acc: bool = False) -> list[str]
         name = f"{name}.name" if name in ("optimizer", "dataset") else name
         if name not in params:
             params.append(name)
-    return [*(f"metrics.`{m}`" for m in metrics), *(f"params.`{p}`" for p in params)]
+    tags = [f"tags.`{STOPPED_TAG}`"] if pruned else []
+    return [*(f"metrics.`{m}`" for m in metrics), *(f"params.`{p}`" for p in params), *tags]
 
 
 def view_state(selected_columns: Sequence[str], search_filter: str = "") -> dict:
