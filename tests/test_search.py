@@ -240,6 +240,6 @@ def test_bad_search_settings_stop_in_one_line_with_no_run(store, run_cli, tmp_pa
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
-    client, parents, children = _runs(store)
-    assert parents == [] and children == []
-    assert client.search_runs(["0"], run_view_type=3) == []
+    client = client_for(store)
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=3)]  # deleted ones too
+    assert client.search_runs(experiments, run_view_type=3) == []  # no run, not even one in the trash
