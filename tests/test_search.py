@@ -74,6 +74,7 @@ def test_a_pruned_search_ends_pruned_trials_with_their_metrics_so_far(store, run
         else:
             assert int(r["iterations"]) == 600
     assert f"{statuses.count('PRUNED')} of 8 trials pruned" in proc.stdout
+    assert "  its trials, best first: http://127.0.0.1:5000/" in proc.stdout
 
     # the study: one trial per row, its state as the row's status, its val_acc as the value
     storage = str(sweep_dir / "optuna.journal")

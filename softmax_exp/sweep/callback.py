@@ -260,7 +260,7 @@ class SweepCallback(Callback):
         log.info(f"  browse it: {run_link(uri, info['experiment_id'], run_id)}")
         if info.get("view"):
             jobs = experiment_link(uri, info["experiment_id"], view=info["view"])
-            log.info(f"  its jobs, best first: {jobs}")
+            log.info(f"  its {'trials' if info.get('study') else 'jobs'}, best first: {jobs}")
         if info.get("study"):
             log.info(f"  its study: {_study().study_dashboard_command(info['study']['storage'])}")
         if best is not None:
