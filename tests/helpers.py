@@ -55,6 +55,19 @@ def client_for(store: Path):
     return get_client(f"sqlite:///{store}")
 
 
+def sweep_runs(store: Path, experiment: str = "digits"):
+    """(client, parent runs, child runs) of the active runs of ``experiment`` in the SQLite ``store`` (no
+    runs while the experiment does not exist)."""
+    from softmax_exp.tracking import PARENT_TAG
+
+    client = client_for(store)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=500) if exp else []
+    parents = [r for r in runs if PARENT_TAG not in r.data.tags]
+    children = [r for r in runs if PARENT_TAG in r.data.tags]
+    return client, parents, children
+
+
 def window_means(loss, every: int = 50) -> list[tuple[int, float]]:
     """What the loss metric should hold for a loss history: (iterations done, mean) of each window of
     ``every`` iterations, the last window possibly shorter (the reference the tests check against)."""

@@ -9,7 +9,9 @@ initdb and pg_ctl run as the ``postgres`` user (``nobody`` where there is none; 
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import importlib.util
 import os
 import pwd
 import re
@@ -85,3 +87,22 @@ class Postgres:
         """A new database ``name`` of the cluster; its SQLAlchemy URL."""
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "mlflow", name, as_owner=False)
         return self.url.rpartition("/")[0] + "/" + name
+
+
+@contextlib.contextmanager
+def running_postgres():
+    """A started :class:`Postgres`, stopped after; the test skips without PostgreSQL's binaries and fails
+    without the venv's driver."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) are not installed: on Debian, "
+                    "apt-get install postgresql (.ci/run does where it can)")
+    if importlib.util.find_spec("psycopg") is None:
+        pytest.fail("the PostgreSQL driver psycopg is not installed in this venv: it is in the dev extra "
+                    "(pip install -e '.[dev]', or make venv)")
+    pg = Postgres(bindir)
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.stop()

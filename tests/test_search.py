@@ -5,7 +5,6 @@ sharing one study on PostgreSQL, and bad settings in one line."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import signal
@@ -18,7 +17,8 @@ from pathlib import Path
 import optuna
 import pytest
 from helpers import client_for
-from postgres import Postgres, _free_port, _pg_bindir
+from helpers import sweep_runs as _runs
+from postgres import _free_port, running_postgres
 
 from softmax_exp import tracking
 from softmax_exp.tracking import views
@@ -34,15 +34,6 @@ from softmax_exp.tracking.tags import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 SEARCH = ["-m", "hydra/sweeper=optuna_lr_reg", "progress=false"]
-
-
-def _runs(store):
-    client = client_for(store)
-    exp = client.get_experiment_by_name("digits")
-    runs = client.search_runs([exp.experiment_id], max_results=200) if exp else []
-    parents = [r for r in runs if tracking.PARENT_TAG not in r.data.tags]
-    children = [r for r in runs if tracking.PARENT_TAG in r.data.tags]
-    return client, parents, children
 
 
 def _trials(storage: str, name: str = "softmax_lr_reg") -> list[optuna.trial.FrozenTrial]:
@@ -186,18 +177,8 @@ def test_a_search_killed_with_sigkill_goes_on_with_the_same_command(store, tmp_p
 
 @pytest.fixture(scope="module")
 def postgres():
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) are not installed: on Debian, "
-                    "apt-get install postgresql (.ci/run does where it can)")
-    if importlib.util.find_spec("psycopg") is None:
-        pytest.fail("the PostgreSQL driver psycopg is not installed in this venv: it is in the dev extra")
-    pg = Postgres(bindir)
-    try:
-        pg.start()
+    with running_postgres() as pg:
         yield pg
-    finally:
-        pg.stop()
 
 
 def test_two_processes_share_one_study_on_postgresql(postgres, store, tmp_path):

@@ -11,7 +11,6 @@ would), in a folder made outside pytest's tmp_path, which only root may enter.
 from __future__ import annotations
 
 import glob
-import importlib.util
 import json
 import os
 import re
@@ -25,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from postgres import Postgres, _free_port, _pg_bindir
+from postgres import _free_port, running_postgres
 
 from softmax_exp.tracking import http as tracking_http
 from softmax_exp.tracking.tags import CHECKPOINT_TAG, PARENT_TAG
@@ -110,24 +109,13 @@ class MlflowServer:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """PostgreSQL and an ``mlflow server`` on it, for the tests of this file."""
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) are not installed: on Debian, "
-                    "apt-get install postgresql (.ci/run does where it can)")
-    if importlib.util.find_spec("psycopg") is None:
-        pytest.fail("the PostgreSQL driver psycopg is not installed in this venv: it is in the dev extra "
-                    "(pip install -e '.[dev]', or make venv)")
-    pg = Postgres(bindir)
-    mlflow = None
-    try:
-        pg.start()
+    with running_postgres() as pg:
         mlflow = MlflowServer(pg.url, tmp_path_factory.mktemp("shared_server"))
-        mlflow.start()
-        yield mlflow
-    finally:
-        if mlflow is not None:
+        try:
+            mlflow.start()
+            yield mlflow
+        finally:
             mlflow.stop()
-        pg.stop()
 
 
 def _sweep_env(**settings: str) -> dict[str, str]:

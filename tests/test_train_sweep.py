@@ -6,7 +6,7 @@ import csv
 import os
 
 import pytest
-from helpers import client_for
+from helpers import sweep_runs as _runs
 from PIL import Image
 
 from softmax_exp import tracking
@@ -14,15 +14,6 @@ from softmax_exp.tracking import views
 
 pytestmark = pytest.mark.slow
 SHORT = ["num_iters=200", "eval_every=100", "progress=false"]
-
-
-def _runs(store):
-    client = client_for(store)
-    exp = client.get_experiment_by_name("digits")
-    runs = client.search_runs([exp.experiment_id], max_results=100)
-    parents = [r for r in runs if tracking.PARENT_TAG not in r.data.tags]
-    children = [r for r in runs if tracking.PARENT_TAG in r.data.tags]
-    return client, parents, children
 
 
 def test_basic_2x2_sweep_is_one_parent_with_four_children(store, run_cli, tmp_path):

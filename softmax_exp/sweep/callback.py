@@ -116,7 +116,7 @@ class SweepCallback(Callback):
             self._open_parent(shared, info, sweep_dir, swept_values(config), search, storage)
         elif search is not None:
             info["study"] = search.as_info(storage or _study().default_storage(sweep_dir))
-        if search is not None:
+        if search is not None and storage is None:  # the default journal, or the earlier search's
             _study().load_study(search, info["study"]["storage"], create=True)
         results.write_sweep_info(sweep_dir, info)
 
@@ -193,16 +193,16 @@ class SweepCallback(Callback):
         if info is None:
             return
         if info.get("study"):  # a search: every trial of its study, whichever process ran it
-            stale_s = 60.0 * float(config.get("tracking", {}).get("stale_after_min", 60.0))
             study = _study()
-            jobs = study.study_results(study.load_study(info["study"], info["study"]["storage"]), stale_s)
+            jobs = study.study_results(study.load_study(info["study"], info["study"]["storage"]),
+                                       study.stale_seconds(config))
         else:
             jobs = results.collect_results(sweep_dir, info["sweep_id"])
         summary = results.write_summary_csv(sweep_dir / results.SUMMARY_FILE, jobs)
+        pruned = [r.status == "PRUNED" for r in jobs]
         heatmap = None
         if jobs:
             with timing.section("pictures"):
-                pruned = [r.status == "PRUNED" for r in jobs]
                 what = (f"{len(jobs)} trials, {sum(pruned)} pruned" if info.get("study") else
                         f"{len(jobs)} jobs")
                 heatmap = save_val_acc_heatmap_png(
@@ -210,10 +210,9 @@ class SweepCallback(Callback):
                     [r.val_acc for r in jobs], title=f"val_acc over lr x reg ({what})", pruned=pruned)
         log.info(results.format_table(jobs))
         failed = [r for r in jobs if r.failed]
-        pruned = sum(r.status == "PRUNED" for r in jobs)
-        if pruned:
+        if any(pruned):
             iterations = sum(r.iterations for r in jobs)
-            log.info(f"{pruned} of {len(jobs)} trials pruned, {iterations} SGD iterations in all")
+            log.info(f"{sum(pruned)} of {len(jobs)} trials pruned, {iterations} SGD iterations in all")
         missing = info["num_jobs"] is not None and len(jobs) < info["num_jobs"]
         if failed:
             log.info(f"{len(failed)} of {len(jobs)} jobs failed (see {summary})")
@@ -307,8 +306,8 @@ def fingerprint(config: DictConfig, shared: Config) -> str:
     identity = str(sweeper.get("_target_", ""))
     if is_search(config):  # another study, pruner or sampler is another search; more trials are not
         keys = ("study_name", "storage", "direction", "pruner", "pruner_args", "sampler")
-        identity += " " + json.dumps({k: OmegaConf.to_container(sweeper, resolve=True).get(k) for k in keys},
-                                     sort_keys=True, default=str)
+        settings = OmegaConf.to_container(sweeper, resolve=True)
+        identity += " " + json.dumps({k: settings.get(k) for k in keys}, sort_keys=True, default=str)
     return resume.sweep_fingerprint(shared, [o.input_line for o in _sweep_overrides(config)], identity,
                                     dict(sweeper.get("params") or {}))
 

@@ -43,7 +43,7 @@ def run_job(cfg: Any, job: JobContext, info: dict[str, Any] | None) -> float:
                       reason=outcome.history.diverged or "", note=outcome.note, run_name=job.run_name,
                       model_uri=outcome.model_uri or "", iterations=len(outcome.history.loss))
         if outcome.note:
-            log.info(f"{what if info is not None else 'job'} {job.job_num + 1}: {outcome.note}")
+            log.info(f"{what} {job.job_num + 1}: {outcome.note}")
     except KeyboardInterrupt:
         result.update(status="KILLED", reason="interrupted", run_id=job.run_id or "")
         raise

@@ -48,6 +48,11 @@ class JobResult:
     model_uri: str = ""
     iterations: int = 0
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobResult:
+        """From a result.json's (or a trial's stored) fields; keys it does not know are left out."""
+        return cls(**{k: v for k, v in data.items() if k in _FIELDS})
+
     @property
     def failed(self) -> bool:
         return self.status not in ("FINISHED", "PRUNED", "RUNNING")
@@ -55,6 +60,9 @@ class JobResult:
     @property
     def finished(self) -> bool:
         return self.status == "FINISHED"
+
+
+_FIELDS = {f.name for f in fields(JobResult)}
 
 
 def write_sweep_info(sweep_dir: str | Path, info: dict[str, Any]) -> Path:
@@ -79,12 +87,11 @@ def write_result(output_dir: str | Path, result: JobResult) -> Path:
 
 def collect_results(sweep_dir: str | Path, sweep_id: str) -> list[JobResult]:
     """Every ``result.json`` under ``sweep_dir`` that belongs to ``sweep_id``, ordered by job number."""
-    names = {f.name for f in fields(JobResult)}
     results = []
     for path in Path(sweep_dir).rglob(RESULT_FILE):
         data = json.loads(path.read_text())
         if data.get("sweep_id") == sweep_id:
-            results.append(JobResult(**{k: v for k, v in data.items() if k in names}))
+            results.append(JobResult.from_dict(data))
     return sorted(results, key=lambda r: r.job)
 
 

@@ -28,6 +28,7 @@ from softmax_exp.sweep.study import (
     load_study,
     record_result,
     search_space,
+    stale_seconds,
     trial_overrides,
 )
 
@@ -46,7 +47,7 @@ def run_search(launcher: Any, config: DictConfig, arguments: Sequence[str]) -> l
         storage = absolute_storage(settings.storage) if settings.storage else default_storage(sweep_dir)
     shared = load_study(settings, storage, create=True)
     space, fixed = search_space(settings.params, arguments)
-    stale_s = 60.0 * float(config.get("tracking", {}).get("stale_after_min", 60.0))
+    stale_s = stale_seconds(config)
     returns: list[JobReturn] = []
     while True:
         claimed: list[Claimed] = []
@@ -91,8 +92,7 @@ def job_result(ret: JobReturn, claimed: Claimed) -> JobResult:
     if output_dir and path.is_file():
         data = json.loads(path.read_text())
         if data.get("job") == claimed.number:
-            fields = JobResult.__dataclass_fields__
-            return JobResult(**{k: v for k, v in data.items() if k in fields})
+            return JobResult.from_dict(data)
     params = claimed.trial.params
     return JobResult(claimed.number, f"trial {claimed.number}", "FAILED", float(params.get("lr", math.nan)),
                      float(params.get("reg", math.nan)), reason=f"the job left no result ({ret.status.name}: "

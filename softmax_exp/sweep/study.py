@@ -35,7 +35,6 @@ import optuna
 import sqlalchemy
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import (
-    ChoiceSweep,
     IntervalSweep,
     Override,
     RangeSweep,
@@ -57,8 +56,6 @@ DEFAULT_STORAGE_FILE = "optuna.journal"  # in the sweep folder when hydra.sweepe
 OWNER_ATTR = "softmax_exp:owner"  # the sweeper process that claimed a trial (owner_tags())
 HEARTBEAT_ATTR = "softmax_exp:heartbeat"  # renewed by the trial's job at each report
 RESULT_ATTR = "softmax_exp:result"  # the trial's JobResult, once its job ended
-LOCK_TIMEOUT_S = 120.0
-
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep prints its own lines
 
 
@@ -104,20 +101,9 @@ class StudySettings:
         settings = cls(name, direction, n_trials, n_jobs, storage, pruner,
                        dict(sweeper.get("pruner_args") or {}), dict(sweeper.get("sampler") or {}),
                        {str(k): str(v) for k, v in (sweeper.get("params") or {}).items()})
-        settings.make_pruner()  # bad pruner_args: one line now
+        make_pruner(pruner, settings.pruner_args)  # bad pruner_args: one line now
         settings.make_sampler(0)
         return settings
-
-    def make_pruner(self) -> optuna.pruners.BasePruner:
-        """The pruner named by ``pruner``, built with ``pruner_args``."""
-        kinds = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
-                 "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-                 "hyperband": optuna.pruners.HyperbandPruner}
-        try:
-            return kinds[self.pruner](**self.pruner_args)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"hydra.sweeper.pruner_args do not suit the {self.pruner} pruner: "
-                              f"{e}") from None
 
     def make_sampler(self, trial_number: int) -> optuna.samplers.BaseSampler:
         """The sampler of ``sampler`` (Hydra's instantiate: ``_target_`` and its arguments), its ``seed``
@@ -139,6 +125,22 @@ class StudySettings:
         """What a job needs to report to its trial (sweep.json's ``study``)."""
         return {"storage": storage, "study_name": self.study_name, "direction": self.direction,
                 "pruner": self.pruner, "pruner_args": self.pruner_args, "n_trials": self.n_trials}
+
+
+def make_pruner(name: str, args: Mapping[str, Any]) -> optuna.pruners.BasePruner:
+    """The pruner named ``name`` (one of PRUNERS), built with ``args`` (``hydra.sweeper.pruner_args``)."""
+    kinds = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
+             "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+             "hyperband": optuna.pruners.HyperbandPruner}
+    try:
+        return kinds[name](**args)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"hydra.sweeper.pruner_args do not suit the {name} pruner: {e}") from None
+
+
+def stale_seconds(config: DictConfig) -> float:
+    """When a silent trial of another host counts as dead: the project's ``tracking.stale_after_min``."""
+    return 60.0 * float(config.get("tracking", {}).get("stale_after_min", 60.0))
 
 
 def default_storage(sweep_dir: str | Path) -> str:
@@ -214,8 +216,7 @@ def load_study(info: StudySettings | Mapping[str, Any], storage: str, create: bo
     """The study named in the settings (or a job's sweep.json ``study``) in ``storage``, created if
     ``create`` and missing; ConfigError if it is missing, or holds the other direction."""
     info = info.as_info(storage) if isinstance(info, StudySettings) else info
-    pruner = StudySettings(info["study_name"], info["direction"], 1, 1, storage, info["pruner"],
-                           dict(info.get("pruner_args") or {})).make_pruner()
+    pruner = make_pruner(info["pruner"], info.get("pruner_args") or {})
     backend = open_storage(storage)
     name, direction = info["study_name"], info["direction"]
     try:
@@ -288,9 +289,7 @@ def distribution(override: Override) -> optuna.distributions.BaseDistribution:
         if all(isinstance(x, int) for x in (value.start, value.stop, value.step)):
             return optuna.distributions.IntDistribution(int(min(numbers)), int(max(numbers)), step=int(step))
         return optuna.distributions.FloatDistribution(min(numbers), max(numbers), step=step)
-    if isinstance(value, ChoiceSweep | RangeSweep) or override.is_sweep_override():
-        return optuna.distributions.CategoricalDistribution(values)
-    raise ConfigError(f"{override.input_line}: not a sweep Optuna can sample")
+    return optuna.distributions.CategoricalDistribution(values)  # choice(...), a,b,c, shuffle(range)
 
 
 def trial_overrides(params: Mapping[str, Any], fixed: Sequence[str]) -> list[str]:
@@ -404,14 +403,12 @@ def record_result(shared: SharedStudy, trial_number: int, result: JobResult) -> 
 def study_results(shared: SharedStudy, stale_after_s: float) -> list[JobResult]:
     """Every trial of the study as a JobResult (job = trial number): its job's result once it ended;
     RUNNING (in another process) or KILLED (its process died) before that."""
-    names = set(JobResult.__dataclass_fields__)
     rows = []
     for t in shared.study.get_trials(deepcopy=False):
         data = t.system_attrs.get(RESULT_ATTR)
         if data:
-            row = {k: (math.nan if v is None and k.endswith("acc") else v)
-                   for k, v in data.items() if k in names}
-            rows.append(JobResult(**{**row, "job": t.number}))
+            row = {k: (math.nan if v is None and k.endswith("acc") else v) for k, v in data.items()}
+            rows.append(JobResult.from_dict({**row, "job": t.number}))
             continue
         lr, reg = (float(t.params[k]) if k in t.params else math.nan for k in ("lr", "reg"))
         if t.state == optuna.trial.TrialState.RUNNING:
