@@ -18,6 +18,7 @@ import optuna
 import pytest
 from helpers import client_for
 from helpers import sweep_runs as _runs
+from omegaconf import OmegaConf
 from postgres import _free_port, running_postgres
 
 from softmax_exp import tracking
@@ -66,6 +67,10 @@ def test_a_pruned_search_ends_pruned_trials_with_their_metrics_so_far(store, run
             assert int(r["iterations"]) == 600
     assert f"{statuses.count('PRUNED')} of 8 trials pruned" in proc.stdout
     assert "  its trials, best first: http://127.0.0.1:5000/" in proc.stdout
+    # the search's config beside its jobs, as Hydra's basic sweeper leaves a grid's
+    saved = OmegaConf.load(sweep_dir / "multirun.yaml")
+    assert saved.hydra.sweeper.pruner == "median" and saved.hydra.sweeper.pruner_args.n_startup_trials == 2
+    assert saved.num_iters == 600 and saved.hydra.sweeper.n_trials == 8
 
     # the study: one trial per row, its state as the row's status, its val_acc as the value
     storage = str(sweep_dir / "optuna.journal")

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobReturn
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from softmax_exp.atomic import atomic_path
 from softmax_exp.sweep.results import RESULT_FILE, JobResult, read_sweep_info
 from softmax_exp.sweep.study import (
     Claimed,
@@ -46,6 +47,7 @@ def run_search(launcher: Any, config: DictConfig, arguments: Sequence[str]) -> l
     else:
         storage = absolute_storage(settings.storage) if settings.storage else default_storage(sweep_dir)
     shared = load_study(settings, storage, create=True)
+    save_multirun_config(config, sweep_dir)
     space, fixed = search_space(settings.params, arguments)
     stale_s = stale_seconds(config)
     returns: list[JobReturn] = []
@@ -70,6 +72,14 @@ def run_search(launcher: Any, config: DictConfig, arguments: Sequence[str]) -> l
     log.info(f"study {shared.name!r}: {done} of {settings.n_trials} trials"
              + (f"; this process ran {len(returns)}" if len(returns) != done else ""))
     return returns
+
+
+def save_multirun_config(config: DictConfig, sweep_dir: Path) -> None:
+    """Write the search's config (the sweeper's settings included) to ``multirun.yaml`` in the sweep folder,
+    as Hydra's basic sweeper does for a grid; whole or not at all, as several workers may write it."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(sweep_dir / "multirun.yaml", sync=False) as tmp:
+        OmegaConf.save(config, tmp)
 
 
 def consecutive(claimed: Sequence[Claimed]) -> list[list[Claimed]]:
