@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from compare import runs_by_id  # this folder's: the runs of every store in OUT, by id
 
 from softmax_exp.tracking import get_client
 
@@ -23,17 +24,12 @@ HERE = Path(__file__).resolve().parent
 STARTUP, FIRST_CHECK = 3, 300
 
 
-def curves(out: Path, seed: int) -> list[tuple[dict, dict[int, float]]]:
+def curves(out: Path, seed: int, by_id: dict) -> list[tuple[dict, dict[int, float]]]:
     """The trials of ``tpe_s<seed>`` in launch order: (summary row, {iteration: val_acc})."""
-    folder = out / f"tpe_s{seed}"
-    with open(folder / "summary.csv") as f:
-        rows = list(csv.DictReader(f))
+    with open(out / f"tpe_s{seed}" / "summary.csv") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: by_id[r["run_id"]].info.start_time)
     client = get_client(f"sqlite:///{out / 'mlflow.db'}")
-    got = []
-    for r in rows:
-        history = client.get_metric_history(r["run_id"], "val_acc")
-        got.append((r, {m.step: m.value for m in history}, client.get_run(r["run_id"]).info.start_time))
-    return [(r, h) for r, h, _ in sorted(got, key=lambda x: x[2])]
+    return [(r, {m.step: m.value for m in client.get_metric_history(r["run_id"], "val_acc")}) for r in rows]
 
 
 def pruned_at(trials: list[tuple[dict, dict[int, float]]], k: int) -> int | None:
@@ -47,7 +43,7 @@ def pruned_at(trials: list[tuple[dict, dict[int, float]]], k: int) -> int | None
         best = max(best, curve[step])
         if step < FIRST_CHECK or step == max(curve):
             continue
-        if best < statistics.median(h[step] for _, h in trials[:k]):
+        if best < statistics.median(h[step] for _, h in trials[:k] if step in h):  # as Optuna's
             return step
     return None
 
@@ -74,7 +70,7 @@ def draw(trials: list[tuple[dict, dict[int, float]]], seed: int, path: Path) -> 
         r, h = trials[k]
         ax.plot(list(h), list(h.values()), lw=2, color=f"C{rank}",
                 label=f"trial {k}: lr {float(r['lr']):.3g}, reg {float(r['reg']):.3g}, final {final[k]:.3f}")
-    ax.plot(steps, [statistics.median(h[s] for _, h in trials) for s in steps], "k--", lw=1.5,
+    ax.plot(steps, [statistics.median(h[s] for _, h in trials if s in h) for s in steps], "k--", lw=1.5,
             label="median of the 20 trials")
     ax.axvline(FIRST_CHECK, color="k", lw=0.8, alpha=0.5)
     ax.text(FIRST_CHECK + 15, ax.get_ylim()[0] + 0.01, "first prune check (n_warmup_steps 300)", fontsize=8)
@@ -91,8 +87,9 @@ def main(out: Path, seed: int | None) -> None:
     seeds = sorted(int(p.name.rsplit("_s", 1)[1]) for p in out.glob("tpe_s*") if (p / "summary.csv").exists())
     by_step: dict[int, tuple[list[float], list[float]]] = {}
     verdicts = []
+    by_id = runs_by_id(out)
     for s in seeds:
-        trials = curves(out, s)
+        trials = curves(out, s, by_id)
         final = [h[max(h)] for _, h in trials]
         best = int(np.argmax(final))
         step = pruned_at(trials, best)
