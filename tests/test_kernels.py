@@ -345,6 +345,11 @@ FUSED_PINS = {
         "f32_full_odd_c": "3a6c896e4c073d9db4b19ff8a4f350de3dbbcd81b348d18362b82317f1065792",
         "f32_one_class": "c03d5789f8b3e5324fe15a87cb81d0955e9c3c6788ecc1b27b7763ebc4867408",
     },
+    "znver4": {  # recorded at commit 8ca2509 (AMD EPYC, Zen 4)
+        "f32_minibatch_200": "0c48046faf5afc73e3894cd265651f38c736ca40689d1fec7812d393d0844e3b",
+        "f32_full_odd_c": "130566afed015bd0ad7e9c325d54c99d30bc57f5e85e30fff155ee861084b73a",
+        "f32_one_class": "c03d5789f8b3e5324fe15a87cb81d0955e9c3c6788ecc1b27b7763ebc4867408",
+    },
 }
 FUSED_PIN_CASES = {
     # name: (n, d, c, dtype, minibatch size or None for all rows)

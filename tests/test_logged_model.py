@@ -282,3 +282,57 @@ def _stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+OLD_MODEL = ROOT / "tests" / "data" / "model_logged_at_8ca2509.tar.gz"  # a digits model as commit 8ca2509
+# logged it: the files of its model directory, its bundled code in the package layout of that time
+
+
+@pytest.fixture(scope="module")
+def old_model(tmp_path_factory) -> Path:
+    import tarfile
+
+    folder = tmp_path_factory.mktemp("old_model")
+    with tarfile.open(OLD_MODEL) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+def _digits_images(n: int = 250):
+    from softmax_exp.config import compose, to_config
+
+    data = load_dataset(to_config(compose(["tracking.enabled=false"])).dataset)
+    return data.raw_images("val", n), data.y_val[:n]
+
+
+@pytest.mark.subprocess
+def test_a_model_logged_before_loads_and_predicts_in_a_fresh_process(old_model, tmp_path):
+    """What `mlflow models serve` does with a model logged by an earlier layout of the package: it loads
+    the code bundled in it and answers as this checkout's Softmax does with the same weights."""
+    images, labels = _digits_images()
+    np.save(tmp_path / "images.npy", images)
+    script = textwrap.dedent(f"""
+        import json
+        import numpy as np
+        import mlflow.pyfunc
+        model = mlflow.pyfunc.load_model({str(old_model)!r})
+        print(json.dumps(model.predict(np.load("images.npy")).tolist()))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    served = json.loads(done.stdout.strip().splitlines()[-1])
+    assert served == Softmax.load(old_model / "artifacts" / "model.npz").predict_images(images).tolist()
+    assert np.mean(np.array(served) == labels) == 0.952  # what it reached when it was logged
+
+
+def test_a_model_logged_before_loads_beside_this_package(old_model):
+    """In a process that has imported this package (a notebook, evaluation), the model's own bundled code
+    is shadowed by it: the current package must still take it."""
+    images, _ = _digits_images(40)
+    model = mlflow.pyfunc.load_model(str(old_model))
+    expected = Softmax.load(old_model / "artifacts" / "model.npz").predict_images(images)
+    assert model.predict(images).tolist() == expected.tolist()
+    names = model.predict(images, params={"output": "names"})
+    assert names.tolist() == [str(i) for i in expected]

@@ -241,6 +241,10 @@ PINNED = {
         "W": "d46df5b26330b8b24d5cf9a5a47f082f4fca958fbce146c341c27a74c70d33dd",
         "loss": "f70e0ccb1acfa981f0f2099af01f6bc72b49ba6f8b0ecbeec9b39e7cc6df58de",
     },
+    "znver4": {  # recorded at commit 8ca2509 (AMD EPYC, Zen 4)
+        "W": "102656f724f4c8d5dd79c3198016e14b8ae8a7d559ecac46eb6280bf7a323c5d",
+        "loss": "a8e237421ac9c91e79530d02754b298dcdfd997cfd5cfee01f552a8ca68de3a2",
+    },
 }
 
 
