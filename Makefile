@@ -37,7 +37,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not subprocess"
 
 gradcheck: $(STAMP)
-	$(PY) -m softmax_exp.gradcheck
+	$(PY) -m softmax_exp.learn.gradcheck
 
 bench: $(STAMP)
 	$(PY) -m softmax_exp.bench

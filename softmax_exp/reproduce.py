@@ -19,14 +19,14 @@ import numpy as np
 import yaml
 
 from softmax_exp import tracking
-from softmax_exp.atomic import temp_dir
 from softmax_exp.config import to_config
 from softmax_exp.data import load_dataset
-from softmax_exp.fit import fit
-from softmax_exp.job_types import JobContext
-from softmax_exp.model import Softmax
+from softmax_exp.job.context import JobContext
+from softmax_exp.job.fit import fit
+from softmax_exp.learn.model import Softmax
 from softmax_exp.tracking.logged_model import load_softmax
 from softmax_exp.tracking.store import sqlite_path
+from softmax_exp.util.atomic import temp_dir
 
 COMPARED = ("train_acc", "val_acc", "test_acc")
 

@@ -1,10 +1,10 @@
 """Train the softmax classifier as configured: ``python -m softmax_exp.train [overrides]`` (Hydra).
 
 The entrypoint only wires parts: Hydra's config -> a checked Config (softmax_exp.config) -> fit
-(softmax_exp.fit: data -> model -> tracked run). ``-m`` runs a sweep: one parent MLflow run, one child
+(softmax_exp.job.fit: data -> model -> tracked run). ``-m`` runs a sweep: one parent MLflow run, one child
 per job (softmax_exp.sweep). Everything else is one-line errors and exit codes: 2 for bad input, 1 when a
 training diverged or a job of a sweep failed, 128 + n after signal n. Nothing imports this module:
-scripts and the benchmark call :func:`softmax_exp.fit.fit`.
+scripts and the benchmark call :func:`softmax_exp.job.fit.fit`.
 """
 
 from __future__ import annotations
@@ -24,17 +24,18 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-import softmax_exp.help  # noqa: F401 (registers the resolver of the --help template)
-from softmax_exp import timing
-from softmax_exp.config import CONFIG_DIR, ConfigError, one_line, to_config
+import softmax_exp.config.help  # noqa: F401 (registers the resolver of the --help template)
+from softmax_exp.config import ConfigError, one_line, to_config
+from softmax_exp.config.overrides import run_name, task_overrides
 from softmax_exp.data import DataError
-from softmax_exp.fit import fit
-from softmax_exp.interrupts import INTERRUPTS
-from softmax_exp.job_types import JobContext, TrainingDiverged
-from softmax_exp.overrides import run_name, task_overrides
+from softmax_exp.job.context import JobContext, TrainingDiverged
+from softmax_exp.job.fit import fit
 from softmax_exp.sweep import abort_sweeps, discard_unused_parents, read_sweep_info, run_job, sweep_failed
 from softmax_exp.tracking import JobRunningElsewhere, TrackingError, resolve_tracking_uri
 from softmax_exp.tracking.links import run_link
+from softmax_exp.util import timing
+from softmax_exp.util.interrupts import INTERRUPTS
+from softmax_exp.util.paths import CONFIG_DIR
 
 log = logging.getLogger(__name__)
 OUT_OF_MEMORY = ("out of memory: the data or the model does not fit in this machine's memory; use fewer or "

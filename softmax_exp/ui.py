@@ -21,11 +21,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from softmax_exp.cli import OneLineParser
-from softmax_exp.paths import project_root, resolve_path
 from softmax_exp.tracking import DB_NAME, TrackingError, default_artifact_root, get_client, views
 from softmax_exp.tracking.links import HOST, experiment_link
 from softmax_exp.tracking.links import UI_PORT as DEFAULT_PORT
+from softmax_exp.util.cli import OneLineParser
+from softmax_exp.util.paths import project_root, resolve_path
 
 DEFAULT_EXPERIMENT_ID = "0"  # MLflow's "Default", made with the store: it says nothing of what was trained
 # uvicorn (MLflow 3's server) logs a line per request unless told not to

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from softmax_exp.config import Config, compose, to_config
-from softmax_exp.paths import CONFIG_DIR
+from softmax_exp.util.paths import CONFIG_DIR
 
 ROOT = CONFIG_DIR.parent
 # small and quick on digits, but long enough to reach val_acc > 0.9

@@ -9,9 +9,9 @@ import warnings
 import numpy as np
 import pytest
 
-from softmax_exp import artifacts
-from softmax_exp.fit import JobContext, fit
-from softmax_exp.plots import weight_images
+from softmax_exp.job import artifacts
+from softmax_exp.job.fit import JobContext, fit
+from softmax_exp.plots.weights import weight_images
 
 
 def test_a_full_disk_leaves_no_truncated_file_and_names_it(store, make_cfg, tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """Bad inputs at every boundary, each run as a real process: one line on stderr, nothing left behind.
 
 CASES is one table of wrong config overrides, data files and folders, and kernel inputs (through
-``python -m softmax_exp.gradcheck`` and through training). Every case runs ``python -m
+``python -m softmax_exp.learn.gradcheck`` and through training). Every case runs ``python -m
 softmax_exp.<module>`` in its own folder with its own MLflow store, dataset cache and TMPDIR; all the
 selected cases start at once on two worker threads (fixture ``outcomes``) and each test then checks its
 process: the exit status, exactly one stderr line that names the problem and its fix, no MLflow run
@@ -49,7 +49,7 @@ IMAGES = ("dataset=imagefolder", "dataset.root={tmp}/img", "dataset.cache_dir={t
 PREFIX = {  # how each command starts its one line
     "train": r"^(error|training diverged): ",
     "data": r"^python -m softmax_exp\.data( download)?: error: ",
-    "gradcheck": r"^python -m softmax_exp\.gradcheck: error: ",
+    "learn.gradcheck": r"^python -m softmax_exp\.learn\.gradcheck: error: ",
     "reproduce": r"^error: cannot reproduce run \w+: ",
     "ui": r"^(error|python -m softmax_exp\.ui( serve| link)?: error): ",
 }
@@ -194,7 +194,7 @@ def data(id_: str, *args: str, message: str, **kw) -> Case:
 
 
 def gradcheck(id_: str, *args: str, message: str, **kw) -> Case:
-    return Case(id_, "gradcheck", args, message, **kw)
+    return Case(id_, "learn.gradcheck", args, message, **kw)
 
 
 def reproduce(id_: str, *args: str, message: str, **kw) -> Case:

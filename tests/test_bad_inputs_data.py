@@ -38,10 +38,10 @@ from data_fixtures import (
 from PIL import Image
 from test_bad_inputs import CIFAR, IMAGES, PREFIX, Case, Outcome, command, debris
 
-from softmax_exp.atomic import owner_tag
 from softmax_exp.data import check_dataset, load_dataset
 from softmax_exp.data.cache import entry_path
 from softmax_exp.data.download import file_md5
+from softmax_exp.util.atomic import owner_tag
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 

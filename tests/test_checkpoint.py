@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from softmax_exp.checkpoint import (
+from softmax_exp.learn.checkpoint import (
     checkpoint_name,
     load_checkpoint,
     load_resumable_checkpoint,
     save_checkpoint,
 )
-from softmax_exp.model import Preprocessing, Softmax
-from softmax_exp.optim import SGD, Momentum, make_schedule
-from softmax_exp.sgd import NoHooks
+from softmax_exp.learn.model import Preprocessing, Softmax
+from softmax_exp.learn.optim import SGD, Momentum, make_schedule
+from softmax_exp.learn.sgd import NoHooks
 
 
 def _blobs(n=700, d=12, c=4, seed=0):

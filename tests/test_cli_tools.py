@@ -16,7 +16,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_gradcheck_cli_passes_and_prints_one_row_per_kernel():
-    out = run("-m", "softmax_exp.gradcheck")
+    out = run("-m", "softmax_exp.learn.gradcheck")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     for name in ("naive", "vectorized", "numba_naive", "numba_fused"):
@@ -27,7 +27,7 @@ def test_gradcheck_cli_passes_and_prints_one_row_per_kernel():
 
 
 def test_gradcheck_cli_fails_on_an_impossible_tolerance():
-    out = run("-m", "softmax_exp.gradcheck", "--kernels", "vectorized", "--tolerance", "1e-30")
+    out = run("-m", "softmax_exp.learn.gradcheck", "--kernels", "vectorized", "--tolerance", "1e-30")
     assert out.returncode == 1
     assert "gradient check failed for vectorized" in out.stderr
 

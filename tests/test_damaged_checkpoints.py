@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from npz_fixtures import allocates_at_most, damaged_copies, npy, npy_header, rewrite
 
-from softmax_exp.checkpoint import load_checkpoint, load_resumable_checkpoint, save_checkpoint
-from softmax_exp.model import Preprocessing, Softmax
-from softmax_exp.optim import Momentum, make_optimizer
-from softmax_exp.sgd import NoHooks
+from softmax_exp.learn.checkpoint import load_checkpoint, load_resumable_checkpoint, save_checkpoint
+from softmax_exp.learn.model import Preprocessing, Softmax
+from softmax_exp.learn.optim import Momentum, make_optimizer
+from softmax_exp.learn.sgd import NoHooks
 
 NUM_ITERS = 600
 NEEDS = dict(dim=13, num_classes=4, dtype=np.float32, num_iters=NUM_ITERS, optimizer="momentum")

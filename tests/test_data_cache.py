@@ -27,13 +27,13 @@ from data_fixtures import (
     read_only,
 )
 
-import softmax_exp.atomic as atomic_module
 import softmax_exp.data.cache as cache_module
 import softmax_exp.data.load as load_module
 import softmax_exp.data.preprocess as preprocess_module
-from softmax_exp.atomic import owner_tag, remove_dead_leftovers
+import softmax_exp.util.atomic as atomic_module
 from softmax_exp.data import check_dataset, load_dataset
 from softmax_exp.data.cache import _publish, entry_path
+from softmax_exp.util.atomic import owner_tag, remove_dead_leftovers
 
 ARRAYS = [f"{a}_{s}" for s in ("train", "val", "test", "dev") for a in "Xy"] + ["mean_image"]
 

@@ -23,10 +23,10 @@ from data_fixtures import (
     write_py2_pickle,
 )
 
-from softmax_exp.atomic import owner_tag
 from softmax_exp.data import DataError, load_dataset
 from softmax_exp.data.cifar10 import load_pickle, safe_extract
 from softmax_exp.data.download import file_md5
+from softmax_exp.util.atomic import owner_tag
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -14,7 +14,7 @@ from softmax_exp.config import compose
 from softmax_exp.data import DataError, Dataset, load_dataset
 from softmax_exp.data.digits import read_digits
 from softmax_exp.data.options import CACHE_ENV, parse_options
-from softmax_exp.paths import project_root
+from softmax_exp.util.paths import project_root
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -97,7 +97,7 @@ def test_the_dataset_defaults_live_in_the_schema_only():
     schema's defaults, which is also what a plain mapping with only the name means."""
     from omegaconf import MISSING, OmegaConf
 
-    from softmax_exp.config import DATASETS
+    from softmax_exp.config.schema import DATASETS
 
     for name, schema in DATASETS.items():
         assert yaml.safe_load((CONF / "dataset" / f"{name}.yaml").read_text()) == {

@@ -13,10 +13,10 @@ import pytest
 from data_fixtures import cifar_cfg, dead_pid, make_cifar_tar, names_but_locks
 
 import softmax_exp.data.download as download_module
-from softmax_exp.atomic import exclusive_lock, owner_tag
 from softmax_exp.data import DataError, load_dataset
 from softmax_exp.data.__main__ import main
 from softmax_exp.data.download import download_file, file_md5
+from softmax_exp.util.atomic import exclusive_lock, owner_tag
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""softmax_exp.hydra_internals, the one module that uses Hydra's private API, against the Hydra installed."""
+"""softmax_exp.config.hydra_internals, the one module that uses Hydra's private API, against the Hydra
+installed."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 
-from softmax_exp import hydra_internals
+from softmax_exp.config import hydra_internals
 
 
 def test_the_installed_hydra_is_a_tested_one():

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from softmax_exp.interrupts import Interrupts
+from softmax_exp.util.interrupts import Interrupts
 
 
 @pytest.fixture

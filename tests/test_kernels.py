@@ -62,7 +62,7 @@ def test_naive_matches_closed_form(name):
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("reg", [0.0, 1.5])
 def test_gradient_check(name, reg):
-    from softmax_exp.gradcheck import eval_numerical_gradient, grad_check_sparse, rel_error
+    from softmax_exp.learn.gradcheck import eval_numerical_gradient, grad_check_sparse, rel_error
 
     W, X, y = problem(n=40, d=12, c=5, seed=3, scale=0.3)
     kernel = get_kernel(name)
@@ -74,7 +74,7 @@ def test_gradient_check(name, reg):
 
 
 def test_gradient_check_catches_a_wrong_gradient():
-    from softmax_exp.gradcheck import eval_numerical_gradient, rel_error
+    from softmax_exp.learn.gradcheck import eval_numerical_gradient, rel_error
 
     W, X, y = problem(n=30, d=6, c=4)
     _, dW = naive(W, X, y, 0.0)
@@ -84,7 +84,7 @@ def test_gradient_check_catches_a_wrong_gradient():
 
 
 def test_grad_check_sparse_is_seeded():
-    from softmax_exp.gradcheck import grad_check_sparse
+    from softmax_exp.learn.gradcheck import grad_check_sparse
 
     W, X, y = problem(n=30, d=6, c=4)
     _, dW = naive(W, X, y, 0.0)

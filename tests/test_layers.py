@@ -17,19 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest first. A module may import its own layer and the layers below it, never one above.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("base", {"softmax_exp", "softmax_exp.paths", "softmax_exp.atomic", "softmax_exp.timing",
-              "softmax_exp.fingerprint", "softmax_exp.interrupts", "softmax_exp.cli", "softmax_exp.plots",
-              "softmax_exp.optim", "softmax_exp.npz", "softmax_exp.hyperparameters",
-              "softmax_exp.hydra_internals", "softmax_exp.logfile", "softmax_exp.kernels*"}),
-    ("model", {"softmax_exp.sgd", "softmax_exp.model", "softmax_exp.checkpoint", "softmax_exp.serving",
-               "softmax_exp.serving_entry"}),
-    ("config", {"softmax_exp.config", "softmax_exp.help", "softmax_exp.overrides"}),
+    ("base", {"softmax_exp", "softmax_exp.util*", "softmax_exp.plots*", "softmax_exp.learn.optim",
+              "softmax_exp.learn.npz", "softmax_exp.learn.hyperparameters",
+              "softmax_exp.config.hydra_internals", "softmax_exp.kernels*", "softmax_exp.learn"}),
+    ("model", {"softmax_exp.learn.sgd", "softmax_exp.learn.model", "softmax_exp.learn.checkpoint",
+               "softmax_exp.serving*"}),
+    ("config", {"softmax_exp.config", "softmax_exp.config.schema", "softmax_exp.config.help",
+                "softmax_exp.config.overrides"}),
     ("data", {"softmax_exp.data*"}),
-    ("job", {"softmax_exp.job_types", "softmax_exp.artifacts"}),
+    ("job", {"softmax_exp.job", "softmax_exp.job.context", "softmax_exp.job.artifacts"}),
     ("tracking", {"softmax_exp.tracking*"}),
-    ("fit", {"softmax_exp.fit"}),
-    ("apps", {"softmax_exp.sweep*", "softmax_exp.train", "softmax_exp.reproduce", "softmax_exp.bench",
-              "softmax_exp.ui", "softmax_exp.gradcheck", "hydra_plugins*"}),
+    ("fit", {"softmax_exp.job.fit"}),
+    ("apps", {"softmax_exp.sweep*", "softmax_exp.train", "softmax_exp.reproduce", "softmax_exp.bench*",
+              "softmax_exp.ui", "softmax_exp.learn.gradcheck", "hydra_plugins*"}),
 ]
 
 # Third-party modules a project module may import inside a function, and why (measured with
@@ -49,9 +49,9 @@ LAZY = {
 }
 # Project modules imported inside a function, and why.
 LAZY_PROJECT = {
-    ("softmax_exp/config.py", "softmax_exp.kernels"): "numba (0.2 s), for the kernel names only",
-    ("softmax_exp/timing.py", "softmax_exp.hydra_internals"): "timing is bundled with the served model, "
-                                                              "which has no Hydra",
+    ("softmax_exp/config/schema.py", "softmax_exp.kernels"): "numba (0.2 s), for the kernel names only",
+    ("softmax_exp/util/timing.py", "softmax_exp.config.hydra_internals"): "timing is bundled with the served "
+                                                                         "model, which has no Hydra",
     ("softmax_exp/tracking/logged_model.py", "softmax_exp.serving"): "the pyfunc class imports "
                                                                       "mlflow.pyfunc (1.7 s) at its top",
     ("softmax_exp/train.py", "softmax_exp.train"): "the Hydra task by its package name (joblib unpickles it)",
@@ -63,7 +63,7 @@ LAZY_PROJECT = {
 }
 # Bundled with the logged MLflow model (tracking/logged_model.BUNDLED) or imported by what is: numpy and
 # numba only at the top, so a served model needs no more.
-PATHS_LAZY_HYDRA = {("softmax_exp/paths.py", "hydra")}  # paths asks Hydra only when Hydra is running
+PATHS_LAZY_HYDRA = {("softmax_exp/util/paths.py", "hydra")}  # paths asks Hydra only when Hydra is running
 
 
 def _modules() -> dict[str, Path]:
@@ -172,7 +172,8 @@ def test_imports_inside_functions_are_only_the_measured_lazy_ones():
     assert unexplained == []
 
 
-@pytest.mark.parametrize("module", ["softmax_exp.model", "softmax_exp.sgd", "softmax_exp.npz"])
+@pytest.mark.parametrize("module", ["softmax_exp.learn.model", "softmax_exp.learn.sgd",
+                                    "softmax_exp.learn.npz"])
 def test_the_model_side_knows_nothing_of_config_tracking_or_hydra(module):
     """What the served model bundles imports numpy, numba and its own layers only."""
     allowed = {"numpy", "numba", "__future__", "math", "os", "zipfile", "dataclasses", "pathlib", "typing",
@@ -180,7 +181,7 @@ def test_the_model_side_knows_nothing_of_config_tracking_or_hydra(module):
     for target, _, line in _imports(module, MODULES[module]):
         project = _project(target)
         if project is not None:
-            assert _layer(project) <= _layer("softmax_exp.model"), (module, target, line)
+            assert _layer(project) <= _layer("softmax_exp.learn.model"), (module, target, line)
         else:
             assert target.split(".")[0] in allowed, (module, target, line)
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from softmax_exp.logfile import FileHandler
+from softmax_exp.util.logfile import FileHandler
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")

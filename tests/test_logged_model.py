@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException
 
 from softmax_exp.data import load_dataset
 from softmax_exp.data.digits import read_digits
-from softmax_exp.model import Preprocessing, Softmax
+from softmax_exp.learn.model import Preprocessing, Softmax
 from softmax_exp.tracking import Run, get_client
 from softmax_exp.tracking.logged_model import BUNDLED, MODEL_NAME, log_model
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from softmax_exp.hyperparameters import TrainParams, check_hyperparameters
 from softmax_exp.kernels import KERNELS, UNCHECKED, num_threads
-from softmax_exp.model import Preprocessing, Softmax
-from softmax_exp.optim import Momentum, make_schedule
-from softmax_exp.sgd import MinibatchStream
+from softmax_exp.learn.hyperparameters import TrainParams, check_hyperparameters
+from softmax_exp.learn.model import Preprocessing, Softmax
+from softmax_exp.learn.optim import Momentum, make_schedule
+from softmax_exp.learn.sgd import MinibatchStream
 
 
 def _blobs(n=600, d=12, c=4, seed=0, dtype=np.float32):
@@ -172,7 +172,7 @@ def test_training_checks_its_inputs_once_not_at_every_step(monkeypatch):
     """train checks W, X, y once, then every step calls the kernel's unchecked twin: the checked kernel
     (whose checks cost more than a digits step) never runs in the loop."""
     import softmax_exp.kernels._validation as validation
-    import softmax_exp.model as model_module
+    import softmax_exp.learn.model as model_module
 
     checks, checked_kernel = [], []
     for module in (validation, model_module):

@@ -20,8 +20,8 @@ from npz_fixtures import (
     write_zip,
 )
 
-import softmax_exp.npz as npz_module
-from softmax_exp.model import Preprocessing, Softmax
+import softmax_exp.learn.npz as npz_module
+from softmax_exp.learn.model import Preprocessing, Softmax
 
 LITTLE = 4 << 20  # every refusal below allocates less than this (the good model is 2 KB)
 

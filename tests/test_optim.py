@@ -1,4 +1,4 @@
-"""Updates and learning-rate schedules of softmax_exp.optim against their formulas."""
+"""Updates and learning-rate schedules of softmax_exp.learn.optim against their formulas."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from softmax_exp.optim import SGD, Momentum, make_optimizer, make_schedule
+from softmax_exp.learn.optim import SGD, Momentum, make_optimizer, make_schedule
 
 
 def _arrays(seed=0):

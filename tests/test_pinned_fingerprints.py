@@ -11,9 +11,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
 
 from softmax_exp.config import compose, to_config
-from softmax_exp.paths import CONFIG_DIR
 from softmax_exp.sweep import callback
 from softmax_exp.tracking.resume import config_fingerprint, result_config
+from softmax_exp.util.paths import CONFIG_DIR
 
 CONFIGS = {
     (): "c453dae8fb4eeb7dc7ba55808050f94dc87208417753c9670798cd3c6d9ec648",

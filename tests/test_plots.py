@@ -12,25 +12,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from softmax_exp import plots
-from softmax_exp.plots import (
+from softmax_exp.plots import heatmap, pillow, weights
+from softmax_exp.plots.heatmap import (
     HEATMAP_AXES,
     HEATMAP_PNG_SIZE,
-    LOSS_PNG_SIZE,
-    format_values,
     grid_of,
-    log_ticks,
-    loss_axis,
-    moving_average,
-    nice_ticks,
-    save_loss_png,
     save_val_acc_heatmap_png,
-    save_weights_png,
     val_acc_figure,
-    weight_images,
-    weight_tile_boxes,
-    weights_png_size,
 )
+from softmax_exp.plots.loss import LOSS_PNG_SIZE, loss_axis, moving_average, save_loss_png
+from softmax_exp.plots.ticks import format_values, log_ticks, nice_ticks
+from softmax_exp.plots.weights import save_weights_png, weight_images, weight_tile_boxes, weights_png_size
 
 
 def _decode(path) -> np.ndarray:
@@ -176,12 +168,12 @@ def test_pictures_draw_with_the_bitmap_font_of_an_old_pillow(tmp_path, monkeypat
         return bitmap
 
     monkeypatch.setattr(ImageFont, "load_default", old_load_default)
-    plots._font.cache_clear()
+    pillow.font.cache_clear()
     try:
         save_loss_png(tmp_path / "loss.png", np.linspace(3, 1, 100), title="run")
         save_weights_png(tmp_path / "w.png", np.ones((65, 10)), (8, 8, 1), list("abcdefghij"), True)
     finally:
-        plots._font.cache_clear()
+        pillow.font.cache_clear()
     assert _decode(tmp_path / "loss.png").shape[:2] == LOSS_PNG_SIZE[::-1]
     assert _decode(tmp_path / "w.png").shape[1::-1] == weights_png_size((8, 8, 1), 10)
 
@@ -235,7 +227,7 @@ def test_class_names_are_centred_under_their_tiles(tmp_path):
     W = np.random.default_rng(0).standard_normal((32 * 32 * 3 + 1, 10))
     px = _decode(save_weights_png(tmp_path / "w.png", W, (32, 32, 3), names, bias_trick=True))
     for x0, _, x1, y1 in weight_tile_boxes((32, 32, 3), 10):
-        strip = px[y1:y1 + plots.LABEL_PX, x0:x1].sum(axis=2) < 300  # dark text on white
+        strip = px[y1:y1 + weights.LABEL_PX, x0:x1].sum(axis=2) < 300  # dark text on white
         cols = np.nonzero(strip.any(axis=0))[0]
         assert cols.size > 10  # a word, not a dot
         assert abs((cols.min() + cols.max()) / 2 - (x1 - x0) / 2) <= 3
@@ -244,7 +236,7 @@ def test_class_names_are_centred_under_their_tiles(tmp_path):
 
 
 def test_weights_png_size_puts_5_tiles_a_row():
-    assert weights_png_size((32, 32, 3), 10) == (5 * (128 + 8) + 8, 2 * (128 + plots.LABEL_PX + 8) + 8)
+    assert weights_png_size((32, 32, 3), 10) == (5 * (128 + 8) + 8, 2 * (128 + weights.LABEL_PX + 8) + 8)
     assert weights_png_size((8, 8, 1), 3)[0] == 3 * (128 + 8) + 8
 
 
@@ -309,7 +301,7 @@ def test_heatmap_colours_cells_in_the_order_of_their_val_acc(tmp_path):
     px = _decode(save_val_acc_heatmap_png(tmp_path / "h.png", *_grid_jobs(acc), title="9 jobs"))
     assert px.shape[1::-1] == HEATMAP_PNG_SIZE
     centres, size = _cell_centres(3, 3)
-    lut = (np.asarray(colormaps[plots.HEATMAP_CMAP](np.linspace(0, 1, 256)))[:, :3] * 255)
+    lut = (np.asarray(colormaps[heatmap.HEATMAP_CMAP](np.linspace(0, 1, 256)))[:, :3] * 255)
     position = {}  # the value of each finite cell, read back from its colour through the colour map
     for k, a in enumerate(acc):
         cell = (k % 3, k // 3)  # row: reg index, column: lr index
@@ -399,7 +391,7 @@ def test_heatmap_of_degenerate_sweeps_decodes(tmp_path, lr, reg, acc):
 
 
 def test_heatmap_cells_show_a_fourth_decimal_only_when_three_would_merge_two_values():
-    from softmax_exp.plots import accuracy_decimals
+    from softmax_exp.plots.heatmap import accuracy_decimals
 
     assert accuracy_decimals(np.array([0.356, 0.314, np.nan, 0.356])) == 3
     assert accuracy_decimals(np.array([0.4136, 0.4144, 0.4164, np.nan])) == 4  # 0.414 and 0.414

@@ -23,7 +23,7 @@ import pytest
 from test_kernels import FUSED_PIN_CASES, _fused_pin_hash
 
 from softmax_exp.config import compose, to_config
-from softmax_exp.fit import fit
+from softmax_exp.job.fit import fit
 from softmax_exp.kernels import num_threads
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]

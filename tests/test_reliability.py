@@ -23,7 +23,7 @@ import pytest
 from helpers import client_for
 
 from softmax_exp import tracking
-from softmax_exp.fit import fit
+from softmax_exp.job.fit import fit
 from softmax_exp.tracking import resume, tags
 from softmax_exp.tracking.logged_model import load_softmax
 from softmax_exp.tracking.store import LOCK_RETRIES, RetryingClient
@@ -234,8 +234,8 @@ def _race(barrier, queue, store: str, sweep_dir: str, rounds: int) -> None:
     from hydra.types import RunMode
 
     from softmax_exp.config import to_config
-    from softmax_exp.paths import CONFIG_DIR
     from softmax_exp.sweep import callback
+    from softmax_exp.util.paths import CONFIG_DIR
 
     uri = f"sqlite:///{store}"
     client = tracking.get_client(uri)

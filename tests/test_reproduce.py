@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from helpers import client_for
 
-from softmax_exp.fit import JobContext, fit
+from softmax_exp.job.fit import JobContext, fit
 from softmax_exp.reproduce import main, reproduce
 
 

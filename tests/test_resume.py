@@ -11,7 +11,7 @@ import pytest
 from helpers import client_for, window_means
 
 from softmax_exp import tracking
-from softmax_exp.fit import JobContext, fit
+from softmax_exp.job.fit import JobContext, fit
 from softmax_exp.tracking import resume, tags
 from softmax_exp.tracking.job import TrackedJob
 

@@ -13,7 +13,7 @@ import optuna
 import pytest
 
 from softmax_exp.config import ConfigError
-from softmax_exp.sgd import NoHooks
+from softmax_exp.learn.sgd import NoHooks
 from softmax_exp.sweep import study as st
 from softmax_exp.sweep.results import JobResult, best_result, format_note, format_table
 from softmax_exp.sweep.trial import TrialReporter
@@ -192,7 +192,7 @@ def test_a_direction_other_than_the_studys_is_one_line(tmp_path):
 
 
 def test_the_jobs_reports_prune_a_trial_worse_than_the_median(tmp_path):
-    from softmax_exp.sgd import EvalPoint
+    from softmax_exp.learn.sgd import EvalPoint
 
     s = settings(n_trials=4, pruner="median", pruner_args={"n_startup_trials": 2})
     space, _ = st.search_space(s.params, [])
@@ -229,9 +229,9 @@ class _StopAtSecondEval(NoHooks):
 def test_a_training_stopped_early_keeps_its_metrics_so_far():
     from sklearn.datasets import load_digits
 
-    from softmax_exp.hyperparameters import TrainParams
     from softmax_exp.kernels import get_kernel
-    from softmax_exp.sgd import SGDLoop
+    from softmax_exp.learn.hyperparameters import TrainParams
+    from softmax_exp.learn.sgd import SGDLoop
 
     X, y = load_digits(return_X_y=True)
     X = np.hstack([X / 16.0, np.ones((X.shape[0], 1))]).astype(np.float32)

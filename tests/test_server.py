@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from softmax_exp import tracking
-from softmax_exp.fit import JobContext, fit
+from softmax_exp.job.fit import JobContext, fit
 
 pytestmark = pytest.mark.slow
 

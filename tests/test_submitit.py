@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from softmax_exp import tracking
-from softmax_exp.paths import CONFIG_DIR
+from softmax_exp.util.paths import CONFIG_DIR
 
 pytestmark = pytest.mark.slow
 SHORT = ["num_iters=100", "eval_every=50", "progress=false"]

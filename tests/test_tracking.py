@@ -33,7 +33,7 @@ def test_flatten_uses_dotted_keys():
 
 def test_default_config_store_is_the_project_db():
     from softmax_exp.config import compose, to_config
-    from softmax_exp.paths import project_root
+    from softmax_exp.util.paths import project_root
 
     cfg = to_config(compose())
     assert cfg.tracking.uri == f"sqlite:///{project_root()}/mlflow.db" == tracking.default_uri()

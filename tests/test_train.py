@@ -11,11 +11,12 @@ from helpers import FAST, client_for, window_means
 from PIL import Image
 
 import softmax_exp.data
-import softmax_exp.fit
-from softmax_exp import sgd, tracking
+import softmax_exp.job.fit
+from softmax_exp import tracking
 from softmax_exp.config import ConfigError, compose, to_config
-from softmax_exp.fit import JobContext, fit
-from softmax_exp.plots import weights_png_size
+from softmax_exp.job.fit import JobContext, fit
+from softmax_exp.learn import sgd
+from softmax_exp.plots.weights import weights_png_size
 
 
 def test_digits_run_logs_params_metrics_tags_artifacts(store, make_cfg, tmp_path):
@@ -111,7 +112,7 @@ def test_bad_config_fails_before_loading_data(override, message, tmp_path, monke
     def no_data(*args, **kwargs):
         raise DataLoaded
 
-    monkeypatch.setattr(softmax_exp.fit, "load_dataset", no_data)
+    monkeypatch.setattr(softmax_exp.job.fit, "load_dataset", no_data)
     raw = compose([*FAST, "tracking.enabled=false", f"dataset.cache_dir={tmp_path}", override])
     if message is None:
         with pytest.raises(DataLoaded):
@@ -265,8 +266,8 @@ def test_help_describes_every_option_group_and_example():
     """--help is made from the schema: every option with its default and meaning, the groups' choices."""
     import dataclasses
 
-    from softmax_exp.config import DATASETS, OPTIMIZERS, ModelConfig, TrackingConfig
-    from softmax_exp.help import help_text
+    from softmax_exp.config.help import help_text
+    from softmax_exp.config.schema import DATASETS, OPTIMIZERS, ModelConfig, TrackingConfig
 
     text = help_text().replace("$$", "$")
     for f in dataclasses.fields(to_config(compose()).__class__):

@@ -25,7 +25,7 @@ from hydra.core.config_loader import ConfigLoader
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from softmax_exp.hydra_internals import basic_sweeper_class
+from softmax_exp.config.hydra_internals import basic_sweeper_class
 
 
 def covering_jobs(batch: Sequence[Sequence[str]]) -> list[Sequence[str]]:

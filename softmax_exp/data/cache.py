@@ -16,7 +16,7 @@ the arrays up to CHECKSUM_MAX_BYTES (the labels, the mean image), then the calle
 in [0, C), shapes that fit one another). A damaged entry (a truncated or replaced file, an edited
 meta.json) is moved aside and built again under the entry's lock, with a one-line warning on stderr; when
 it cannot be moved (a read-only cache) it is refused with a one-line DataError naming it. A builder killed
-by SIGKILL leaves its temporary folder (named with its pid, see :mod:`softmax_exp.atomic`): the next
+by SIGKILL leaves its temporary folder (named with its pid, see :mod:`softmax_exp.util.atomic`): the next
 builder of that entry removes it.
 
 The fingerprint is the sha256 of the source signature (CIFAR-10: batch file names, sizes and
@@ -41,10 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from softmax_exp.atomic import exclusive_lock, fsync, owner_tag, remove_dead_leftovers, staged_dir
 from softmax_exp.data.errors import DataError
 from softmax_exp.data.preprocess import Allocate
-from softmax_exp.fingerprint import json_digest
+from softmax_exp.util.atomic import exclusive_lock, fsync, owner_tag, remove_dead_leftovers, staged_dir
+from softmax_exp.util.fingerprint import json_digest
 
 # 2: meta.json's "arrays" maps each file stem to its shape, dtype, file size and (small arrays) sha256.
 FORMAT_VERSION = 2

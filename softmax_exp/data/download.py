@@ -16,8 +16,8 @@ import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
-from softmax_exp.atomic import atomic_path, exclusive_lock, remove_dead_leftovers
 from softmax_exp.data.errors import DataError
+from softmax_exp.util.atomic import atomic_path, exclusive_lock, remove_dead_leftovers
 
 CHUNK_BYTES = 1 << 20
 

@@ -21,9 +21,10 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from softmax_exp.config import DATASETS, ConfigError, DatasetConfig, one_line
+from softmax_exp.config import ConfigError, one_line
+from softmax_exp.config.schema import DATASETS, DatasetConfig
 from softmax_exp.data.errors import DataError
-from softmax_exp.paths import project_root, resolve_path
+from softmax_exp.util.paths import project_root, resolve_path
 
 CACHE_ENV = "SOFTMAX_EXP_CACHE"
 DATASET_NAMES = tuple(DATASETS)

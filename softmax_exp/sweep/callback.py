@@ -26,12 +26,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from softmax_exp import timing, tracking
+from softmax_exp import tracking
 from softmax_exp.config import Config, ConfigError, to_config
+from softmax_exp.config.hydra_internals import split_sweep_arguments
+from softmax_exp.config.overrides import override_key, task_overrides
 from softmax_exp.data import DataError, check_dataset
-from softmax_exp.hydra_internals import split_sweep_arguments
-from softmax_exp.overrides import override_key, task_overrides
-from softmax_exp.plots import save_val_acc_heatmap_png
+from softmax_exp.plots.heatmap import save_val_acc_heatmap_png
 from softmax_exp.sweep import results
 from softmax_exp.tracking import TrackingError, child_runs, resume, tags, views
 from softmax_exp.tracking.links import experiment_link, run_link
@@ -39,6 +39,7 @@ from softmax_exp.tracking.registry import register
 from softmax_exp.tracking.resume import result_config
 from softmax_exp.tracking.run import unique_run_name
 from softmax_exp.tracking.tags import FAILURE_TAG
+from softmax_exp.util import timing
 
 if TYPE_CHECKING:
     from softmax_exp.sweep.study import StudySettings

@@ -8,8 +8,8 @@ import math
 from typing import Any
 
 from softmax_exp.config import to_config
-from softmax_exp.fit import fit
-from softmax_exp.job_types import JobContext
+from softmax_exp.job.context import JobContext
+from softmax_exp.job.fit import fit
 from softmax_exp.sweep.results import JobResult, write_result
 from softmax_exp.tracking.tags import TRIAL_TAG
 

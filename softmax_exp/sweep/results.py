@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from softmax_exp.atomic import atomic_path, write_text
+from softmax_exp.util.atomic import atomic_path, write_text
 
 SWEEP_FILE = "sweep.json"
 RESULT_FILE = "result.json"

@@ -18,7 +18,6 @@ from typing import Any
 from hydra.core.utils import JobReturn
 from omegaconf import DictConfig, OmegaConf
 
-from softmax_exp.atomic import atomic_path
 from softmax_exp.sweep.results import RESULT_FILE, JobResult, read_sweep_info
 from softmax_exp.sweep.study import (
     Claimed,
@@ -32,6 +31,7 @@ from softmax_exp.sweep.study import (
     stale_seconds,
     trial_overrides,
 )
+from softmax_exp.util.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
 from softmax_exp.config import ConfigError
-from softmax_exp.overrides import override_key
+from softmax_exp.config.overrides import override_key
 from softmax_exp.sweep.results import JobResult
 from softmax_exp.tracking.owners import owner_gone, owner_tags
 from softmax_exp.tracking.tags import HEARTBEAT_TAG, HOST_TAG, PID_TAG

@@ -4,7 +4,7 @@ the study's pruner tells it to.
 The sweeper (hydra_plugins/softmax_exp_optuna_sweeper) launches trial ``k`` as the sweep's job number
 ``k``; sweep.json's ``study`` names the storage, the study and its pruner. The job, in whichever process
 the launcher runs it, opens the study there and becomes :class:`TrialReporter`, which
-:class:`~softmax_exp.job_types.JobContext` asks at each evaluation (``stop_early``). A trial resumed from
+:class:`~softmax_exp.job.context.JobContext` asks at each evaluation (``stop_early``). A trial resumed from
 a checkpoint reports only the evaluations after the ones its study already has.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import optuna
 
-from softmax_exp.sgd import EvalPoint
+from softmax_exp.learn.sgd import EvalPoint
 from softmax_exp.sweep.study import HEARTBEAT_ATTR, load_study
 
 

@@ -19,10 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from softmax_exp import timing
-from softmax_exp.atomic import temp_dir
-from softmax_exp.checkpoint import checkpoint_name, load_resumable_checkpoint, save_checkpoint
 from softmax_exp.config import Config
+from softmax_exp.learn.checkpoint import checkpoint_name, load_resumable_checkpoint, save_checkpoint
 from softmax_exp.tracking import resume
 from softmax_exp.tracking.logged_model import log_model
 from softmax_exp.tracking.provenance import environment_tags, git_state
@@ -48,12 +46,14 @@ from softmax_exp.tracking.tags import (
     SWEEP_ID_TAG,
     THREADS_TAG,
 )
+from softmax_exp.util import timing
+from softmax_exp.util.atomic import temp_dir
 
 if TYPE_CHECKING:
     from softmax_exp.data import Dataset
-    from softmax_exp.job_types import JobContext
-    from softmax_exp.model import Softmax
-    from softmax_exp.sgd import EvalPoint, TrainHistory, TrainState
+    from softmax_exp.job.context import JobContext
+    from softmax_exp.learn.model import Softmax
+    from softmax_exp.learn.sgd import EvalPoint, TrainHistory, TrainState
 
 
 

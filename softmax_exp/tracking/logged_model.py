@@ -8,9 +8,9 @@ predict it, no requirement is inferred, no git context is probed and no metric h
 
 The model directory (see :mod:`softmax_exp.serving` for what ``predict`` takes and returns)::
 
-    MLmodel, serving_entry.py     the pyfunc flavor, built from code (nothing pickled)
+    MLmodel, model_code.py        the pyfunc flavor, built from code (nothing pickled)
     artifacts/model.npz           W and its preprocessing, as Softmax.save writes them
-    code/softmax_exp/             the package files prediction needs (BUNDLED), ahead on sys.path at load
+    code/softmax_exp/             the package folders prediction needs (BUNDLED), ahead on sys.path at load
     requirements.txt, conda.yaml, python_env.yaml, input_example.json, serving_input_example.json
 """
 
@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from softmax_exp import timing
-from softmax_exp.atomic import temp_dir
-from softmax_exp.model import Softmax
+from softmax_exp.learn.model import Softmax
 from softmax_exp.tracking.store import get_client
+from softmax_exp.util import timing
+from softmax_exp.util.atomic import temp_dir
 
 if TYPE_CHECKING:
-    from softmax_exp.model import Softmax
+    from softmax_exp.learn.model import Softmax
 
 MODEL_NAME = "model"
 MAX_EXAMPLES = 3  # images kept as the input example (the signature already says their shape)
@@ -38,11 +38,10 @@ MAX_EXAMPLES = 3  # images kept as the input example (the signature already says
 # ~20 bytes a value on disk and ~60 in memory while it does, larger images have a shorter example or none
 MAX_EXAMPLE_VALUES = 100_000
 PACKAGE = Path(__file__).resolve().parents[1]
-# the package files Softmax.load / predict_images and the pyfunc class import (numpy and numba only);
+# the package folders Softmax.load / predict_images and the pyfunc class import (numpy and numba only);
 # a test loads a model in a fresh interpreter to hold this list to the imports
-BUNDLED = ("__init__.py", "model.py", "hyperparameters.py", "npz.py", "optim.py", "sgd.py", "kernels",
-           "serving.py", "timing.py")
-ENTRY = PACKAGE / "serving_entry.py"
+BUNDLED = ("__init__.py", "kernels", "learn", "serving", "util")
+ENTRY = PACKAGE / "serving" / "model_code.py"
 
 
 @timing.timed("model")

@@ -11,7 +11,6 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from softmax_exp.paths import project_root
 from softmax_exp.tracking.tags import (
     GIT_COMMIT_TAG,
     GIT_DIRTY_TAG,
@@ -20,6 +19,7 @@ from softmax_exp.tracking.tags import (
     USER_TAG,
     version_tag,
 )
+from softmax_exp.util.paths import project_root
 
 
 def environment_tags() -> dict[str, str]:

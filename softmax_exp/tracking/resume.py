@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from softmax_exp.config import flatten, is_result_key
-from softmax_exp.fingerprint import json_digest
-from softmax_exp.overrides import override_key
+from softmax_exp.config.overrides import override_key
 from softmax_exp.tracking.owners import is_stale
 from softmax_exp.tracking.store import child_runs
 from softmax_exp.tracking.tags import (  # noqa: F401 (the resume tags are read from here too)
@@ -36,6 +35,7 @@ from softmax_exp.tracking.tags import (  # noqa: F401 (the resume tags are read 
     SUPERSEDED_TAG,
     SWEEP_FINGERPRINT_TAG,
 )
+from softmax_exp.util.fingerprint import json_digest
 
 
 class JobRunningElsewhere(RuntimeError):

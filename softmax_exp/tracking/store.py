@@ -23,12 +23,12 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from softmax_exp import timing
-from softmax_exp.atomic import exclusive_lock, fsync
-from softmax_exp.paths import project_root
 from softmax_exp.tracking import http, views
 from softmax_exp.tracking.http import configure
 from softmax_exp.tracking.tags import PARENT_TAG
+from softmax_exp.util import timing
+from softmax_exp.util.atomic import exclusive_lock, fsync
+from softmax_exp.util.paths import project_root
 
 DB_NAME = "mlflow.db"
 LOCK_RETRY_SECONDS = 300.0  # how long a call waits, in total, for a locked SQLite store

@@ -27,9 +27,9 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from softmax_exp.hyperparameters import TrainParams, check_hyperparameters
-from softmax_exp.optim import SCHEDULES, make_optimizer, make_schedule
-from softmax_exp.paths import CONFIG_DIR, project_root
+from softmax_exp.learn.hyperparameters import TrainParams, check_hyperparameters
+from softmax_exp.learn.optim import SCHEDULES, make_optimizer, make_schedule
+from softmax_exp.util.paths import CONFIG_DIR, project_root
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -199,7 +199,7 @@ class SGDConfig:
         _checked(self.build)
 
     def build(self):
-        """The optimizer object (softmax_exp.optim) this config describes."""
+        """The optimizer object (softmax_exp.learn.optim) this config describes."""
         return make_optimizer(self.name)
 
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from softmax_exp.atomic import atomic_path
 from softmax_exp.config import Config, to_yaml
-from softmax_exp.model import Softmax, TrainHistory
-from softmax_exp.plots import save_loss_png, save_weights_png
+from softmax_exp.learn.model import Softmax, TrainHistory
+from softmax_exp.plots.loss import save_loss_png
+from softmax_exp.plots.weights import save_weights_png
+from softmax_exp.util.atomic import atomic_path
 
 FILES = ("weights.png", "loss.png", "loss.npy", "config.yaml", "overrides.yaml")
 

@@ -80,7 +80,7 @@ def start_of_main() -> None:
     interpreter and the imports), and Hydra's config composition counts as ``composition``."""
     if _FILE is None:
         return
-    from softmax_exp.hydra_internals import time_config_loading  # not at the top: the served model has
+    from softmax_exp.config.hydra_internals import time_config_loading  # not at the top: the served model has
     # this module (bundled) but no Hydra
 
     launched = os.environ.get(LAUNCHED_ENV)  # the benchmark's clock when it started the process

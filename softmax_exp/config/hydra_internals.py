@@ -8,7 +8,7 @@ Hydra 1.3 has no public hook for these three needs, so they lean on its internal
 - :func:`split_sweep_arguments`, BasicSweeper's own expansion of sweep overrides into batches of jobs (the
   sweep callback counts a sweep's jobs with it, exactly as the sweeper will launch them);
 - :func:`time_config_loading`, which wraps ``ConfigLoaderImpl.load_configuration`` to time Hydra's
-  config composition (the benchmark's breakdown, softmax_exp.timing).
+  config composition (the benchmark's breakdown, softmax_exp.util.timing).
 
 Hydra's plugin scan executes its core plugin modules again (``exec_module`` on the module already in
 ``sys.modules``), which makes a new BasicSweeper class: the classes are looked up in their modules when

@@ -17,8 +17,9 @@ import tokenize
 
 from omegaconf import MISSING, OmegaConf
 
-from softmax_exp.config import DATASETS, OPTIMIZERS, Config, ModelConfig, TrackingConfig
-from softmax_exp.paths import CONFIG_DIR
+from softmax_exp.config import Config
+from softmax_exp.config.schema import DATASETS, OPTIMIZERS, ModelConfig, TrackingConfig
+from softmax_exp.util.paths import CONFIG_DIR
 
 ABOUT = """\
 python -m softmax_exp.train: train a softmax (multinomial logistic regression) image classifier by

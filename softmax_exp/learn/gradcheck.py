@@ -1,7 +1,8 @@
 """Numerical gradient checks for the softmax kernels.
 
-``python -m softmax_exp.gradcheck`` prints one row per kernel and exits non-zero when any kernel's analytic
-gradient disagrees with the centred-difference gradient by more than the tolerance (float64).
+``python -m softmax_exp.learn.gradcheck`` (``make gradcheck``) prints one row per kernel and exits non-zero
+when any kernel's analytic gradient disagrees with the centred-difference gradient by more than the
+tolerance (float64).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from softmax_exp.cli import OneLineParser
 from softmax_exp.kernels import KERNELS, get_kernel
+from softmax_exp.util.cli import OneLineParser
 
 TOLERANCE = 1e-7
 
@@ -150,7 +151,7 @@ def _seed(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(
-        prog="python -m softmax_exp.gradcheck",
+        prog="python -m softmax_exp.learn.gradcheck",
         description="Check every kernel's analytic gradient against centred differences (float64).",
     )
     parser.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-_SOURCE_ROOT = Path(__file__).resolve().parents[1]
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = _SOURCE_ROOT / "conf"
 
 

@@ -1,11 +1,12 @@
 """The minibatch SGD loop: draw a minibatch, call the loss kernel, check, update, evaluate, checkpoint.
 
-:class:`SGDLoop` runs one training of W in place from a :class:`~softmax_exp.hyperparameters.TrainParams`.
+:class:`SGDLoop` runs one training of W in place from a
+:class:`~softmax_exp.learn.hyperparameters.TrainParams`.
 What happens around the loop (progress, metrics to a store, checkpoints to a store, Ctrl-C) is the
 caller's, through :class:`TrainingHooks`. The minibatch rows come from :class:`MinibatchStream`, which
 also knows the generator state a checkpoint must keep so that a resumed training draws the same rows.
 A step reads its minibatch rows in place (the kernel gets ``idx``; with ``numba_fused`` no row is
-copied) and the update is in place (:mod:`softmax_exp.optim`): the loop allocates only the kernel's dW.
+copied) and the update is in place (:mod:`softmax_exp.learn.optim`): the loop allocates only the kernel's dW.
 The same data, seed, kernel and thread count give the same W and loss history, bit for bit.
 """
 
@@ -18,10 +19,10 @@ from typing import Protocol
 
 import numpy as np
 
-from softmax_exp import timing
-from softmax_exp.hyperparameters import IDX_BLOCK, TrainParams
 from softmax_exp.kernels import check_finite_result, count_correct_unchecked
-from softmax_exp.optim import SGD, Optimizer, Schedule
+from softmax_exp.learn.hyperparameters import IDX_BLOCK, TrainParams
+from softmax_exp.learn.optim import SGD, Optimizer, Schedule
+from softmax_exp.util import timing
 
 EVAL_SAMPLE_SEED = 20161  # the intermediate train_acc's rows: the same for every training on a dataset
 

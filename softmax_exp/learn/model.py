@@ -1,8 +1,8 @@
 """The Softmax classifier: training, prediction, and save / load with its preprocessing.
 
-:meth:`Softmax.train` checks its inputs once and runs :class:`softmax_exp.sgd.SGDLoop`; the same data,
+:meth:`Softmax.train` checks its inputs once and runs :class:`softmax_exp.learn.sgd.SGDLoop`; the same data,
 seed, kernel and thread count give the same W and loss history, bit for bit. :meth:`Softmax.load` reads a
-file as untrusted (:mod:`softmax_exp.npz`).
+file as untrusted (:mod:`softmax_exp.learn.npz`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from softmax_exp.hyperparameters import TrainParams, check_hyperparameters
 from softmax_exp.kernels import (
     check_inputs,
     check_predict_inputs,
@@ -21,9 +20,10 @@ from softmax_exp.kernels import (
     get_kernel,
     predict_labels,
 )
-from softmax_exp.npz import NpzReader
-from softmax_exp.optim import Optimizer, Schedule
-from softmax_exp.sgd import EvalPoint, SGDLoop, TrainHistory, TrainingHooks, TrainState
+from softmax_exp.learn.hyperparameters import TrainParams, check_hyperparameters
+from softmax_exp.learn.npz import NpzReader
+from softmax_exp.learn.optim import Optimizer, Schedule
+from softmax_exp.learn.sgd import EvalPoint, SGDLoop, TrainHistory, TrainingHooks, TrainState
 
 __all__ = ["EvalPoint", "Preprocessing", "Softmax", "TrainHistory", "TrainParams", "TrainState"]
 
@@ -75,7 +75,7 @@ class Softmax:
               optimizer: Optimizer | None = None, schedule: Schedule | None = None,
               hooks: TrainingHooks | None = None, checkpoint_every: int = 0,
               resume_from: TrainState | None = None, **hyperparameters) -> TrainHistory:
-        """Train W by minibatch SGD (:class:`softmax_exp.sgd.SGDLoop`); W starts as
+        """Train W by minibatch SGD (:class:`softmax_exp.learn.sgd.SGDLoop`); W starts as
         ``init_scale * randn(D, C)`` from ``seed`` if the model has none.
 
         Parameters
@@ -83,11 +83,11 @@ class Softmax:
         X : (N, D) float32 or float64 training rows (may be a read-only memmap; never copied)
         y : (N,) int labels in [0, C); C = max(y) + 1 unless W or the preprocessing fixes it
         params : the hyperparameters; or give them as keywords (``lr=..., reg=..., num_iters=...``), the
-            fields of :class:`~softmax_exp.hyperparameters.TrainParams`
+            fields of :class:`~softmax_exp.learn.hyperparameters.TrainParams`
         X_val, y_val : optional validation rows for val_acc
         optimizer : an object with ``step(W, dW, lr)`` (default: plain SGD)
         schedule : iteration -> learning rate (default: ``lr`` throughout)
-        hooks : progress, evaluations, checkpoints and stop requests (:class:`softmax_exp.sgd.TrainingHooks`)
+        hooks : progress, evaluations, checkpoints and stop requests (``sgd.TrainingHooks``)
         checkpoint_every : hand ``hooks.on_checkpoint`` a TrainState every this many iterations (0: never)
         resume_from : a TrainState of the same training (same data, seed, hyperparameters) to go on
             from; the result is bit-identical to a training that was never stopped

@@ -15,19 +15,19 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from softmax_exp import timing
-from softmax_exp.artifacts import write_artifacts
-from softmax_exp.atomic import atomic_path, temp_dir
 from softmax_exp.config import Config, ConfigError
+from softmax_exp.config.overrides import run_name
 from softmax_exp.data import DataError, load_dataset
-from softmax_exp.hyperparameters import check_hyperparameters
-from softmax_exp.interrupts import INTERRUPTS
-from softmax_exp.job_types import JobContext, Outcome, TrainingDiverged
+from softmax_exp.job.artifacts import write_artifacts
+from softmax_exp.job.context import JobContext, Outcome, TrainingDiverged
 from softmax_exp.kernels import num_threads
-from softmax_exp.model import Preprocessing, Softmax
-from softmax_exp.overrides import run_name
-from softmax_exp.sgd import EvalPoint, TrainHistory, TrainState
+from softmax_exp.learn.hyperparameters import check_hyperparameters
+from softmax_exp.learn.model import Preprocessing, Softmax
+from softmax_exp.learn.sgd import EvalPoint, TrainHistory, TrainState
 from softmax_exp.tracking import TrackedJob
+from softmax_exp.util import timing
+from softmax_exp.util.atomic import atomic_path, temp_dir
+from softmax_exp.util.interrupts import INTERRUPTS
 
 __all__ = ["JobContext", "Outcome", "TrainingDiverged", "fit"]
 
@@ -99,7 +99,7 @@ class Untracked:
 
 
 class _JobHooks:
-    """The training hooks of a job (softmax_exp.sgd.TrainingHooks): its tracker gets the evaluations and
+    """The training hooks of a job (softmax_exp.learn.sgd.TrainingHooks): its tracker gets the evaluations and
     checkpoints, a tqdm bar the progress (``progress``), Ctrl-C / SIGTERM stops it between two steps."""
 
     def __init__(self, tracker: TrackedJob | Untracked, cfg: Config, state: TrainState | None,

@@ -1,7 +1,7 @@
 """What one training job is, for everything that runs or tracks one: where it sits (:class:`JobContext`),
 what it produced (:class:`Outcome`), and how it can fail (:class:`TrainingDiverged`).
 
-Neutral ground: :mod:`softmax_exp.fit` runs a job, :mod:`softmax_exp.tracking` records it, the sweep and
+Neutral ground: :mod:`softmax_exp.job.fit` runs a job, :mod:`softmax_exp.tracking` records it, the sweep and
 the entrypoint launch it; none of them needs another's module for these types.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from softmax_exp.model import Softmax
-from softmax_exp.sgd import EvalPoint, TrainHistory
+from softmax_exp.learn.model import Softmax
+from softmax_exp.learn.sgd import EvalPoint, TrainHistory
 
 
 class TrainingDiverged(RuntimeError):

@@ -1,8 +1,8 @@
 """Reading ``.npz`` files that are not trusted: no pickle, and no allocation a header did not earn.
 
-:meth:`softmax_exp.model.Softmax.load` and :mod:`softmax_exp.checkpoint` read files that come from
+:meth:`softmax_exp.learn.model.Softmax.load` and :mod:`softmax_exp.learn.checkpoint` read files that come from
 elsewhere (an MLflow store, a download) through :class:`NpzReader`. The logged MLflow model bundles this
-module with model.py (``softmax_exp.tracking.logged_model.BUNDLED``): a served model loads through it.
+folder (``softmax_exp.tracking.logged_model.BUNDLED``): a served model loads through it.
 """
 
 from __future__ import annotations

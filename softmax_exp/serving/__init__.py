@@ -1,10 +1,10 @@
 """The Softmax classifier as an MLflow pyfunc model: raw images in, labels (or names, or probabilities) out.
 
-MLflow builds the model from code: ``serving_entry.py`` (copied into the model) calls
+MLflow builds the model from code: ``model_code.py`` (copied into the model) calls
 ``mlflow.models.set_model(SoftmaxPyfunc())``; nothing is pickled. The model holds the run's ``model.npz``
-(W and its :class:`~softmax_exp.model.Preprocessing`) as the artifact ``model``, and every answer comes
-from :class:`~softmax_exp.model.Softmax` itself, so a served model predicts what ``predict_images`` does,
-by construction.
+(W and its :class:`~softmax_exp.learn.model.Preprocessing`) as the artifact ``model``, and every answer comes
+from :class:`~softmax_exp.learn.model.Softmax` itself, so a served model predicts what ``predict_images``
+does, by construction.
 
 ``predict(images, params={"output": ...})``
 
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from mlflow.pyfunc import PythonModel
 
-from softmax_exp.model import Softmax
+from softmax_exp.learn.model import Softmax
 
 MODEL_ARTIFACT = "model"  # the name of model.npz among the model's artifacts
 OUTPUTS = ("labels", "names", "probabilities")
@@ -66,7 +66,7 @@ def signature(model: Softmax):
     It declares no input schema, on purpose: MLflow's check of one admits a single shape and casts the
     JSON a server receives to its dtype first (0.5 became pixel 0, silently). The model takes both input
     forms, images (N, H, W, C) and flat rows (N, H*W*C), in any numeric dtype, and checks the values
-    itself (:func:`softmax_exp.model.pixel_rows`); the input example and the model's metadata
+    itself (:func:`softmax_exp.learn.model.pixel_rows`); the input example and the model's metadata
     (``input_forms``) show them."""
     from mlflow.models import ModelSignature
     from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec

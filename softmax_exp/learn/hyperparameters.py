@@ -1,6 +1,6 @@
 """What defines one SGD training, and the bounds every entry point checks it against.
 
-:class:`TrainParams` is the training loop's schema (:mod:`softmax_exp.sgd`); the config schema
+:class:`TrainParams` is the training loop's schema (:mod:`softmax_exp.learn.sgd`); the config schema
 (:mod:`softmax_exp.config`) checks its top-level options with the same :func:`check_hyperparameters`, so
 a bound is written once and a bad value gets the same message from Python and from the command line.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-IDX_BLOCK = 256  # minibatch indices are drawn this many iterations at a time (softmax_exp.sgd)
+IDX_BLOCK = 256  # minibatch indices are drawn this many iterations at a time (softmax_exp.learn.sgd)
 MAX_NUM_ITERS = 10**8  # the loss history (float64) of a training is allocated up front: 800 MB at most
 MAX_BATCH_SIZE = 65536  # a block of draws holds IDX_BLOCK x batch_size row indices: 128 MiB at most
 

@@ -1,11 +1,11 @@
-"""Training checkpoints: a :class:`softmax_exp.model.TrainState` in one ``.npz`` file (no pickle).
+"""Training checkpoints: a :class:`softmax_exp.learn.model.TrainState` in one ``.npz`` file (no pickle).
 
 A checkpoint carries the config fingerprint of its training, so that it is never resumed into another
 one. Files are written to a temporary name and renamed, so a killed writer leaves no half file.
 
-A checkpoint comes back from a store, so it is read as untrusted (:class:`softmax_exp.npz.NpzReader`)
+A checkpoint comes back from a store, so it is read as untrusted (:class:`softmax_exp.learn.npz.NpzReader`)
 and :func:`load_resumable_checkpoint` checks all of it against the training that will go on from it:
-a checkpoint that passes cannot make :meth:`Softmax.train <softmax_exp.model.Softmax.train>` fail.
+a checkpoint that passes cannot make :meth:`Softmax.train <softmax_exp.learn.model.Softmax.train>` fail.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from softmax_exp.atomic import atomic_path
-from softmax_exp.model import WEIGHT_DTYPES
-from softmax_exp.npz import NpzReader
-from softmax_exp.optim import make_optimizer
-from softmax_exp.sgd import EvalPoint, TrainState
+from softmax_exp.learn.model import WEIGHT_DTYPES
+from softmax_exp.learn.npz import NpzReader
+from softmax_exp.learn.optim import make_optimizer
+from softmax_exp.learn.sgd import EvalPoint, TrainState
+from softmax_exp.util.atomic import atomic_path
 
 CHECKPOINT_FORMAT = 1
 _OPT = "optimizer."
@@ -78,7 +78,7 @@ def load_resumable_checkpoint(path: str | Path, fingerprint: str, *, dim: int, n
                               dtype: np.dtype | type | str, num_iters: int, optimizer: str) -> TrainState:
     """Read and fully check a checkpoint for ``Softmax.train(..., resume_from=...)`` of the training with
     config ``fingerprint`` on X (N, ``dim``) of ``dtype``, ``num_classes`` classes, ``num_iters`` iterations,
-    optimizer ``optimizer`` (a name in softmax_exp.optim.OPTIMIZERS).
+    optimizer ``optimizer`` (a name in softmax_exp.learn.optim.OPTIMIZERS).
 
     Checked before any array is allocated: the format, the fingerprint, W (dim, num_classes) of dtype,
     the iteration in 1..num_iters, the loss history (iteration,) and evaluations (k <= iteration, 3) float64,
