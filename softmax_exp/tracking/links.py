@@ -6,9 +6,11 @@ model-training mode, where the runs table is.
 
 from __future__ import annotations
 
+from softmax_exp.tracking.mlflow_internals import MODEL_TRAINING_LINK, VIEW_SHARE_KEY_PARAM
+
 HOST = "127.0.0.1"
 UI_PORT = 5000  # what `make ui` serves on by default
-MODEL_TRAINING = "workflowType=machine_learning"
+MODEL_TRAINING = MODEL_TRAINING_LINK
 
 
 def experiment_link(uri: str, experiment_id: str | None = None, port: int = UI_PORT,
@@ -19,7 +21,7 @@ def experiment_link(uri: str, experiment_id: str | None = None, port: int = UI_P
     base = f"{_base(uri, port)}/#/experiments"
     if experiment_id is None:
         return f"{base}?{MODEL_TRAINING}"
-    shown = f"&viewStateShareKey={view}" if view else ""
+    shown = f"&{VIEW_SHARE_KEY_PARAM}={view}" if view else ""
     return f"{base}/{experiment_id}/runs?{MODEL_TRAINING}{shown}"
 
 

@@ -6,6 +6,8 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+from softmax_exp.tracking import mlflow_internals
+
 
 def register(client, name: str, model_uri: str, run_id: str, description: str, alias: str = "best"):
     """Register the logged model ``model_uri`` of run ``run_id`` as a new version of the registered
@@ -43,9 +45,8 @@ def _global_tracking_uri(uri: str) -> Iterator[None]:
     store but the one in the current directory the lookup fails ("Logged model ... not found"). Point
     the global URI at ``uri`` for the call, then put it (and ``MLFLOW_TRACKING_URI``) back as it was."""
     import mlflow
-    from mlflow.tracking._tracking_service import utils
 
-    saved, saved_env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    saved, saved_env = mlflow_internals.global_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try:
         yield

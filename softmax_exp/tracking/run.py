@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from softmax_exp.tracking import mlflow_internals
 from softmax_exp.tracking.owners import owner_tags
 from softmax_exp.tracking.store import ServerUnavailable, TrackingError, get_client, get_or_create_experiment
 from softmax_exp.tracking.tags import FAILURE_TAG, HEARTBEAT_TAG, PARENT_TAG
@@ -124,15 +125,13 @@ class Run:
     def delete_artifact(self, path: str) -> None:
         """Delete one of the run's artifacts where the store allows it (best effort: a store that
         cannot delete keeps the file, and says so once per run, in one line)."""
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
         try:
             if self._artifact_uri is None:  # asked once per run, not at every checkpoint
                 self._artifact_uri = self.client.get_run(self.run_id).info.artifact_uri
             # the run's tracking URI, as MlflowClient passes it: an `mlflow-artifacts:/` location is
             # resolved against it (without it MLflow takes its default store and refuses)
-            get_artifact_repository(self._artifact_uri, tracking_uri=self.client.tracking_uri
-                                    ).delete_artifacts(path)
+            mlflow_internals.artifact_repository(self._artifact_uri, self.client.tracking_uri
+                                                 ).delete_artifacts(path)
         except Exception as e:  # an artifact store without deletion
             if not self._kept_artifacts:
                 first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]

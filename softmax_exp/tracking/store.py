@@ -21,9 +21,11 @@ import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from softmax_exp.tracking import http, views
+from softmax_exp.tracking import http, mlflow_internals, views
 from softmax_exp.tracking.http import configure
 from softmax_exp.tracking.tags import PARENT_TAG
 from softmax_exp.util import timing
@@ -43,6 +45,27 @@ class TrackingError(RuntimeError):
 class ServerUnavailable(TrackingError):
     """A tracking server did not answer, or kept failing, through MLflow's bounded retries: another call
     would only wait as long again."""
+
+
+@dataclass(frozen=True)
+class Store:
+    """An MLflow store opened for one experiment: its URI (absolute), the process's client for it and the
+    experiment's id."""
+
+    uri: str
+    client: Any
+    experiment_id: str
+
+    @classmethod
+    def open(cls, settings, experiment_id: str | None = None) -> Store:
+        """The store of the tracking ``settings`` (softmax_exp.tracking.settings.TrackingConfig), a server
+        asked first whether it answers, and its experiment, made if missing (``experiment_id``: known)."""
+        uri = resolve_tracking_uri(settings.uri)
+        check_reachable(uri)
+        client = get_client(uri)
+        experiment_id = experiment_id or get_or_create_experiment(client, settings.experiment,
+                                                                  settings.artifact_root)
+        return cls(uri, client, experiment_id)
 
 
 def default_uri() -> str:
@@ -241,10 +264,7 @@ def _build_schema(tmp: Path, uri: str) -> None:
     """MLflow's whole schema (every migration) in the new SQLite file ``tmp``, with the store's default
     artifact root for its Default experiment."""
     _quiet_mlflow()
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    store = SqlAlchemyStore(f"sqlite:///{tmp}", default_artifact_root(uri))
-    store.engine.dispose()
+    mlflow_internals.build_schema(tmp, default_artifact_root(uri))
 
 
 def _has_schema(path: Path, uri: str) -> bool:
@@ -254,17 +274,13 @@ def _has_schema(path: Path, uri: str) -> bool:
     if not path.is_file() or path.stat().st_size == 0:
         return False
     try:
-        with contextlib.closing(sqlite3.connect(path, timeout=30)) as con:
-            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            versions = (con.execute("SELECT version_num FROM alembic_version").fetchall()
-                        if "alembic_version" in tables else [])
-            runs = con.execute("SELECT count(*) FROM runs").fetchone()[0] if "runs" in tables else 0
+        tables, _, runs, whole = mlflow_internals.read_schema(path)
     except sqlite3.DatabaseError as e:
         raise TrackingError(describe_store_error(e, uri) or f"cannot read the MLflow store {uri} "
                             f"({e}); move it away or point tracking.uri elsewhere") from None
     if not tables:
         return False
-    if versions and "experiments" in tables and not any(t.startswith("_alembic_tmp_") for t in tables):
+    if whole:
         return True
     holds = "it holds no runs: delete it" if not runs else f"it holds {runs} runs: back it up, then try " \
             f"`mlflow db upgrade {uri}`, or start a new store"
@@ -275,9 +291,8 @@ def _has_schema(path: Path, uri: str) -> bool:
 def _quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline research runs: no usage pings
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # the store's schema set-up chatter
-    # it logs a traceback for every "database is locked" before raising; the retry reports instead
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    for name, level in mlflow_internals.QUIET_LOGGERS.items():  # schema chatter, a traceback per lock
+        logging.getLogger(name).setLevel(level)
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:

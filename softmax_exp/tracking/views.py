@@ -23,11 +23,13 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 
+from softmax_exp.tracking.mlflow_internals import (
+    CUSTOM_MODEL_DEVELOPMENT,
+    EXPERIMENT_KIND_TAG,
+    VIEW_TAG_PREFIX,
+)
 from softmax_exp.tracking.tags import PREFIX, STOPPED_TAG
 
-VIEW_TAG_PREFIX = "mlflow.sharedViewState."
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-CUSTOM_MODEL_DEVELOPMENT = "custom_model_development"  # MLflow's kind for model training (not GenAI)
 EXPERIMENT_VIEW = "softmax-exp-runs"
 EXPERIMENT_VIEW_NAME = "softmax_exp: runs by val_acc"
 WRITTEN_TAG = PREFIX + "views_written"  # JSON {view key: the updatedAt this project wrote}
