@@ -10,6 +10,7 @@ scripts and the benchmark call :func:`softmax_exp.job.fit.fit`.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import gc
 import logging
 import os
@@ -25,15 +26,18 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 import softmax_exp.config.help  # noqa: F401 (registers the resolver of the --help template)
-from softmax_exp.config import ConfigError, one_line, to_config
-from softmax_exp.config.overrides import run_name, task_overrides
+from softmax_exp.config import ConfigError, to_config
+from softmax_exp.config.hydra_internals import time_config_loading
+from softmax_exp.config.overrides import task_overrides
 from softmax_exp.data import DataError
-from softmax_exp.job.context import JobContext, TrainingDiverged
-from softmax_exp.job.fit import fit
-from softmax_exp.sweep import abort_sweeps, discard_unused_parents, read_sweep_info, run_job, sweep_failed
-from softmax_exp.tracking import JobRunningElsewhere, TrackingError, resolve_tracking_uri
+from softmax_exp.job.context import JobContext, Outcome, SweepRef, TrainingDiverged
+from softmax_exp.job.fit import Training
+from softmax_exp.sweep import SweepInfo, abort_sweeps, discard_unused_parents, run_job, sweep_failed
 from softmax_exp.tracking.links import run_link
+from softmax_exp.tracking.resume import JobRunningElsewhere
+from softmax_exp.tracking.store import TrackingError, resolve_tracking_uri
 from softmax_exp.util import timing
+from softmax_exp.util.errors import one_line
 from softmax_exp.util.interrupts import INTERRUPTS
 from softmax_exp.util.paths import CONFIG_DIR
 
@@ -50,14 +54,13 @@ def task(cfg: DictConfig) -> float:
     """
     INTERRUPTS.install()  # also in a launcher's worker process: Ctrl-C reaches the whole group
     hc = HydraConfig.get()
-    overrides = task_overrides(hc)
-    job = JobContext(overrides=overrides, output_dir=Path(hc.runtime.output_dir),
+    job = JobContext(overrides=tuple(task_overrides(hc)), output_dir=Path(hc.runtime.output_dir),
                      threads=_threads_per_job(hc))
     if hc.mode == RunMode.MULTIRUN:
-        info = read_sweep_info(hc.sweep.dir)
-        job.job_num = hc.job.num
-        job.run_name = run_name(overrides, _number(cfg, "lr"), _number(cfg, "reg"),
-                                info["sweep_keys"] if info else None)
+        info = SweepInfo.read(hc.sweep.dir)
+        sweep = (SweepRef(info.parent_run_id, info.experiment_id, info.sweep_id, hc.job.num) if info else
+                 SweepRef(None, None, "", hc.job.num))
+        job = dataclasses.replace(job, sweep=sweep, name_keys=info.sweep_keys if info else None)
         return run_job(cfg, job, info)
     return _single(cfg, job)
 
@@ -66,11 +69,10 @@ def _single(cfg: DictConfig, job: JobContext) -> float:
     """One training outside a sweep: its accuracies and where its run is, or one line and an exit code."""
     try:
         config = to_config(cfg)
-        job.run_name = run_name(job.overrides, config.lr, config.reg)
-        outcome = fit(config, job)
+        outcome = Training(config, job).run()
         if outcome.history.diverged:
             raise TrainingDiverged(outcome.history.diverged)
-        _report(config, job, outcome)  # logged: a log file on a full disk fails here too
+        _report(config.tracking.uri, outcome)  # logged: a log file on a full disk fails here too
     except (ConfigError, DataError, TrainingDiverged, TrackingError, JobRunningElsewhere) as e:
         _exit_with(e)
     except OSError as e:  # an output folder that cannot be written (else Hydra adds its own line)
@@ -80,15 +82,15 @@ def _single(cfg: DictConfig, job: JobContext) -> float:
     return outcome.metrics["val_acc"]
 
 
-def _report(config, job: JobContext, outcome) -> None:
+def _report(tracking_uri: str, outcome: Outcome) -> None:
     metrics = outcome.metrics
     line = f"train accuracy: {metrics['train_acc']:f} val accuracy: {metrics['val_acc']:f}"
     if "test_acc" in metrics:
         line += f" test accuracy: {metrics['test_acc']:f}"
     log.info(line)
     if outcome.run_id:
-        uri = resolve_tracking_uri(config.tracking.uri)
-        log.info(f"MLflow run {job.run_name!r} ({outcome.run_id}) in {uri}")
+        uri = resolve_tracking_uri(tracking_uri)
+        log.info(f"MLflow run {outcome.run_name!r} ({outcome.run_id}) in {uri}")
         log.info(f"  browse it: {run_link(uri, outcome.experiment_id, outcome.run_id)}")
 
 
@@ -108,7 +110,7 @@ def main() -> None:
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     INTERRUPTS.install()
-    timing.start_of_main()
+    timing.start_of_main(time_config_loading)
     try:
         app(packaged.task)()
     except KeyboardInterrupt:
@@ -129,15 +131,6 @@ def main() -> None:
         _exit_with(ConfigError(one_line(e.__cause__)))
     if sweep_failed():
         sys.exit(1)
-
-
-def _number(cfg: DictConfig, key: str) -> float:
-    """``cfg[key]`` as a float for a job's name; NaN when it does not resolve (the job then fails on it
-    with its own line)."""
-    try:
-        return float(cfg[key])
-    except (OmegaConfBaseException, TypeError, ValueError):
-        return float("nan")
 
 
 def _threads_per_job(hc) -> int | None:

@@ -5,14 +5,14 @@ process under a profiler that follows the config from the Hydra task (``softmax_
 every call that is handed it or a part of it, and prints how many times each file was entered that way
 (tests/test_layers.py holds the counts to at most 2).
 
-What counts as the config or a part of it (its *parts*): the DictConfig the task gets and its nodes; every
-object a call returns when it was handed a part and returns a dataclass, a DictConfig, or a tuple of them
-(the checked ``Config``, its groups, what is derived from them: TrainParams, DatasetOptions, ...), and
-the values held by those (nested dataclasses, lists, dicts, strings, floats; not None, booleans or small
-ints, which Python shares with everything). A call *carries* the config when one of its arguments is a part
-(or a list, tuple or dict holding one). A call that carries it into a project file other than the file of
-the last such call is an *entry*, counted once per call site (a loop's calls of one line are one entry);
-the output counts the entries of each file.
+The config's *parts*: the DictConfig the task gets and its nodes, the checked ``Config`` made from it and
+its groups, and every value these hold (nested dataclasses, lists, dicts, strings, floats; not None,
+booleans, small ints or identifier-like strings, which Python shares with every equal literal). An object
+made from a part (the dataset's resolved options, an opened store) is not a part, but a part it holds is.
+A call *carries* the config when one of its arguments is a part (or a list, tuple or dict holding one). A
+call that carries it from one file into another project file *enters* that file; a call site counts once
+(a loop's calls on one line are one entry), and a context manager is entered from its ``with``. The output
+counts the entries of each file: a file entered twice is one the config came back to after leaving it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = (str(ROOT / "softmax_exp") + "/", str(ROOT / "hydra_plugins") + "/")
 TASK = (str(ROOT / "softmax_exp" / "train.py"), "task")
+CONFIG = "Config"  # softmax_exp.config.schema.Config, the checked config
+SKIPPED = ("/contextlib.py", "/functools.py")  # a `with` block's or a decorator's frames between two calls
 
 
 class Flow:
@@ -35,6 +37,7 @@ class Flow:
         self.parts: dict[int, object] = {}  # id -> object (kept alive, so that ids stay unique)
         self.frames: set[int] = set()  # ids of the frames of calls that carry the config
         self.files: list[str] = []  # the file of each entry, in order
+        self.calls: list[str] = []  # each entry's caller and callee, in order
         self.sites: set[tuple[str, int, str]] = set()  # (caller file, line, callee) of the entries so far
 
     def __call__(self, frame, event, arg) -> None:
@@ -48,18 +51,22 @@ class Flow:
             if not code.co_filename.startswith(PROJECT) or not self.carries(frame):
                 return
             self.frames.add(id(frame))
-            path = str(Path(code.co_filename).relative_to(ROOT))
             caller = frame.f_back
+            while caller is not None and caller.f_code.co_filename.endswith(SKIPPED):
+                caller = caller.f_back  # a context manager's generator is entered from where `with` is
+            if caller is not None and caller.f_code.co_filename == code.co_filename:
+                return  # a call inside one file enters nothing
+            path = str(Path(code.co_filename).relative_to(ROOT))
             site = (caller.f_code.co_filename, caller.f_lineno, code.co_qualname) if caller else ("", 0, "")
-            if (not self.files or self.files[-1] != path) and site not in self.sites:
+            if site not in self.sites:
                 self.sites.add(site)
                 self.files.append(path)
+                where = f"{Path(site[0]).name}:{site[1]}" if caller else "?"
+                self.calls.append(f"{where} -> {path}:{code.co_qualname}")
         elif event == "return" and id(frame) in self.frames:
             self.frames.discard(id(frame))
-            values = arg if isinstance(arg, tuple) else (arg,)
-            for value in values:
-                if dataclasses.is_dataclass(value) and not isinstance(value, type) or _is_dictconfig(value):
-                    self.add(value)
+            if type(arg).__name__ == CONFIG:
+                self.add(arg)
 
     def carries(self, frame) -> bool:
         code = frame.f_code
@@ -87,7 +94,7 @@ class Flow:
     def add(self, value, depth: int = 0) -> None:
         if value is None or isinstance(value, bool) or depth > 6 or id(value) in self.parts:
             return
-        if isinstance(value, int) and -5 <= value <= 256:
+        if isinstance(value, int) and -5 <= value <= 256 or isinstance(value, str) and value.isidentifier():
             return
         self.parts[id(value)] = value
         if _is_dictconfig(value):
@@ -125,7 +132,7 @@ def main(overrides: list[str]) -> None:
         pass
     finally:
         sys.setprofile(None)
-    print(json.dumps({"entries": flow.entries(), "order": flow.files}))
+    print(json.dumps({"entries": flow.entries(), "order": flow.files, "calls": flow.calls}))
 
 
 if __name__ == "__main__":

@@ -22,14 +22,14 @@ def test_a_full_disk_leaves_no_truncated_file_and_names_it(store, make_cfg, tmp_
     monkeypatch.setattr(artifacts, "save_loss_png", fills_the_disk)
     out_dir = tmp_path / "out"
     with pytest.raises(OSError) as caught:
-        fit(make_cfg(store, "num_iters=5"), JobContext(run_name="r", output_dir=out_dir))
+        fit(make_cfg(store, "num_iters=5"), JobContext(output_dir=out_dir))
     assert caught.value.errno == errno.ENOSPC and caught.value.filename.endswith("artifacts/loss.png")
     left = sorted(p.name for p in (out_dir / "artifacts").iterdir())
     assert left == ["weights.png"]  # written whole before; loss.png and its temporary file are gone
 
 
 def test_the_files_are_the_same_as_written_directly(store, make_cfg, tmp_path):
-    out = fit(make_cfg(store, "num_iters=20"), JobContext(run_name="r", output_dir=tmp_path / "out"))
+    out = fit(make_cfg(store, "num_iters=20"), JobContext(output_dir=tmp_path / "out"))
     folder = tmp_path / "out" / "artifacts"
     assert sorted(p.name for p in folder.iterdir()) == sorted(artifacts.FILES)
     np.testing.assert_array_equal(np.load(folder / "loss.npy"), out.history.loss)

@@ -11,7 +11,7 @@ from softmax_exp.learn.checkpoint import (
     load_resumable_checkpoint,
     save_checkpoint,
 )
-from softmax_exp.learn.model import Preprocessing, Softmax
+from softmax_exp.learn.model import ModelParams, Preprocessing, Softmax
 from softmax_exp.learn.optim import SGD, Momentum, make_schedule
 from softmax_exp.learn.sgd import NoHooks
 
@@ -36,9 +36,9 @@ class _Checkpoints(NoHooks):
 
 
 def _train(X, y, optimizer, replace, **kwargs):
-    model = Softmax("numba_fused", _pre())
+    model = Softmax("numba_fused", _pre(), ModelParams(replace=replace))
     h = model.train(X, y, lr=0.05, reg=1e-2, num_iters=700, batch_size=50, seed=5, optimizer=optimizer,
-                    schedule=make_schedule("cosine", 0.05, 700), replace=replace, eval_every=100,
+                    schedule=make_schedule("cosine", 0.05, 700), eval_every=100,
                     X_val=X[:100], y_val=y[:100], **kwargs)
     return model, h
 

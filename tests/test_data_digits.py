@@ -97,7 +97,7 @@ def test_the_dataset_defaults_live_in_the_schema_only():
     schema's defaults, which is also what a plain mapping with only the name means."""
     from omegaconf import MISSING, OmegaConf
 
-    from softmax_exp.config.schema import DATASETS
+    from softmax_exp.data.settings import DATASETS
 
     for name, schema in DATASETS.items():
         assert yaml.safe_load((CONF / "dataset" / f"{name}.yaml").read_text()) == {

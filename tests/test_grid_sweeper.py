@@ -16,7 +16,8 @@ from hydra.types import HydraContext, RunMode
 from omegaconf import OmegaConf
 
 from hydra_plugins.softmax_exp_grid_sweeper.grid_sweeper import ComposedAhead, GridSweeper, covering_jobs
-from softmax_exp.config.schema import CONFIG_DIR, register
+from softmax_exp.config.compose import register
+from softmax_exp.util.paths import CONFIG_DIR
 
 LR = ("lr=1e-3", "lr=1e-2", "lr=1e-1")
 REG = ("reg=0", "reg=1e-4", "reg=1e-2")

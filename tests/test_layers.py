@@ -1,12 +1,15 @@
-"""The package's import graph: layers that import only downward, no cycle, lazy imports only where they pay.
+"""The package's import graph: one folder a layer, layers that import only downward, no cycle, lazy imports
+only where they pay; and the files a training's config enters.
 
 Every import counts, at the top of a module, inside a function or under ``TYPE_CHECKING``: an arrow is an
-arrow whether it is taken at import time or later. A new module must be given a layer here.
+arrow whether it is taken at import time or later. A new folder (or top-level module) must be given a
+layer here; a command's ``__main__`` is an app wherever it sits.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,22 +18,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Lowest first. A module may import its own layer and the layers below it, never one above.
-LAYERS: list[tuple[str, set[str]]] = [
-    ("base", {"softmax_exp", "softmax_exp.util*", "softmax_exp.plots*", "softmax_exp.learn.optim",
-              "softmax_exp.learn.npz", "softmax_exp.learn.hyperparameters",
-              "softmax_exp.config.hydra_internals", "softmax_exp.kernels*", "softmax_exp.learn"}),
-    ("model", {"softmax_exp.learn.sgd", "softmax_exp.learn.model", "softmax_exp.learn.checkpoint",
-               "softmax_exp.serving*"}),
-    ("config", {"softmax_exp.config", "softmax_exp.config.schema", "softmax_exp.config.help",
-                "softmax_exp.config.overrides"}),
-    ("data", {"softmax_exp.data*"}),
-    ("job", {"softmax_exp.job", "softmax_exp.job.context", "softmax_exp.job.artifacts"}),
-    ("tracking", {"softmax_exp.tracking*"}),
-    ("fit", {"softmax_exp.job.fit"}),
-    ("apps", {"softmax_exp.sweep*", "softmax_exp.train", "softmax_exp.reproduce", "softmax_exp.bench*",
-              "softmax_exp.ui", "softmax_exp.learn.gradcheck", "hydra_plugins*"}),
+# Lowest first: a folder (or a top-level module) a layer. A module may import its own layer and the layers
+# below it, never one above.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("util", ("softmax_exp", "softmax_exp.util")),
+    ("kernels", ("softmax_exp.kernels",)),
+    ("learn", ("softmax_exp.learn",)),
+    ("serving", ("softmax_exp.serving",)),
+    ("plots", ("softmax_exp.plots",)),
+    ("data", ("softmax_exp.data",)),
+    ("tracking", ("softmax_exp.tracking",)),
+    ("config", ("softmax_exp.config",)),
+    ("job", ("softmax_exp.job",)),
+    ("sweep", ("softmax_exp.sweep", "hydra_plugins")),
+    ("apps", ("softmax_exp.train", "softmax_exp.reproduce", "softmax_exp.ui", "softmax_exp.bench")),
 ]
+TOP_LEVEL_MODULES = 10  # at most this many .py files in softmax_exp/ itself
 
 # Third-party modules a project module may import inside a function, and why (measured with
 # `python -X importtime` on this machine); every other import is at the top of its module.
@@ -50,8 +53,6 @@ LAZY = {
 # Project modules imported inside a function, and why.
 LAZY_PROJECT = {
     ("softmax_exp/config/schema.py", "softmax_exp.kernels"): "numba (0.2 s), for the kernel names only",
-    ("softmax_exp/util/timing.py", "softmax_exp.config.hydra_internals"): "timing is bundled with the served "
-                                                                         "model, which has no Hydra",
     ("softmax_exp/tracking/logged_model.py", "softmax_exp.serving"): "the pyfunc class imports "
                                                                       "mlflow.pyfunc (1.7 s) at its top",
     ("softmax_exp/train.py", "softmax_exp.train"): "the Hydra task by its package name (joblib unpickles it)",
@@ -111,11 +112,13 @@ def _project(target: str) -> str | None:
 
 
 def _layer(module: str) -> int:
-    for i, (_, members) in enumerate(LAYERS):
-        for m in members:
-            if module == m or (m.endswith("*") and (module == m[:-1] or module.startswith(m[:-1] + "."))):
+    if module.endswith(".__main__"):  # a command: an app wherever it sits
+        return len(LAYERS) - 1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for p in prefixes:
+            if module == p or (p != "softmax_exp" and module.startswith(p + ".")):
                 return i
-    raise AssertionError(f"{module} has no layer in tests/test_layers.py: give it one")
+    raise AssertionError(f"{module} has no layer in tests/test_layers.py: give its folder one")
 
 
 def _graph() -> dict[str, set[str]]:
@@ -172,18 +175,33 @@ def test_imports_inside_functions_are_only_the_measured_lazy_ones():
     assert unexplained == []
 
 
-@pytest.mark.parametrize("module", ["softmax_exp.learn.model", "softmax_exp.learn.sgd",
-                                    "softmax_exp.learn.npz"])
-def test_the_model_side_knows_nothing_of_config_tracking_or_hydra(module):
-    """What the served model bundles imports numpy, numba and its own layers only."""
-    allowed = {"numpy", "numba", "__future__", "math", "os", "zipfile", "dataclasses", "pathlib", "typing",
-               "collections"}
-    for target, _, line in _imports(module, MODULES[module]):
-        project = _project(target)
-        if project is not None:
-            assert _layer(project) <= _layer("softmax_exp.learn.model"), (module, target, line)
-        else:
-            assert target.split(".")[0] in allowed, (module, target, line)
+def test_every_folder_is_one_layer_and_the_package_has_few_top_level_modules():
+    folders = {p.name for p in (ROOT / "softmax_exp").iterdir() if (p / "__init__.py").is_file()}
+    layered = {prefix.split(".")[1] for _, prefixes in LAYERS for prefix in prefixes if "." in prefix}
+    assert folders <= layered, sorted(folders - layered)
+    top = sorted(p.name for p in (ROOT / "softmax_exp").glob("*.py"))
+    assert len(top) <= TOP_LEVEL_MODULES, top
+
+
+def test_the_bundled_folders_import_numpy_numba_and_themselves_only():
+    """What a logged model bundles (tracking.logged_model.BUNDLED) imports, at its modules' tops, the
+    standard library, numpy, numba, MLflow (the pyfunc class) and the bundle only: a served model needs
+    nothing else installed."""
+    from softmax_exp.tracking.logged_model import BUNDLED
+
+    folders = tuple(f"softmax_exp.{b}" for b in BUNDLED if not b.endswith(".py"))
+    allowed = {"numpy", "numba", "mlflow", *sys.stdlib_module_names}
+    for name, path in MODULES.items():
+        if not name.startswith(folders):
+            continue
+        for target, lazy, line in _imports(name, path):
+            if lazy:
+                continue
+            project = _project(target)
+            if project is not None:
+                assert project == "softmax_exp" or project.startswith(folders), (name, target, line)
+            else:
+                assert target.split(".")[0] in allowed, (name, target, line)
 
 
 def test_the_entrypoint_imports_no_heavy_module_before_it_needs_one():
@@ -195,3 +213,20 @@ def test_the_entrypoint_imports_no_heavy_module_before_it_needs_one():
             "print(sorted(m for m in heavy if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.subprocess
+def test_the_config_enters_no_file_more_than_twice(tmp_path):
+    """Followed from the Hydra task through every call handed it or a part of it (tests/config_flow.py), a
+    tracked training's config enters each file at most twice: it is read in one place and handed on in
+    typed parts, not passed back and forth."""
+    overrides = ["progress=false", "num_iters=300", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+                 f"hydra.run.dir={tmp_path}/out", f"dataset.cache_dir={tmp_path}/cache"]
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "config_flow.py"), *overrides], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    flow = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"softmax_exp/train.py", "softmax_exp/job/fit.py", "softmax_exp/data/load.py",
+            "softmax_exp/learn/model.py", "softmax_exp/tracking/store.py"} <= set(flow["entries"])
+    over = {f: n for f, n in flow["entries"].items() if n > 2}
+    assert over == {}, "\n".join(flow["calls"])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from softmax_exp.kernels import KERNELS, UNCHECKED, num_threads
-from softmax_exp.learn.hyperparameters import TrainParams, check_hyperparameters
-from softmax_exp.learn.model import Preprocessing, Softmax
+from softmax_exp.learn.hyperparameters import TrainParams
+from softmax_exp.learn.model import ModelParams, Preprocessing, Softmax
 from softmax_exp.learn.optim import Momentum, make_schedule
 from softmax_exp.learn.sgd import MinibatchStream
 
@@ -76,8 +76,8 @@ def test_the_training_loop_calls_the_kernel_on_the_streams_minibatches(replace, 
         return unchecked(W, X_, y_, reg, idx)
 
     monkeypatch.setitem(UNCHECKED, "numba_fused", spy)
-    Softmax("numba_fused", _pre()).train(X, y, lr=0.1, reg=0.0, num_iters=5, batch_size=30, replace=replace,
-                                         seed=4)
+    Softmax("numba_fused", _pre(), ModelParams(replace=replace)).train(X, y, lr=0.1, reg=0.0, num_iters=5,
+                                                                       batch_size=30, seed=4)
     stream = MinibatchStream(np.random.default_rng(4), 30, 30, replace)
     stream.rng.standard_normal((13, 4))  # the draws of W's initialisation come first
     assert len(seen) == 5 and all(np.array_equal(i, stream.rows(t)) for t, i in enumerate(seen))
@@ -100,7 +100,6 @@ def test_divergence_stops_early_without_evaluating():
     (dict(reg=-1.0), "reg must be a finite number >= 0"),
     (dict(num_iters=0), "num_iters must be an integer >= 1"),
     (dict(batch_size=0), "batch_size must be an integer >= 1"),
-    (dict(batch_size=601, replace=False), "larger than the training set"),
 ])
 def test_bad_hyperparameters(kwargs, message):
     X, y = _blobs()
@@ -109,8 +108,12 @@ def test_bad_hyperparameters(kwargs, message):
         Softmax("numba_fused", _pre()).train(X, y, **args)
 
 
-def test_check_hyperparameters_accepts_large_batch_with_replacement():
-    check_hyperparameters(1e-3, 0.0, 1, 10_000, replace=True, n_train=10)
+def test_a_batch_must_fit_the_rows_only_without_replacement():
+    X, y = _blobs()
+    with pytest.raises(ValueError, match="larger than the training set"):
+        Softmax("numba_fused", _pre(), ModelParams(replace=False)).training(X, y, batch_size=601)
+    TrainParams(batch_size=10_000).check_rows(10, replace=True)  # with replacement, any size
+    Softmax("numba_fused", _pre()).training(X, y, batch_size=601)
 
 
 def test_save_load_round_trip_and_raw_images(tmp_path):
@@ -204,6 +207,6 @@ def test_hyperparameters_as_one_dataclass_or_as_keywords_train_alike():
     assert np.array_equal(a.W, b.W) and np.array_equal(ha.loss, hb.loss) and ha.evals == hb.evals
     with pytest.raises(TypeError, match="not both: lr"):
         Softmax("numba_fused", _pre()).train(X, y, params, lr=0.1)
-    with pytest.raises(ValueError, match="init_scale must be a finite number > 0"):
-        TrainParams(lr=0.1, reg=0.0, num_iters=1, init_scale=0.0)
+    with pytest.raises(ValueError, match="model.init_scale must be a finite number > 0"):
+        ModelParams(init_scale=0.0)
     assert type(TrainParams(lr=np.float32(0.5), reg=np.int64(0), num_iters=np.int64(3)).reg) is float

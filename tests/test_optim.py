@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from softmax_exp.learn.optim import SGD, Momentum, make_optimizer, make_schedule
+from softmax_exp.learn.optim import SGD, Momentum, MomentumParams, SGDParams, make_optimizer, make_schedule
 
 
 def _arrays(seed=0):
@@ -39,14 +39,21 @@ def test_momentum_matches_its_formula(nesterov):
     np.testing.assert_allclose(W, ref, rtol=1e-5, atol=1e-6)
 
 
-def test_make_optimizer_and_bad_values():
+def test_the_settings_build_the_optimizer_and_are_checked_when_made():
     assert make_optimizer("sgd").name == "sgd"
-    opt = make_optimizer("momentum", 0.5, True)
+    opt, schedule = MomentumParams(momentum=0.5, nesterov=True, schedule="step", step_size=10).build(0.1, 100)
     assert (opt.name, opt.momentum, opt.nesterov) == ("momentum", 0.5, True)
+    assert [schedule(i) for i in (0, 10)] == [0.1, 0.05]
     with pytest.raises(ValueError, match="unknown optimizer 'adam'"):
         make_optimizer("adam")
-    with pytest.raises(ValueError, match=r"momentum must be a number in \[0, 1\)"):
-        Momentum(1.0)
+    with pytest.raises(ValueError, match=r"optimizer.momentum must be a number in \[0, 1\); got 1.0"):
+        MomentumParams(momentum=1.0)
+    with pytest.raises(ValueError, match="optimizer.step_size must be an integer >= 1; got 0"):
+        SGDParams(step_size=0)
+    with pytest.raises(ValueError, match=r"optimizer.gamma must be a number in \(0, 1\]; got 1.5"):
+        SGDParams(gamma=1.5)
+    with pytest.raises(ValueError, match="optimizer.name is set by the optimizer group, not by hand"):
+        SGDParams(name="x")
 
 
 def test_schedules():
@@ -58,5 +65,3 @@ def test_schedules():
     assert cos(50) == pytest.approx(0.01 + 0.5 * 0.09 * (1 + math.cos(math.pi / 2)))
     with pytest.raises(ValueError, match="unknown schedule 'linear'"):
         make_schedule("linear", 0.1, 100)
-    with pytest.raises(ValueError, match="step_size"):
-        make_schedule("step", 0.1, 100, step_size=0)

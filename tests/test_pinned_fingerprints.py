@@ -11,8 +11,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
 
 from softmax_exp.config import compose, to_config
+from softmax_exp.config.fingerprints import config_fingerprint, result_config
 from softmax_exp.sweep import callback
-from softmax_exp.tracking.resume import config_fingerprint, result_config
 from softmax_exp.util.paths import CONFIG_DIR
 
 CONFIGS = {

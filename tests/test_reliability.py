@@ -234,7 +234,7 @@ def _race(barrier, queue, store: str, sweep_dir: str, rounds: int) -> None:
     from hydra.types import RunMode
 
     from softmax_exp.config import to_config
-    from softmax_exp.sweep import callback
+    from softmax_exp.sweep import SweepInfo, callback
     from softmax_exp.util.paths import CONFIG_DIR
 
     uri = f"sqlite:///{store}"
@@ -250,10 +250,9 @@ def _race(barrier, queue, store: str, sweep_dir: str, rounds: int) -> None:
     barrier.wait()
     cb = callback.SweepCallback()
     shared = to_config(config)
-    info = {"name": "race", "num_jobs": 2, "sweep_keys": ["lr"], "command": "lr=1e-3,1e-2",
-            "fingerprint": callback.fingerprint(config, shared)}
-    cb._open_parent(shared, info, Path(sweep_dir), {"lr": "1e-3,1e-2"})
-    queue.put(("parent", info["parent_run_id"]))
+    info = SweepInfo("race-sweep", "race", "lr=1e-3,1e-2", 2, ("lr",), callback.fingerprint(config, shared))
+    info = cb._open_parent(shared, info, Path(sweep_dir), {"lr": "1e-3,1e-2"})
+    queue.put(("parent", info.parent_run_id))
     cb._parent.end("FINISHED")
 
 

@@ -9,7 +9,7 @@ from softmax_exp.reproduce import main, reproduce
 
 
 def test_a_logged_run_reproduces_bit_for_bit(store, make_cfg, tmp_path, capsys):
-    out = fit(make_cfg(store, "optimizer=momentum", "eval_test=true"), JobContext(run_name="r"))
+    out = fit(make_cfg(store, "optimizer=momentum", "eval_test=true"), JobContext())
     rows = {r.name: r for r in reproduce(out.run_id, f"sqlite:///{store}")}
     assert set(rows) == {"loss history", "train_acc", "val_acc", "test_acc", "W", "dataset_fingerprint"}
     assert all(r.match for r in rows.values()), rows
@@ -33,7 +33,7 @@ def test_unknown_run_is_one_line(store, tmp_path, capsys):
 
 def test_a_run_that_diverged_reproduces_its_divergence(store, make_cfg, capsys):
     """Such a run has no model (its W was NaN): the same failure at the same iteration is the result."""
-    out = fit(make_cfg(store, "lr=1e308", "num_iters=20"), JobContext(run_name="diverges"))
+    out = fit(make_cfg(store, "lr=1e308", "num_iters=20"), JobContext())
     assert out.status == "FAILED" and out.history.diverged
     rows = {r.name: r for r in reproduce(out.run_id, f"sqlite:///{store}")}
     assert set(rows) == {"loss history", "diverged", "dataset_fingerprint"}
@@ -44,7 +44,7 @@ def test_a_run_that_diverged_reproduces_its_divergence(store, make_cfg, capsys):
 
 
 def test_a_config_with_a_python_tag_is_refused_in_one_line(store, make_cfg, tmp_path, capsys):
-    out = fit(make_cfg(store, "num_iters=5"), JobContext(run_name="r"))
+    out = fit(make_cfg(store, "num_iters=5"), JobContext())
     hostile = tmp_path / "config.yaml"
     hostile.write_text(f"lr: !!python/object/apply:os.system ['touch {tmp_path}/pwned']\nreg: 0.1\n")
     client_for(store).log_artifact(out.run_id, str(hostile))  # replaces the logged config.yaml

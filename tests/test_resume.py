@@ -11,6 +11,8 @@ import pytest
 from helpers import client_for, window_means
 
 from softmax_exp import tracking
+from softmax_exp.config import fingerprints
+from softmax_exp.job.context import SweepRef
 from softmax_exp.job.fit import JobContext, fit
 from softmax_exp.tracking import resume, tags
 from softmax_exp.tracking.job import TrackedJob
@@ -19,29 +21,29 @@ LONG = ["num_iters=600", "eval_every=100", "checkpoint_every=250", "checkpoint_m
 
 
 def test_config_fingerprint_ignores_what_cannot_change_the_result(make_cfg):
-    base = resume.config_fingerprint(make_cfg(None))
+    base = fingerprints.config_fingerprint(make_cfg(None))
     same = ["progress=true", "num_threads=1", "resume=false", "checkpoint_every=7",
             "checkpoint_min_seconds=3", "tracking.enabled=true", "tracking.uri=sqlite:////elsewhere.db",
             "dataset.cache_dir=/tmp/x"]
     for override in same:
-        assert resume.config_fingerprint(make_cfg(None, override)) == base, override
+        assert fingerprints.config_fingerprint(make_cfg(None, override)) == base, override
     for override in ["lr=2e-2", "reg=0", "seed=1", "kernel=vectorized", "optimizer=momentum",
                      "dataset.num_validation=100", "eval_every=10"]:
-        assert resume.config_fingerprint(make_cfg(None, override)) != base, override
-    assert resume.config_fingerprint(make_cfg(None, "lr=0.01")) == base  # 1e-2 written otherwise
+        assert fingerprints.config_fingerprint(make_cfg(None, override)) != base, override
+    assert fingerprints.config_fingerprint(make_cfg(None, "lr=0.01")) == base  # 1e-2 written otherwise
     assert len(base) == 64 and int(base, 16) >= 0
 
 
 def test_sweep_fingerprint_is_the_sweep_not_its_directory():
     cfg = {"lr": 1e-3, "reg": 1.0, "num_iters": 200, "hydra": {"sweep": {"dir": "/a"}}}
-    fp = resume.sweep_fingerprint(cfg, ["lr=1e-3,1e-2", "reg=1,2"], "BasicSweeper", {})
+    fp = fingerprints.sweep_fingerprint(cfg, ["lr=1e-3,1e-2", "reg=1,2"], "BasicSweeper", {})
     moved = {**cfg, "hydra": {"sweep": {"dir": "/b"}}, "lr": 5.0, "progress": True}
-    assert resume.sweep_fingerprint(moved, ["reg=1,2", "lr=1e-3,1e-2"], "BasicSweeper", {}) == fp
-    assert resume.sweep_fingerprint({**cfg, "num_iters": 300}, ["lr=1e-3,1e-2", "reg=1,2"],
+    assert fingerprints.sweep_fingerprint(moved, ["reg=1,2", "lr=1e-3,1e-2"], "BasicSweeper", {}) == fp
+    assert fingerprints.sweep_fingerprint({**cfg, "num_iters": 300}, ["lr=1e-3,1e-2", "reg=1,2"],
                                     "BasicSweeper", {}) != fp
-    assert resume.sweep_fingerprint(cfg, ["lr=1e-3,1e-1", "reg=1,2"], "BasicSweeper", {}) != fp
-    assert resume.sweep_fingerprint(cfg, [], "Optuna", {"lr": "tag(log, interval(1e-4, 1))"}) != \
-        resume.sweep_fingerprint(cfg, [], "Optuna", {"lr": "tag(log, interval(1e-5, 1))"})
+    assert fingerprints.sweep_fingerprint(cfg, ["lr=1e-3,1e-1", "reg=1,2"], "BasicSweeper", {}) != fp
+    assert fingerprints.sweep_fingerprint(cfg, [], "Optuna", {"lr": "tag(log, interval(1e-4, 1))"}) != \
+        fingerprints.sweep_fingerprint(cfg, [], "Optuna", {"lr": "tag(log, interval(1e-5, 1))"})
 
 
 def _dead_pid() -> int:
@@ -147,7 +149,7 @@ def test_a_run_left_running_by_a_dead_process_is_marked_killed(store, make_cfg, 
     cfg = make_cfg(store)
     client = client_for(store)
     exp = tracking.get_or_create_experiment(client, "digits")
-    fp = resume.config_fingerprint(cfg)
+    fp = fingerprints.config_fingerprint(cfg)
     dead = client.create_run(exp, run_name="dead", tags={
         **tracking.owner_tags(), tracking.PID_TAG: str(_dead_pid()), resume.FINGERPRINT_TAG: fp})
     earlier = resume.earlier_runs(client, exp, fp, None, 3600)
@@ -160,10 +162,10 @@ def test_a_run_left_running_by_a_dead_process_is_marked_killed(store, make_cfg, 
     alive = client.create_run(exp, run_name="alive", tags={
         **tracking.owner_tags(), resume.FINGERPRINT_TAG: fp, tracking.PARENT_TAG: parent})
     with pytest.raises(resume.JobRunningElsewhere, match=f"running in process {os.getpid()}"):
-        fit(cfg, JobContext(run_name="again", parent_run_id=parent, experiment_id=exp))
+        fit(cfg, JobContext(sweep=SweepRef(parent, exp, "", 0)))
     assert client.get_run(alive.info.run_id).info.status == "RUNNING"
     # ... the same single run may be, and a killed single run is not resumed once a newer one finished
-    single = fit(cfg, JobContext(run_name="single"))
+    single = fit(cfg, JobContext())
     assert single.status == "FINISHED" and single.note == ""
     client.set_tag(dead.info.run_id, resume.CHECKPOINT_TAG, "checkpoints/iter_0000100.npz")
     assert resume.earlier_runs(client, exp, fp, None, 3600).resumable is None

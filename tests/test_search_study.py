@@ -236,7 +236,7 @@ def test_a_training_stopped_early_keeps_its_metrics_so_far():
     X, y = load_digits(return_X_y=True)
     X = np.hstack([X / 16.0, np.ones((X.shape[0], 1))]).astype(np.float32)
     y = y.astype(np.intp)
-    params = TrainParams(lr=1e-2, reg=1e-3, num_iters=500, batch_size=64, replace=True, eval_every=100)
+    params = TrainParams(lr=1e-2, reg=1e-3, num_iters=500, batch_size=64, eval_every=100)
     hooks = _StopAtSecondEval()
     W = np.zeros((X.shape[1], 10), np.float32)
     history = SGDLoop(get_kernel("vectorized", False), params, hooks=hooks).run(

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from softmax_exp import tracking
+from softmax_exp.job.context import SweepRef
 from softmax_exp.job.fit import JobContext, fit
 
 pytestmark = pytest.mark.slow
@@ -71,7 +72,7 @@ def test_parent_and_children_through_the_rest_api(store, make_cfg, tmp_path):
     children = {}
     for lr in ("1e-3", "1e-2"):
         cfg = make_cfg(store, f"lr={lr}")
-        out = fit(cfg, JobContext(run_name=f"lr={lr}", parent_run_id=parent.run_id))
+        out = fit(cfg, JobContext(overrides=(f"lr={lr}",), sweep=SweepRef(parent.run_id, None, "", 0)))
         children[out.run_id] = out.metrics["val_acc"]
     parent.log_metric("best_val_acc", max(children.values()), 0)
     parent.end("FINISHED")

@@ -25,7 +25,7 @@ def test_resolve_tracking_uri_makes_local_stores_absolute(tmp_path):
 
 
 def test_flatten_uses_dotted_keys():
-    from softmax_exp.config import flatten
+    from softmax_exp.config.schema import flatten
 
     flat = flatten({"a": 1, "b": {"c": {"d": "x"}, "e": [1, 2]}, "f": {}})
     assert flat == {"a": 1, "b.c.d": "x", "b.e": [1, 2], "f": {}}

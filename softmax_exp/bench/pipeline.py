@@ -53,7 +53,7 @@ def _time_trainings(overrides: list[str], runs: int) -> float:
     cfg = to_config(compose(overrides))
     t0 = time.perf_counter()
     for i in range(runs):
-        fit(cfg, JobContext(run_name=f"job={i}"))
+        fit(cfg, JobContext(overrides=(f"job={i}",)))
     return time.perf_counter() - t0
 
 
@@ -163,10 +163,10 @@ def _sgd_only_ms(overrides: list[str], runs: int) -> float:
     data = load_dataset(cfg.dataset)
 
     def train() -> None:
-        params = dataclasses.replace(cfg.train_params(), eval_every=0, eval_train_rows=None)
-        Softmax(cfg.kernel, Preprocessing.of(data)).train(
-            data.X_train, data.y_train, params, optimizer=cfg.optimizer.build(),
-            schedule=cfg.build_schedule())
+        params = dataclasses.replace(cfg, eval_every=0, eval_train_rows=None)
+        optimizer, schedule = cfg.optimizer.build(cfg.lr, cfg.num_iters)
+        Softmax(cfg.kernel, Preprocessing.of(data), cfg.model).train(
+            data.X_train, data.y_train, params, optimizer=optimizer, schedule=schedule)
 
     train()
     t0 = time.perf_counter()

@@ -1,17 +1,8 @@
-"""The typed configuration: the schema of ``conf/`` and its checks, Hydra's composition of it, overrides as
-run names, and the ``--help`` page made from the schema."""
+"""The typed configuration: the schema composed from each group's settings (``schema``), Hydra's side of it
+(``compose``: the ConfigStore, composing, checking), what identifies a run (``fingerprints``), overrides as
+run names (``overrides``), the ``--help`` page (``help``) and Hydra's private API (``hydra_internals``)."""
 
-from softmax_exp.config.schema import (
-    Config,
-    ConfigError,
-    as_dict,
-    compose,
-    flatten,
-    is_result_key,
-    one_line,
-    to_config,
-    to_yaml,
-)
+from softmax_exp.config.compose import ConfigError, compose, to_config
+from softmax_exp.config.schema import Config, as_dict, to_yaml
 
-__all__ = ["Config", "ConfigError", "as_dict", "compose", "flatten", "is_result_key", "one_line", "to_config",
-           "to_yaml"]
+__all__ = ["Config", "ConfigError", "as_dict", "compose", "to_config", "to_yaml"]

@@ -1,24 +1,22 @@
 """``python -m softmax_exp.train --help``: what the tool does, every option with its type, default and
 meaning, the config groups and their choices, and examples.
 
-The text is made from the schema itself (the dataclasses of :mod:`softmax_exp.config`, the comment beside
-each field is its meaning) and the files of ``conf/``, so it cannot drift from them. Hydra shows it
-through its help template (``hydra.help.template: ${softmax_exp_help:}`` in conf/config.yaml).
+The text is made from the schema itself (the dataclasses :mod:`softmax_exp.config.schema` composes, each
+field's declared meaning: :func:`softmax_exp.util.constraints.option`) and the files of ``conf/``, so it
+cannot drift from them. Hydra shows it through its help template (``hydra.help.template:
+${softmax_exp_help:}`` in conf/config.yaml).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
-import io
 import textwrap
-import tokenize
 
 from omegaconf import MISSING, OmegaConf
 
-from softmax_exp.config import Config
-from softmax_exp.config.schema import DATASETS, OPTIMIZERS, ModelConfig, TrackingConfig
+from softmax_exp.config.compose import GROUPS
+from softmax_exp.config.schema import Config
+from softmax_exp.util.constraints import help_of
 from softmax_exp.util.paths import CONFIG_DIR
 
 ABOUT = """\
@@ -35,7 +33,7 @@ Examples:
   python -m softmax_exp.train -m lr=1e-3,1e-2 reg=1e-2,1 hydra/launcher=joblib_2w   a 2 x 2 sweep, 2 at once
   python -m softmax_exp.train +experiment=cs231n_grid dataset.root=data/cifar10     the course's grid
 
-More: --cfg job [overrides] prints the composed config; --hydra-help Hydra's own flags; README.md."""
+More: --cfg job [overrides] prints the composed config; --hydra-help Hydra's own flags; README.md, docs/."""
 
 HYDRA_CHOICES = {"hydra/launcher": "basic (default), joblib, submitit_local, submitit_slurm",
                  "hydra/sweeper": "basic, optuna"}
@@ -45,12 +43,11 @@ def help_text() -> str:
     """The whole --help page (``$`` is doubled: Hydra passes it through string.Template)."""
     lines = [ABOUT, "", "Usage: python -m softmax_exp.train [KEY=VALUE ...] [GROUP=CHOICE ...] "
              "[+experiment=NAME] [-m]", "", "Options (KEY=VALUE; type, default, meaning):"]
-    lines += _rows([_row(Config, f, "") for f in dataclasses.fields(Config)
-                    if f.name not in ("dataset", "model", "optimizer", "tracking")])
+    lines += _rows([_row(Config, f, "") for f in dataclasses.fields(Config) if f.name not in GROUPS])
     lines += ["", "Groups (GROUP=CHOICE) and their options (GROUP.KEY=VALUE):"]
-    for group, schemas, default in (("dataset", DATASETS, "digits"), ("optimizer", OPTIMIZERS, "sgd"),
-                                    ("model", {"softmax": ModelConfig}, "softmax"),
-                                    ("tracking", {"mlflow": TrackingConfig}, "mlflow")):
+    for group, default in (("dataset", "digits"), ("optimizer", "sgd"), ("model", "softmax"),
+                           ("tracking", "mlflow")):
+        schemas = GROUPS[group]
         lines.append("  " + group + "=" + ", ".join(f"{n} (default)" if n == default else n for n in schemas))
         base = schemas[default]
         common = {f.name for f in dataclasses.fields(base)}
@@ -60,7 +57,7 @@ def help_text() -> str:
                 continue
             others = [f"{n}: {_default(_field(c, f.name))}" for n, c in schemas.items()
                       if n != default and _default(_field(c, f.name)) != _default(f)]
-            rows.append(_row(base.__mro__[-2], f, group + ".", f" [{'; '.join(others)}]" if others else ""))
+            rows.append(_row(base, f, group + ".", f" [{'; '.join(others)}]" if others else ""))
         for name, schema in schemas.items():
             rows += [_row(schema, f, group + ".", f" [{name} only]") for f in dataclasses.fields(schema)
                      if f.name not in common]
@@ -78,8 +75,11 @@ def _field(schema: type, name: str) -> dataclasses.Field:
 
 
 def _row(schema: type, f: dataclasses.Field, prefix: str, extra: str = "") -> tuple[str, str, str, str]:
-    """(key, type, default, meaning) of one option; the meaning is the comment in ``schema``'s source."""
-    meaning = " ".join(p for p in (_field_comments(schema).get(f.name, ""), extra.strip()) if p)
+    """(key, type, default, meaning) of one option; the meaning is the one declared with the field by the
+    first class of ``schema``'s bases that declares it (a subclass that changes a default may say why)."""
+    declared = next((help_of(g) for cls in reversed(schema.__mro__) if dataclasses.is_dataclass(cls)
+                     for g in dataclasses.fields(cls) if g.name == f.name and help_of(g)), "")
+    meaning = " ".join(p for p in (declared, extra.strip()) if p)
     return prefix + f.name, _type_name(f.type), _default(f), meaning
 
 
@@ -99,26 +99,6 @@ def _rows(rows: list[tuple[str, str, str, str]], indent: int = 2, width: int = 1
         for i, part in enumerate(textwrap.wrap(meaning, max(30, width - len(blank))) or [""]):
             out.append((head if i == 0 else blank) + part)
     return [line.rstrip() for line in out]
-
-
-@functools.cache
-def _field_comments(schema: type) -> dict[str, str]:
-    """field name -> the comment on its line, from the source of the class and its bases (the class that
-    declares a field last wins, as it does for the default)."""
-    comments: dict[str, str] = {}
-    for cls in reversed(schema.__mro__):
-        if not dataclasses.is_dataclass(cls):
-            continue
-        source = inspect.getsource(cls)
-        names = {}
-        for line_no, line in enumerate(source.splitlines(), 1):
-            head = line.strip().split(":", 1)[0]
-            if line.startswith("    ") and not line.startswith("     ") and head.isidentifier():
-                names[line_no] = head
-        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-            if tok.type == tokenize.COMMENT and tok.start[0] in names:
-                comments[names[tok.start[0]]] = tok.string.lstrip("# ").strip()
-    return comments
 
 
 def _type_name(annotation) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from softmax_exp.config import is_result_key
+from softmax_exp.config.schema import is_result_key
 
 
 def task_overrides(hydra_config: Any) -> list[str]:

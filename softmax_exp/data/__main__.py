@@ -15,11 +15,12 @@ import sys
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from softmax_exp.config import compose, one_line
+from softmax_exp.config import compose
 from softmax_exp.data import DataError, load_dataset
 from softmax_exp.data.cifar10 import download_cifar10
 from softmax_exp.data.options import parse_options
 from softmax_exp.util.cli import OneLineParser
+from softmax_exp.util.errors import one_line
 from softmax_exp.util.paths import resolve_path
 
 

@@ -23,7 +23,6 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from softmax_exp.config.schema import CIFAR10_MD5, CIFAR10_URL
 from softmax_exp.data.download import download_file, file_md5
 from softmax_exp.data.errors import DataError
 from softmax_exp.data.options import DatasetOptions
@@ -35,6 +34,7 @@ from softmax_exp.data.preprocess import (
     check_fits,
     dev_rows,
 )
+from softmax_exp.data.settings import CIFAR10_MD5, CIFAR10_URL
 from softmax_exp.util.atomic import exclusive_lock, remove_dead_leftovers, staged_dir
 
 BATCHES_DIR = "cifar-10-batches-py"

@@ -21,6 +21,7 @@ class Dataset:
         one weight image per class.
     fingerprint : sha256 hex digest of the source files and preprocessing options.
     cache_path : folder of the cache entry, None when not cached.
+    source : where the images come from (the dataset's folder, or the library that holds them).
     """
 
     name: str
@@ -38,6 +39,7 @@ class Dataset:
     bias_trick: bool
     fingerprint: str
     cache_path: str | None
+    source: str = ""
 
     @property
     def num_classes(self) -> int:

@@ -66,6 +66,7 @@ def load_dataset(cfg: Any) -> Dataset:
         bias_trick=opts.bias_trick,
         fingerprint=fp,
         cache_path=cache_path,
+        source=str(opts.root) if opts.root is not None else "sklearn.datasets.load_digits",
     )
 
 

@@ -1,7 +1,7 @@
 """Dataset options: a ``dataset`` config, checked by its schema, with every path resolved.
 
-The schema (``DigitsConfig``, ``Cifar10Config``, ``ImageFolderConfig`` in :mod:`softmax_exp.config`) holds
-every option's type, default and range check; a plain mapping is merged onto it, so ``{"name": "cifar10",
+The schema (``DigitsConfig``, ``Cifar10Config``, ``ImageFolderConfig`` in :mod:`softmax_exp.data.settings`)
+holds every option's type, default and constraint; a plain mapping is merged onto it, so ``{"name": "cifar10",
 "num_training": 500}`` means the CIFAR-10 defaults with 500 training rows. Relative paths are resolved
 against the directory the user launched from (Hydra's original cwd when Hydra is running, else the
 current directory). ``cache_dir: null`` means ``$SOFTMAX_EXP_CACHE`` if set, else
@@ -21,9 +21,10 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from softmax_exp.config import ConfigError, one_line
-from softmax_exp.config.schema import DATASETS, DatasetConfig
 from softmax_exp.data.errors import DataError
+from softmax_exp.data.settings import DATASETS, DatasetConfig
+from softmax_exp.util.constraints import SettingError
+from softmax_exp.util.errors import one_line
 from softmax_exp.util.paths import project_root, resolve_path
 
 CACHE_ENV = "SOFTMAX_EXP_CACHE"
@@ -121,7 +122,7 @@ def dataset_config(cfg: Any) -> DatasetConfig:
     try:
         node = OmegaConf.merge(OmegaConf.structured(schema), cfg)
         return OmegaConf.to_object(node)
-    except ConfigError as e:
+    except SettingError as e:
         raise DataError(str(e)) from None
     except MissingMandatoryValue as e:
         hint = " (DIR/train/<class>/*.png and DIR/test/<class>/*.png)" if e.full_key == "root" else ""

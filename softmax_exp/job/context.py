@@ -1,13 +1,14 @@
-"""What one training job is, for everything that runs or tracks one: where it sits (:class:`JobContext`),
-what it produced (:class:`Outcome`), and how it can fail (:class:`TrainingDiverged`).
+"""What one training job is handed (:class:`JobContext`), what it gives back (:class:`Outcome`), and how it
+can fail (:class:`TrainingDiverged`).
 
-Neutral ground: :mod:`softmax_exp.job.fit` runs a job, :mod:`softmax_exp.tracking` records it, the sweep and
-the entrypoint launch it; none of them needs another's module for these types.
+A JobContext is an input only: nothing writes into it. What a job learns on its way (its run's name,
+which the store may suffix or take from an earlier run, and its run id) comes back in the Outcome, or,
+while it runs, from the :class:`softmax_exp.job.fit.Training` running it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,35 +20,49 @@ class TrainingDiverged(RuntimeError):
     """The loss (or W) became NaN or inf; training stopped early."""
 
 
-@dataclass
-class JobContext:
-    """Where one training sits: its run name and overrides, where its files go, its sweep if any, and
-    the Numba threads its launcher gives it (None: all cores). ``stop_early``, asked at each evaluation
-    before the last, may end a healthy training there with a reason (a search's pruner: see
-    softmax_exp.sweep.trial); its run then ends FINISHED with the metrics so far, tagged, and the job's
-    status is PRUNED."""
+@dataclass(frozen=True)
+class SweepRef:
+    """The sweep a job belongs to (its sweep.json): the parent MLflow run and its experiment, the sweep's
+    id, and the job's number in it."""
 
-    run_name: str | None = None
-    overrides: list[str] = field(default_factory=list)
-    output_dir: Path | None = None
-    parent_run_id: str | None = None
-    experiment_id: str | None = None
-    sweep_id: str | None = None
+    parent_run_id: str | None
+    experiment_id: str | None
+    sweep_id: str
     job_num: int = 0
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Where one training sits.
+
+    overrides : the command line's overrides (a run is named by those that can change a result)
+    output_dir : the job's folder (its artifacts/ and model.npz), None for none
+    threads : the Numba threads its launcher gives it (None: all cores)
+    name_keys : the keys a sweep varies: the run's name shows only those (None: every override)
+    sweep : the sweep it is a job of, None for a single training
+    stop_early : asked at each evaluation before the last; a reason (a search's pruner: see
+        softmax_exp.sweep.trial) ends a healthy training there, its run FINISHED with the metrics so far,
+        tagged, and the job's status PRUNED
+    tags : more tags on the run it starts (a trial's number)
+    """
+
+    overrides: tuple[str, ...] = ()
+    output_dir: Path | None = None
     threads: int | None = None
-    run_id: str | None = None  # its MLflow run, once it has one (set by the tracked job)
+    name_keys: tuple[str, ...] | None = None
+    sweep: SweepRef | None = None
     stop_early: Callable[[EvalPoint], str | None] | None = None
-    extra_tags: dict[str, str] = field(default_factory=dict)  # on the run it starts (a trial's number)
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class Outcome:
-    """What a training job produced: the model, its history, final metrics and the MLflow run id.
+    """What a training job produced: the model, its history, final metrics and its MLflow run.
 
     A job of a sweep that had FINISHED before is not trained again: its model is None, its history
     empty, its metrics and run are the earlier ones, and ``note`` says so (as it says a resume). status
     is FINISHED, FAILED (diverged) or PRUNED (stopped early by ``JobContext.stop_early``: the note says
-    at which iteration).
+    at which iteration). run_name is the run's name as the store has it (None untracked).
     """
 
     model: Softmax | None
@@ -58,3 +73,4 @@ class Outcome:
     note: str = ""
     experiment_id: str | None = None
     model_uri: str | None = None  # the logged MLflow model
+    run_name: str | None = None

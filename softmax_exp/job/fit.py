@@ -1,7 +1,12 @@
-"""One training from a checked :class:`~softmax_exp.config.Config`: data -> model -> tracked run.
+"""One training from a checked :class:`~softmax_exp.config.schema.Config`: data -> model -> tracked run.
 
 :func:`fit` is the whole training as a function: the Hydra entrypoint (softmax_exp.train), a sweep's
-jobs, ``reproduce`` and the benchmark all call it; it knows nothing of Hydra.
+jobs, ``reproduce`` and the benchmark all call it; it knows nothing of Hydra. :class:`Training` is the
+same as an object, for a caller that must say which run a training that raised had (a sweep's job).
+
+The config is read here once and handed on in parts: the dataset's settings to the loader, the
+hyperparameters and the model's settings to the classifier, the optimizer built once, and what the store
+is to record as a :class:`~softmax_exp.tracking.job.RunSpec`.
 """
 
 from __future__ import annotations
@@ -16,68 +21,141 @@ import numba
 import numpy as np
 
 from softmax_exp.config import Config, ConfigError
+from softmax_exp.config.fingerprints import config_fingerprint, result_config
 from softmax_exp.config.overrides import run_name
-from softmax_exp.data import DataError, load_dataset
+from softmax_exp.data import DataError, Dataset, load_dataset
 from softmax_exp.job.artifacts import write_artifacts
 from softmax_exp.job.context import JobContext, Outcome, TrainingDiverged
 from softmax_exp.kernels import num_threads
-from softmax_exp.learn.hyperparameters import check_hyperparameters
 from softmax_exp.learn.model import Preprocessing, Softmax
 from softmax_exp.learn.sgd import EvalPoint, TrainHistory, TrainState
-from softmax_exp.tracking import TrackedJob
+from softmax_exp.tracking.job import RunSpec, TrackedJob
+from softmax_exp.tracking.tags import JOB_NUM_TAG, SWEEP_ID_TAG
 from softmax_exp.util import timing
 from softmax_exp.util.atomic import atomic_path, temp_dir
 from softmax_exp.util.interrupts import INTERRUPTS
 
-__all__ = ["JobContext", "Outcome", "TrainingDiverged", "fit"]
+__all__ = ["JobContext", "Outcome", "Training", "TrainingDiverged", "fit"]
 
 
 def fit(cfg: Config, job: JobContext | None = None) -> Outcome:
-    """Load the data, train, evaluate, and (``tracking.enabled``) log one MLflow run.
+    """Load the data, train, evaluate, and (``tracking.enabled``) log one MLflow run: see
+    :meth:`Training.run`."""
+    return Training(cfg, job).run()
 
-    The run ends FINISHED, FAILED (divergence: reason in the ``failure_reason`` tag; any exception) or
-    KILLED (Ctrl-C); it is never left RUNNING. With ``resume`` (tracking on) the earlier runs of the same
-    config are looked up first: a KILLED or FAILED run with a checkpoint goes on where it stopped; in a
-    sweep a FINISHED one is reused without training. Raises ConfigError (a batch that does not fit the
-    data), softmax_exp.data.DataError, TrackingError or JobRunningElsewhere in one line.
-    """
-    job = job or JobContext()
-    job.run_name = job.run_name or run_name(job.overrides, cfg.lr, cfg.reg)
-    threads = cfg.num_threads if cfg.num_threads is not None else job.threads
-    with num_threads(_cap_threads(threads)) as n_threads:
-        tracker = TrackedJob.find(cfg, job) if cfg.tracking.enabled else Untracked()
-        if tracker.finished_before is not None:
-            return _reuse(tracker)
-        with timing.section("data"):
-            data = _load_data(cfg)
-        model = Softmax(cfg.kernel, Preprocessing.of(data))
-        state = tracker.open(data, n_threads)
-        with tracker, INTERRUPTS.deferred():  # an exception ends the run FAILED, Ctrl-C KILLED
-            with _JobHooks(tracker, cfg, state, job.stop_early) as hooks:
-                history = model.train(data.X_train, data.y_train, cfg.train_params(), X_val=data.X_val,
-                                      y_val=data.y_val, optimizer=cfg.optimizer.build(),
-                                      schedule=cfg.build_schedule(), hooks=hooks,
-                                      checkpoint_every=cfg.checkpoint_every, resume_from=state)
-            metrics = _final_metrics(cfg, model, history, data)
-            if tracker.run_id is not None or job.output_dir is not None:
-                with _artifact_folder(job) as folder:
-                    with timing.section("pictures"):
-                        write_artifacts(folder, cfg, job.run_name, job.overrides, model, history)
-                        if job.output_dir is not None:
-                            with atomic_path(job.output_dir / "model.npz", sync=False) as tmp:
-                                model.save(tmp)  # Softmax.load reads it back
-                    tracker.finish(history, metrics, folder, model, data)
-    notes = [f"resumed from iteration {state.iteration}" if state is not None else "", history.stopped or ""]
-    status = "FAILED" if history.diverged else "PRUNED" if history.stopped else "FINISHED"
-    return Outcome(model, history, metrics, tracker.run_id, status, "; ".join(n for n in notes if n),
-                   tracker.experiment_id, tracker.model_uri)
+
+class Training:
+    """One training job: ``Training(cfg, job).run()``. While it runs, :attr:`run_id` and :attr:`run_name`
+    say where its MLflow run is (a sweep's job records them when the training raises)."""
+
+    def __init__(self, cfg: Config, job: JobContext | None = None) -> None:
+        self.cfg = cfg
+        self.job = job if job is not None else JobContext()
+        self.tracker: TrackedJob | Untracked = Untracked()
+        self._name = run_name(self.job.overrides, cfg.lr, cfg.reg, self.job.name_keys)
+
+    @property
+    def run_id(self) -> str | None:
+        return self.tracker.run_id
+
+    @property
+    def run_name(self) -> str:
+        return self.tracker.run_name or self._name
+
+    def run(self) -> Outcome:
+        """Load the data, train, evaluate, and (``tracking.enabled``) log one MLflow run.
+
+        The run ends FINISHED, FAILED (divergence: reason in the ``failure_reason`` tag; any exception) or
+        KILLED (Ctrl-C); it is never left RUNNING. With ``resume`` (tracking on) the earlier runs of the
+        same config are looked up first: a KILLED or FAILED run with a checkpoint goes on where it stopped;
+        in a sweep a FINISHED one is reused without training. Raises ConfigError (a batch that does not
+        fit the data), softmax_exp.data.DataError, TrackingError or JobRunningElsewhere in one line.
+        """
+        cfg, job = self.cfg, self.job
+        threads = cfg.num_threads if cfg.num_threads is not None else job.threads
+        with num_threads(_cap_threads(threads)) as n_threads:
+            if cfg.tracking.enabled:
+                self.tracker = TrackedJob.find(self._run_spec())
+            if self.tracker.finished_before is not None:
+                return self._reuse()
+            with timing.section("data"):
+                data = load_dataset(cfg.dataset)
+            if data.X_val.shape[0] == 0:
+                raise DataError("the validation split is empty; set dataset.num_validation >= 1")
+            model = Softmax(cfg.kernel, Preprocessing.of(data), cfg.model)
+            optimizer, schedule = cfg.optimizer.build(cfg.lr, cfg.num_iters)
+            try:  # the one check that needs the data, before any run is made
+                training = model.training(data.X_train, data.y_train, cfg, X_val=data.X_val, y_val=data.y_val,
+                                          optimizer=optimizer, schedule=schedule,
+                                          checkpoint_every=cfg.checkpoint_every)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+            state = self.tracker.open(data, n_threads)
+            with self.tracker, INTERRUPTS.deferred():  # an exception ends the run FAILED, Ctrl-C KILLED
+                with _JobHooks(self.tracker, cfg, state, job.stop_early) as hooks:
+                    history = training.run(hooks, resume_from=state)
+                metrics = _final_metrics(cfg, model, history, data)
+                self._leave_files(model, history, metrics, data)
+        notes = [f"resumed from iteration {state.iteration}" if state is not None else "",
+                 history.stopped or ""]
+        status = "FAILED" if history.diverged else "PRUNED" if history.stopped else "FINISHED"
+        return Outcome(model, history, metrics, self.run_id, status, "; ".join(n for n in notes if n),
+                       self.tracker.experiment_id, self.tracker.model_uri, self.tracker.run_name)
+
+    def _run_spec(self) -> RunSpec:
+        """What the store is to record of this training (see RunSpec)."""
+        cfg, job = self.cfg, self.job
+        sweep = job.sweep
+        tags = {SWEEP_ID_TAG: sweep.sweep_id, JOB_NUM_TAG: sweep.job_num} if sweep and sweep.sweep_id else {}
+        return RunSpec(cfg.tracking, config_fingerprint(cfg), self._name, result_config(cfg), cfg.num_iters,
+                       cfg.optimizer.name, cfg.resume, cfg.checkpoint_min_seconds,
+                       sweep.parent_run_id if sweep else None, sweep.experiment_id if sweep else None,
+                       {**tags, **job.tags})
+
+    def _leave_files(self, model: Softmax, history: TrainHistory, metrics: dict[str, float],
+                     data: Dataset) -> None:
+        """The job's files (its folder's artifacts/ and model.npz) and, tracked, its run's end."""
+        cfg, job = self.cfg, self.job
+        if self.tracker.run_id is None and job.output_dir is None:
+            return
+        with _artifact_folder(job) as folder:
+            with timing.section("pictures"):
+                write_artifacts(folder, cfg, self.run_name, job.overrides, model, history)
+                if job.output_dir is not None:
+                    with atomic_path(job.output_dir / "model.npz", sync=False) as tmp:
+                        model.save(tmp)  # Softmax.load reads it back
+            self.tracker.finish(history, metrics, folder, model, data, run_note(cfg, metrics, history))
+
+    def _reuse(self) -> Outcome:
+        """The outcome of a job of a sweep that FINISHED before: its run's metrics, nothing trained."""
+        tracked = self.tracker
+        run = tracked.finished_before
+        keys = ("loss", "train_acc", "val_acc", "test_acc")
+        metrics = {k: float(run.data.metrics[k]) for k in keys if k in run.data.metrics}
+        return Outcome(None, TrainHistory(np.empty(0)), metrics, run.info.run_id, "FINISHED",
+                       f"finished before in run {run.info.run_id}: skipped", tracked.experiment_id,
+                       tracked.model_uri, tracked.run_name)
+
+
+def run_note(cfg: Config, metrics: dict[str, float], history: TrainHistory) -> str:
+    """A run's one-line description (MLflow's note): what was trained and what it reached."""
+    opt = cfg.optimizer
+    what = (f"{cfg.dataset.name}, {opt.name}{'' if opt.schedule == 'none' else ' + ' + opt.schedule} "
+            f"lr={cfg.lr:g} reg={cfg.reg:g}, {len(history.loss)} iterations of batch {cfg.batch_size}")
+    if history.diverged:
+        return f"{what}: diverged ({history.diverged})"
+    reached = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("val_acc", "train_acc", "test_acc") if k in metrics)
+    if history.stopped:
+        return f"{what}: {history.stopped}, {reached} so far"
+    return f"{what}: {reached}"
 
 
 class Untracked:
-    """What fit does with a training when ``tracking.enabled=false``: nothing (TrackedJob's interface)."""
+    """What a training does with its run when ``tracking.enabled=false``: nothing (TrackedJob's
+    interface)."""
 
     finished_before = None
-    run_id = experiment_id = model_uri = None
+    run_id = run_name = experiment_id = model_uri = None
 
     def open(self, data, n_threads: int) -> None:
         return None
@@ -88,7 +166,7 @@ class Untracked:
     def on_checkpoint(self, state: TrainState) -> None:
         pass
 
-    def finish(self, history, metrics, artifacts, model, data) -> None:
+    def finish(self, history, metrics, artifacts, model, data, note) -> None:
         pass
 
     def __enter__(self) -> Untracked:
@@ -99,8 +177,8 @@ class Untracked:
 
 
 class _JobHooks:
-    """The training hooks of a job (softmax_exp.learn.sgd.TrainingHooks): its tracker gets the evaluations and
-    checkpoints, a tqdm bar the progress (``progress``), Ctrl-C / SIGTERM stops it between two steps."""
+    """The training hooks of a job (softmax_exp.learn.sgd.TrainingHooks): its tracker gets the evaluations
+    and checkpoints, a tqdm bar the progress (``progress``), Ctrl-C / SIGTERM stops it between two steps."""
 
     def __init__(self, tracker: TrackedJob | Untracked, cfg: Config, state: TrainState | None,
                  stop_early=None) -> None:
@@ -139,20 +217,7 @@ class _JobHooks:
         self.close()
 
 
-def _load_data(cfg: Config):
-    """The dataset, checked against what the config asks of it."""
-    data = load_dataset(cfg.dataset)
-    try:  # the one check that needs the data: a batch without replacement must fit the training set
-        check_hyperparameters(cfg.lr, cfg.reg, cfg.num_iters, cfg.batch_size, cfg.model.replace,
-                              cfg.eval_every, n_train=data.X_train.shape[0])
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    if data.X_val.shape[0] == 0:
-        raise DataError("the validation split is empty; set dataset.num_validation >= 1")
-    return data
-
-
-def _final_metrics(cfg: Config, model: Softmax, history: TrainHistory, data) -> dict[str, float]:
+def _final_metrics(cfg: Config, model: Softmax, history: TrainHistory, data: Dataset) -> dict[str, float]:
     metrics = {"loss": float(history.loss[-1]) if len(history.loss) else math.nan}
     if history.evals:
         metrics["train_acc"] = history.evals[-1].train_acc
@@ -167,16 +232,6 @@ def _artifact_folder(job: JobContext) -> AbstractContextManager[Path]:
     if job.output_dir is not None:
         return nullcontext(job.output_dir / "artifacts")
     return temp_dir("artifacts")
-
-
-def _reuse(tracked) -> Outcome:
-    """The outcome of a job of a sweep that FINISHED before: its run's metrics, nothing trained."""
-    run = tracked.finished_before
-    keys = ("loss", "train_acc", "val_acc", "test_acc")
-    metrics = {k: float(run.data.metrics[k]) for k in keys if k in run.data.metrics}
-    return Outcome(None, TrainHistory(np.empty(0)), metrics, run.info.run_id, "FINISHED",
-                   f"finished before in run {run.info.run_id}: skipped", tracked.experiment_id,
-                   tracked.model_uri)
 
 
 def _cap_threads(n: int | None) -> int | None:

@@ -1,8 +1,9 @@
-"""The Softmax classifier: training, prediction, and save / load with its preprocessing.
+"""The Softmax classifier: its settings, training, prediction, and save / load with its preprocessing.
 
-:meth:`Softmax.train` checks its inputs once and runs :class:`softmax_exp.learn.sgd.SGDLoop`; the same data,
-seed, kernel and thread count give the same W and loss history, bit for bit. :meth:`Softmax.load` reads a
-file as untrusted (:mod:`softmax_exp.learn.npz`).
+:meth:`Softmax.training` checks the data against the hyperparameters once and gets a training ready;
+:meth:`Training.run` runs :class:`softmax_exp.learn.sgd.SGDLoop` (:meth:`Softmax.train` does both). The same
+data, seed, kernel and thread count give the same W and loss history, bit for bit. :meth:`Softmax.load`
+reads a file as untrusted (:mod:`softmax_exp.learn.npz`).
 """
 
 from __future__ import annotations
@@ -20,14 +21,29 @@ from softmax_exp.kernels import (
     get_kernel,
     predict_labels,
 )
-from softmax_exp.learn.hyperparameters import TrainParams, check_hyperparameters
+from softmax_exp.learn.hyperparameters import TrainParams
 from softmax_exp.learn.npz import NpzReader
 from softmax_exp.learn.optim import Optimizer, Schedule
 from softmax_exp.learn.sgd import EvalPoint, SGDLoop, TrainHistory, TrainingHooks, TrainState
+from softmax_exp.util.constraints import Boolean, Checked, Real, option
 
-__all__ = ["EvalPoint", "Preprocessing", "Softmax", "TrainHistory", "TrainParams", "TrainState"]
+__all__ = ["EvalPoint", "ModelParams", "Preprocessing", "Softmax", "TrainHistory", "TrainParams",
+           "TrainState", "Training"]
 
 MODEL_FORMAT = 1
+
+
+@dataclass
+class ModelParams(Checked):
+    """The classifier's own settings (conf/model/softmax.yaml), checked when made."""
+
+    KEY = "model."
+
+    init_scale: float = option(0.001, Real(low=0, low_open=True),
+                               "W starts as init_scale * randn(D, C), drawn from the seed")
+    replace: bool = option(True, Boolean(),
+                           "minibatch rows drawn with replacement (the course's choice); false: without")
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -58,43 +74,39 @@ class Softmax:
     ----------
     kernel : name of a loss kernel in :data:`softmax_exp.kernels.KERNELS`
     preprocessing : how raw images map to rows of X; needed by :meth:`predict_images` and saved with W
+    params : its settings (W's initial scale, minibatch sampling); default ModelParams()
 
     Attributes
     ----------
     W : (D, C) weights in the dtype of the training X, or None before training / loading
     """
 
-    def __init__(self, kernel: str = "numba_fused", preprocessing: Preprocessing | None = None) -> None:
+    def __init__(self, kernel: str = "numba_fused", preprocessing: Preprocessing | None = None,
+                 params: ModelParams | None = None) -> None:
         self.kernel_name = kernel
         self.kernel = get_kernel(kernel)
         self.preprocessing = preprocessing
+        self.params = params if params is not None else ModelParams()
         self.W: np.ndarray | None = None
 
-    def train(self, X: np.ndarray, y: np.ndarray, params: TrainParams | None = None, *,
-              X_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
-              optimizer: Optimizer | None = None, schedule: Schedule | None = None,
-              hooks: TrainingHooks | None = None, checkpoint_every: int = 0,
-              resume_from: TrainState | None = None, **hyperparameters) -> TrainHistory:
-        """Train W by minibatch SGD (:class:`softmax_exp.learn.sgd.SGDLoop`); W starts as
-        ``init_scale * randn(D, C)`` from ``seed`` if the model has none.
+    def training(self, X: np.ndarray, y: np.ndarray, params: TrainParams | None = None, *,
+                 X_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
+                 optimizer: Optimizer | None = None, schedule: Schedule | None = None,
+                 checkpoint_every: int = 0, **hyperparameters) -> Training:
+        """Check the data once, against the hyperparameters too (a minibatch without replacement must fit
+        the rows), and get the training ready: W is drawn as ``init_scale * randn(D, C)`` from ``seed`` if
+        the model has none. ValueError (one line) if the data do not fit.
 
         Parameters
         ----------
         X : (N, D) float32 or float64 training rows (may be a read-only memmap; never copied)
         y : (N,) int labels in [0, C); C = max(y) + 1 unless W or the preprocessing fixes it
-        params : the hyperparameters; or give them as keywords (``lr=..., reg=..., num_iters=...``), the
-            fields of :class:`~softmax_exp.learn.hyperparameters.TrainParams`
+        params : the hyperparameters (checked when made); or give them as keywords (``lr=..., reg=...,
+            num_iters=...``), the fields of :class:`~softmax_exp.learn.hyperparameters.TrainParams`
         X_val, y_val : optional validation rows for val_acc
         optimizer : an object with ``step(W, dW, lr)`` (default: plain SGD)
         schedule : iteration -> learning rate (default: ``lr`` throughout)
-        hooks : progress, evaluations, checkpoints and stop requests (``sgd.TrainingHooks``)
         checkpoint_every : hand ``hooks.on_checkpoint`` a TrainState every this many iterations (0: never)
-        resume_from : a TrainState of the same training (same data, seed, hyperparameters) to go on
-            from; the result is bit-identical to a training that was never stopped
-
-        Returns
-        -------
-        TrainHistory; ``diverged`` is set (and the loop stopped) when the loss or W stops being finite.
         """
         if params is None:
             params = TrainParams(**hyperparameters)
@@ -105,20 +117,26 @@ class Softmax:
             raise ValueError(f"X must be a non-empty 2-D array (N, D); got {getattr(X, 'shape', X)!r}")
         if np.shape(y) != (X.shape[0],):
             raise ValueError(f"y must have shape ({X.shape[0]},) to match X; got {np.shape(y)}")
-        check_hyperparameters(params.lr, params.reg, params.num_iters, params.batch_size, params.replace,
-                              params.eval_every, n_train=X.shape[0])
-        loop = SGDLoop(get_kernel(self.kernel_name, checked=False), params, optimizer, schedule, hooks,
-                       checkpoint_every)
+        params.check_rows(X.shape[0], self.params.replace)
         rng = np.random.default_rng(params.seed)
-        if resume_from is not None:
-            self.W = _checkpoint_weights(resume_from, X)
-        elif self.W is None:
+        if self.W is None:
             C = len(self.preprocessing.class_names) if self.preprocessing else int(np.max(y)) + 1
-            self.W = (params.init_scale * rng.standard_normal((X.shape[1], C))).astype(X.dtype)
+            self.W = (self.params.init_scale * rng.standard_normal((X.shape[1], C))).astype(X.dtype)
         W, X, y, _, _ = check_inputs(self.W, X, y, params.reg)  # once: every step calls the unchecked twin
         if X_val is not None:
             _, X_val, y_val, _ = check_predict_inputs(W, X_val, y_val)
-        return loop.run(W, X, y, rng, X_val, y_val, resume_from)
+        return Training(self, params, X, y, X_val, y_val, optimizer, schedule, rng, checkpoint_every)
+
+    def train(self, X: np.ndarray, y: np.ndarray, params: TrainParams | None = None, *,
+              X_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
+              optimizer: Optimizer | None = None, schedule: Schedule | None = None,
+              hooks: TrainingHooks | None = None, checkpoint_every: int = 0,
+              resume_from: TrainState | None = None, **hyperparameters) -> TrainHistory:
+        """Train W by minibatch SGD: :meth:`training` (see it for the arguments), then :meth:`Training.run`
+        with ``hooks`` and ``resume_from``."""
+        ready = self.training(X, y, params, X_val=X_val, y_val=y_val, optimizer=optimizer, schedule=schedule,
+                              checkpoint_every=checkpoint_every, **hyperparameters)
+        return ready.run(hooks, resume_from)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted labels (N,) int64 for preprocessed rows X (N, D) in the dtype of W:
@@ -236,6 +254,40 @@ class Softmax:
         if self.preprocessing is None:
             raise ValueError("the model has no preprocessing; pass Preprocessing(...) to Softmax()")
         return self.preprocessing
+
+
+@dataclass
+class Training:
+    """A training made ready by :meth:`Softmax.training`: the data checked, W made, the minibatch generator
+    seeded. :meth:`run` runs it once."""
+
+    model: Softmax
+    params: TrainParams
+    X: np.ndarray
+    y: np.ndarray
+    X_val: np.ndarray | None
+    y_val: np.ndarray | None
+    optimizer: Optimizer | None
+    schedule: Schedule | None
+    rng: np.random.Generator
+    checkpoint_every: int = 0
+
+    def run(self, hooks: TrainingHooks | None = None, resume_from: TrainState | None = None) -> TrainHistory:
+        """Train the model's W in place (:class:`softmax_exp.learn.sgd.SGDLoop`).
+
+        hooks : progress, evaluations, checkpoints and stop requests (``sgd.TrainingHooks``)
+        resume_from : a TrainState of the same training (same data, seed, hyperparameters) to go on from;
+            the result is bit-identical to a training that was never stopped
+
+        Returns the TrainHistory; ``diverged`` is set (and the loop stopped) when the loss or W stops being
+        finite.
+        """
+        model = self.model
+        if resume_from is not None:
+            model.W = _checkpoint_weights(resume_from, self.X)
+        loop = SGDLoop(get_kernel(model.kernel_name, checked=False), self.params, model.params.replace,
+                       self.optimizer, self.schedule, hooks, self.checkpoint_every)
+        return loop.run(model.W, self.X, self.y, self.rng, self.X_val, self.y_val, resume_from)
 
 
 def pixel_rows(images, image_shape: tuple[int, int, int]) -> np.ndarray:

@@ -2,17 +2,23 @@
 
 An optimizer's ``step(W, dW, lr)`` updates W in place and uses dW as scratch space (the kernel hands back
 a fresh dW every step), so a step allocates nothing. A schedule maps the iteration number to the rate.
+
+:class:`SGDParams` and :class:`MomentumParams` are the settings of each (the ``optimizer`` config group's
+schema), checked once when made; :meth:`SGDParams.build` makes the optimizer and the schedule from them,
+once per training. The classes and :func:`make_schedule` trust what they are given.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-OPTIMIZERS = ("sgd", "momentum")
+from softmax_exp.util.constraints import Boolean, Checked, GroupName, Integer, OneOf, Real, option
+
 SCHEDULES = ("none", "step", "cosine")
 
 Schedule = Callable[[int], float]
@@ -58,9 +64,7 @@ class Momentum:
     name = "momentum"
 
     def __init__(self, momentum: float = 0.9, nesterov: bool = False) -> None:
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
-            raise ValueError(f"optimizer.momentum must be a number in [0, 1); got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = float(momentum)  # in [0, 1): MomentumParams checks it
         self.nesterov = bool(nesterov)
         self.velocity: np.ndarray | None = None
 
@@ -92,13 +96,47 @@ class Momentum:
         self.velocity = np.array(state["velocity"], copy=True) if "velocity" in state else None
 
 
-def make_optimizer(name: str, momentum: float = 0.9, nesterov: bool = False) -> Optimizer:
-    """The optimizer called ``name`` (one of OPTIMIZERS); momentum / nesterov apply to 'momentum' only."""
-    if name == "sgd":
-        return SGD()
-    if name == "momentum":
-        return Momentum(momentum, nesterov)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+@dataclass
+class SGDParams(Checked):
+    """Plain SGD, the course's update: W -= lr_t * dW (conf/optimizer/sgd.yaml)."""
+
+    KEY = "optimizer."
+
+    name: str = option("sgd", GroupName("optimizer", lambda: OPTIMIZERS),
+                       "set by the group: optimizer=sgd | momentum")
+    schedule: str = option("none", OneOf(SCHEDULES), "none | step | cosine: lr_t over the iterations t")
+    step_size: int = option(100, Integer(low=1), "step: lr_t = lr * gamma ** (t // step_size)")
+    gamma: float = option(0.5, Real(low=0, high=1, low_open=True), "step: the factor, in (0, 1]")
+    min_lr: float = option(0.0, Real(low=0), "cosine: lr_t goes from lr down to min_lr at the last iteration")
+
+    def build(self, lr: float, num_iters: int) -> tuple[Optimizer, Schedule]:
+        """The optimizer these settings describe and the schedule of the rate ``lr`` over ``num_iters``
+        iterations (min_lr <= lr: the config's rule)."""
+        return SGD(), make_schedule(self.schedule, lr, num_iters, self.step_size, self.gamma, self.min_lr)
+
+
+@dataclass
+class MomentumParams(SGDParams):
+    """SGD with momentum: v = momentum * v + dW; W -= lr_t * v (Nesterov: W -= lr_t * (dW + momentum * v))
+    (conf/optimizer/momentum.yaml)."""
+
+    name: str = option("momentum", GroupName("optimizer", lambda: OPTIMIZERS))
+    momentum: float = option(0.9, Real(low=0, high=1, high_open=True), "in [0, 1)")
+    nesterov: bool = option(False, Boolean(), "the look-ahead form")
+
+    def build(self, lr: float, num_iters: int) -> tuple[Optimizer, Schedule]:
+        return Momentum(self.momentum, self.nesterov), super().build(lr, num_iters)[1]
+
+
+OPTIMIZERS: dict[str, type[SGDParams]] = {"sgd": SGDParams, "momentum": MomentumParams}
+
+
+def make_optimizer(name: str) -> Optimizer:
+    """An optimizer with the default settings of ``name`` (a key of OPTIMIZERS): what a checkpoint's
+    optimizer arrays are checked against."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name]().build(1.0, 1)[0]
 
 
 def make_schedule(
@@ -109,7 +147,8 @@ def make_schedule(
     gamma: float = 0.5,
     min_lr: float = 0.0,
 ) -> Schedule:
-    """Learning rate at iteration ``it`` (0-based), as a function.
+    """Learning rate at iteration ``it`` (0-based), as a function; the settings are SGDParams' (checked
+    there).
 
     none: ``lr``. step: ``lr * gamma ** (it // step_size)``. cosine: from ``lr`` at it = 0 down to
     ``min_lr`` at it = num_iters, half a cosine wave.
@@ -117,13 +156,7 @@ def make_schedule(
     if name == "none":
         return lambda it: lr
     if name == "step":
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"optimizer.step_size must be an integer >= 1; got {step_size!r}")
-        if not 0 < gamma <= 1:
-            raise ValueError(f"optimizer.gamma must be in (0, 1]; got {gamma!r}")
         return lambda it: lr * gamma ** (it // step_size)
     if name == "cosine":
-        if not 0 <= min_lr <= lr:
-            raise ValueError(f"optimizer.min_lr must be in [0, lr = {lr}]; got {min_lr!r}")
         return lambda it: min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * it / num_iters))
     raise ValueError(f"unknown schedule {name!r}; choose one of: {', '.join(SCHEDULES)}")

@@ -146,16 +146,18 @@ class SGDLoop:
     """One minibatch SGD training: ``W -= lr_t * dW`` (or the optimizer's update) ``num_iters`` times.
 
     kernel : an unchecked loss kernel ``(W, X, y, reg, idx) -> (loss, dW)`` (``get_kernel(name, False)``)
-    params : the hyperparameters; optimizer : default plain SGD; schedule : iteration -> rate, default lr
+    params : the hyperparameters; replace : minibatch rows drawn with replacement (the model's setting)
+    optimizer : default plain SGD; schedule : iteration -> rate, default lr
     hooks : see :class:`TrainingHooks` (default: none); checkpoint_every : 0 for no checkpoints
     """
 
-    def __init__(self, kernel: Kernel, params: TrainParams, optimizer: Optimizer | None = None,
-                 schedule: Schedule | None = None, hooks: TrainingHooks | None = None,
-                 checkpoint_every: int = 0) -> None:
+    def __init__(self, kernel: Kernel, params: TrainParams, replace: bool = True,
+                 optimizer: Optimizer | None = None, schedule: Schedule | None = None,
+                 hooks: TrainingHooks | None = None, checkpoint_every: int = 0) -> None:
         if type(checkpoint_every) is not int or checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be an integer >= 0 (0: never); got {checkpoint_every!r}")
-        self.kernel, self.params, self.checkpoint_every = kernel, params, checkpoint_every
+        self.kernel, self.params, self.replace = kernel, params, replace
+        self.checkpoint_every = checkpoint_every
         self.optimizer = optimizer if optimizer is not None else SGD()
         self.schedule = schedule if schedule is not None else (lambda it: params.lr)
         self.hooks = hooks if hooks is not None else NoHooks()
@@ -170,7 +172,7 @@ class SGDLoop:
         losses = np.empty(p.num_iters, dtype=np.float64)
         history = TrainHistory(losses[:0])
         start = self._restore(resume_from, rng, losses, history) if resume_from is not None else 0
-        stream = MinibatchStream(rng, X.shape[0], p.batch_size, p.replace)
+        stream = MinibatchStream(rng, X.shape[0], p.batch_size, self.replace)
         evaluate = _Evaluation(X, y, X_val, y_val, _eval_sample(X.shape[0], p.eval_train_rows), hooks)
         done = start
         # an overflow is not warned about: the loop finds a loss or W that is not finite and says so

@@ -12,6 +12,7 @@ says where it all went, and records the failures so that the entrypoint (softmax
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import json
 import logging
@@ -26,18 +27,21 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from softmax_exp import tracking
 from softmax_exp.config import Config, ConfigError, to_config
+from softmax_exp.config.fingerprints import result_config, sweep_fingerprint
 from softmax_exp.config.hydra_internals import split_sweep_arguments
 from softmax_exp.config.overrides import override_key, task_overrides
 from softmax_exp.data import DataError, check_dataset
 from softmax_exp.plots.heatmap import save_val_acc_heatmap_png
 from softmax_exp.sweep import results
-from softmax_exp.tracking import TrackingError, child_runs, resume, tags, views
+from softmax_exp.sweep.results import StudyRef, SweepInfo
+from softmax_exp.tracking import resume, tags, views
 from softmax_exp.tracking.links import experiment_link, run_link
+from softmax_exp.tracking.owners import is_stale
+from softmax_exp.tracking.provenance import environment_tags
 from softmax_exp.tracking.registry import register
-from softmax_exp.tracking.resume import result_config
-from softmax_exp.tracking.run import unique_run_name
+from softmax_exp.tracking.run import Run, unique_run_name
+from softmax_exp.tracking.store import Store, TrackingError, child_runs
 from softmax_exp.tracking.tags import FAILURE_TAG
 from softmax_exp.util import timing
 
@@ -100,41 +104,32 @@ class SweepCallback(Callback):
         num_jobs = count_jobs(config)
         name = (f"search {' x '.join(keys)} ({num_jobs} trials{_pruning(search)})" if search is not None else
                 f"sweep {' x '.join(keys) or 'of jobs'} ({num_jobs or '?'} jobs)")
-        info: dict[str, Any] = {
-            "sweep_id": uuid.uuid4().hex,
-            "name": name,
-            "command": " ".join(task_overrides(config.hydra)),
-            "num_jobs": num_jobs,
-            "sweep_keys": keys,
-            "parent_run_id": None,
-            "experiment_id": None,
-            "fingerprint": fingerprint(config, shared),
-        }
+        info = SweepInfo(uuid.uuid4().hex, name, " ".join(task_overrides(config.hydra)), num_jobs,
+                         tuple(keys), fingerprint(config, shared))
         storage = _explicit_storage(search)
         if storage is not None:  # a storage that does not open stops the search before its parent run
             _study().load_study(search, storage, create=True)
         if shared.tracking.enabled:
-            self._open_parent(shared, info, sweep_dir, swept_values(config), search, storage)
+            info = self._open_parent(shared, info, sweep_dir, swept_values(config), search, storage)
         elif search is not None:
-            info["study"] = search.as_info(storage or _study().default_storage(sweep_dir))
+            study = search.as_info(storage or _study().default_storage(sweep_dir))
+            info = dataclasses.replace(info, study=study)
         if search is not None and storage is None:  # the default journal, or the earlier search's
-            _study().load_study(search, info["study"]["storage"], create=True)
-        results.write_sweep_info(sweep_dir, info)
+            _study().load_study(search, info.study.storage, create=True)
+        info.write(sweep_dir)
 
-    def _open_parent(self, config: Config, info: dict[str, Any], sweep_dir: Path, swept: dict[str, str],
-                     search: StudySettings | None = None, storage: str | None = None) -> None:
+    def _open_parent(self, config: Config, info: SweepInfo, sweep_dir: Path, swept: dict[str, str],
+                     search: StudySettings | None = None, storage: str | None = None) -> SweepInfo:
         """The sweep's parent run: with ``resume``, the one of an earlier invocation of the same sweep
         (reopened; its stale children marked KILLED), else a new one. Two invocations starting at once
         both create one, then keep the older and trash their own. A search's parent links its study
         (tags): without an explicit storage, the study of the parent it goes on with, else a journal
-        file in this sweep folder."""
+        file in this sweep folder. Returns ``info`` with the parent, its store and its view filled in."""
         atexit.register(self._abandon)  # whatever happens next, the parent is never left RUNNING
         tcfg = config.tracking
-        uri = tracking.resolve_tracking_uri(tcfg.uri)
-        tracking.check_reachable(uri)
-        client = tracking.get_client(uri)
-        exp_id = tracking.get_or_create_experiment(client, tcfg.experiment, tcfg.artifact_root)
-        fp = info["fingerprint"]
+        store = Store.open(tcfg)
+        uri, client, exp_id = store.uri, store.client, store.experiment_id
+        fp = info.fingerprint
         earlier = resume.sweep_parents(client, exp_id, fp)
         if earlier and not config.resume:  # a forced rerun: the old sweep keeps its runs, not the name
             for run in earlier:
@@ -147,11 +142,11 @@ class SweepCallback(Callback):
             study_tags = {tags.STUDY_STORAGE_TAG: storage or _study().default_storage(sweep_dir),
                           tags.STUDY_NAME_TAG: search.study_name}
         if not earlier:
-            mine = tracking.Run.start(
-                uri, tcfg.experiment, unique_run_name(client, exp_id, info["name"]), experiment_id=exp_id,
+            mine = Run.start(
+                uri, tcfg.experiment, unique_run_name(client, exp_id, info.name), experiment_id=exp_id,
                 tags={tags.SWEEP_DIR_TAG: str(sweep_dir.resolve()), tags.SWEEP_FINGERPRINT_TAG: fp,
-                      tags.NUM_JOBS_TAG: info["num_jobs"], **tracking.environment_tags(), **study_tags,
-                      tags.NOTE_TAG: f"`python -m softmax_exp.train -m {info['command']}`: running"},
+                      tags.NUM_JOBS_TAG: info.num_jobs, **environment_tags(), **study_tags,
+                      tags.NOTE_TAG: f"`python -m softmax_exp.train -m {info.command}`: running"},
             )
             # Two invocations starting together elect the oldest parent (ties: the smaller run id). Created
             # in the same millisecond, each could look before the other's run is committed and both win:
@@ -160,51 +155,48 @@ class SweepCallback(Callback):
             first = resume.sweep_parents(client, exp_id, fp)[0]
             if first.info.run_id == mine.run_id:
                 self._parent = mine
-                self._parent.log_params({**_shared_params(config, info["sweep_keys"]), **swept})
+                self._parent.log_params({**_shared_params(config, info.sweep_keys), **swept})
             else:  # another invocation of this sweep got there first
                 mine.end("KILLED", f"duplicate parent of sweep {fp}; the sweep uses {first.info.run_id}")
                 client.delete_run(mine.run_id)
                 earlier = [first]
         if earlier:
             parent = earlier[0]
-            if tracking.is_stale(parent, stale_s):
+            if is_stale(parent, stale_s):
                 resume.mark_killed(client, parent)
             killed = resume.mark_stale_children(client, parent.info.run_id, stale_s)
             if search is not None and storage is None:  # the study of the search it goes on with
                 study_tags[tags.STUDY_STORAGE_TAG] = parent.data.tags.get(
                     tags.STUDY_STORAGE_TAG, _study().default_storage(sweep_dir))
-            self._parent = tracking.Run.reopen(uri, parent.info.run_id,
-                                               {tags.SWEEP_DIR_TAG: str(sweep_dir.resolve()), **study_tags})
+            self._parent = Run.reopen(uri, parent.info.run_id,
+                                      {tags.SWEEP_DIR_TAG: str(sweep_dir.resolve()), **study_tags})
             log.info(f"{parent.info.run_name}: going on with parent run {parent.info.run_id}"
                      + (f"; {len(killed)} run(s) of a dead process marked KILLED" if killed else ""))
-        info["parent_run_id"] = self._parent.run_id
-        info["view"] = _save_views(client, exp_id, self._parent.run_id, info["name"], info["sweep_keys"],
-                                   config.eval_test, search is not None and search.pruner != "none")
-        info["tracking_uri"] = uri
-        info["experiment_id"] = exp_id
-        info["register_model"] = tcfg.register_model
-        if search is not None:
-            info["study"] = search.as_info(study_tags[tags.STUDY_STORAGE_TAG])
+        view = _save_views(client, exp_id, self._parent.run_id, info.name, info.sweep_keys, config.eval_test,
+                           search is not None and search.pruner != "none")
+        study = search.as_info(study_tags[tags.STUDY_STORAGE_TAG]) if search is not None else None
+        return dataclasses.replace(info, parent_run_id=self._parent.run_id, view=view, tracking_uri=uri,
+                                   experiment_id=exp_id, register_model=tcfg.register_model, study=study)
 
     @_recorded
     @timing.timed("tracking")
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        info = results.read_sweep_info(sweep_dir)
+        info = SweepInfo.read(sweep_dir)
         if info is None:
             return
-        if info.get("study"):  # a search: every trial of its study, whichever process ran it
+        if info.study is not None:  # a search: every trial of its study, whichever process ran it
             study = _study()
-            jobs = study.study_results(study.load_study(info["study"], info["study"]["storage"]),
+            jobs = study.study_results(study.load_study(info.study, info.study.storage),
                                        study.stale_seconds(config))
         else:
-            jobs = results.collect_results(sweep_dir, info["sweep_id"])
+            jobs = results.collect_results(sweep_dir, info.sweep_id)
         summary = results.write_summary_csv(sweep_dir / results.SUMMARY_FILE, jobs)
         pruned = [r.status == "PRUNED" for r in jobs]
         heatmap = None
         if jobs:
             with timing.section("pictures"):
-                what = (f"{len(jobs)} trials, {sum(pruned)} pruned" if info.get("study") else
+                what = (f"{len(jobs)} trials, {sum(pruned)} pruned" if info.study is not None else
                         f"{len(jobs)} jobs")
                 heatmap = save_val_acc_heatmap_png(
                     sweep_dir / results.HEATMAP_FILE, [r.lr for r in jobs], [r.reg for r in jobs],
@@ -214,18 +206,18 @@ class SweepCallback(Callback):
         if any(pruned):
             iterations = sum(r.iterations for r in jobs)
             log.info(f"{sum(pruned)} of {len(jobs)} trials pruned, {iterations} SGD iterations in all")
-        missing = info["num_jobs"] is not None and len(jobs) < info["num_jobs"]
+        missing = info.num_jobs is not None and len(jobs) < info.num_jobs
         if failed:
             log.info(f"{len(failed)} of {len(jobs)} jobs failed (see {summary})")
         FAILED_JOBS.extend(failed)
         if missing:  # a job killed hard (a worker crash) leaves no result.json
-            log.info(f"{info['num_jobs'] - len(jobs)} job(s) left no result")
+            log.info(f"{info.num_jobs - len(jobs)} job(s) left no result")
             FAILED_JOBS.append(results.JobResult(-1, "missing", "FAILED", math.nan, math.nan,
                                                  reason="a job left no result"))
         if self._parent is not None:
             self._close_parent(info, jobs, summary, heatmap, failed, missing)
 
-    def _close_parent(self, info: dict[str, Any], jobs: list[results.JobResult], summary: Path,
+    def _close_parent(self, info: SweepInfo, jobs: list[results.JobResult], summary: Path,
                       heatmap: Path | None, failed: list, missing: bool) -> None:
         """Best job, note, files and status of the parent run; then where everything is."""
         best = results.best_result(jobs)
@@ -235,16 +227,16 @@ class SweepCallback(Callback):
             if best is not None:
                 parent.log_metric("best_val_acc", best.val_acc, step=0)
                 parent.set_tags({tags.BEST_RUN_ID_TAG: best.run_id, tags.BEST_RUN_NAME_TAG: best.run_name})
-                if info.get("register_model") and best.model_uri:
+                if info.register_model and best.model_uri:
                     test = f", test_acc {best.test_acc:.4f}" if math.isfinite(best.test_acc) else ""
                     about = (f"val_acc {best.val_acc:.4f} (train_acc {best.train_acc:.4f}{test}) with "
                              f"lr={best.lr:g}, reg={best.reg:g}: run {best.run_name} ({best.run_id})")
-                    version = register(parent.client, info["register_model"], best.model_uri, best.run_id,
+                    version = register(parent.client, info.register_model, best.model_uri, best.run_id,
                                        about)
                 _show_best_in_parent(parent, best)
             parent.set_tags({tags.NUM_FAILED_TAG: len(failed),
-                             tags.NOTE_TAG: results.format_note(info["command"], jobs, version,
-                                                                _study_line(info.get("study")))})
+                             tags.NOTE_TAG: results.format_note(info.command, jobs, version,
+                                                                _study_line(info.study))})
             parent.log_artifact(summary)
             if heatmap is not None:
                 parent.log_artifact(heatmap)
@@ -253,16 +245,16 @@ class SweepCallback(Callback):
             parent.end(status, f"{len(failed)} job(s) failed" if failed else None)
         self._say_where(info, best, version)
 
-    def _say_where(self, info: dict[str, Any], best: results.JobResult | None, version) -> None:
+    def _say_where(self, info: SweepInfo, best: results.JobResult | None, version) -> None:
         parent = self._parent.client.get_run(self._parent.run_id)
-        uri, run_id = info["tracking_uri"], parent.info.run_id
+        uri, run_id = info.tracking_uri, parent.info.run_id
         log.info(f"MLflow: parent run {parent.info.run_name!r} ({run_id}) in {uri}")
-        log.info(f"  browse it: {run_link(uri, info['experiment_id'], run_id)}")
-        if info.get("view"):
-            jobs = experiment_link(uri, info["experiment_id"], view=info["view"])
-            log.info(f"  its {'trials' if info.get('study') else 'jobs'}, best first: {jobs}")
-        if info.get("study"):
-            log.info(f"  its study: {_study().study_dashboard_command(info['study']['storage'])}")
+        log.info(f"  browse it: {run_link(uri, info.experiment_id, run_id)}")
+        if info.view:
+            jobs = experiment_link(uri, info.experiment_id, view=info.view)
+            log.info(f"  its {'trials' if info.study else 'jobs'}, best first: {jobs}")
+        if info.study is not None:
+            log.info(f"  its study: {_study().study_dashboard_command(info.study.storage)}")
         if best is not None:
             line = f"  best: {best.run_name} ({best.run_id}), val_acc {best.val_acc:f}"
             if math.isfinite(best.test_acc):  # reported for the job chosen by val_acc, never chosen by
@@ -299,7 +291,7 @@ def abort_sweeps(status: str = "KILLED") -> None:
 
 
 def fingerprint(config: DictConfig, shared: Config) -> str:
-    """The sweep's fingerprint (see :func:`softmax_exp.tracking.resume.sweep_fingerprint`) from Hydra's
+    """The sweep's fingerprint (see :func:`softmax_exp.config.fingerprints.sweep_fingerprint`) from Hydra's
     config (its overrides and sweeper) and the config the jobs share: same command, same config, same
     fingerprint, whatever the sweep directory. A search's fingerprint holds its study, pruner and sampler
     too (not n_trials: the same search with more trials goes on with its study)."""
@@ -309,8 +301,8 @@ def fingerprint(config: DictConfig, shared: Config) -> str:
         keys = ("study_name", "storage", "direction", "pruner", "pruner_args", "sampler")
         settings = OmegaConf.to_container(sweeper, resolve=True)
         identity += " " + json.dumps({k: settings.get(k) for k in keys}, sort_keys=True, default=str)
-    return resume.sweep_fingerprint(shared, [o.input_line for o in _sweep_overrides(config)], identity,
-                                    dict(sweeper.get("params") or {}))
+    return sweep_fingerprint(shared, [o.input_line for o in _sweep_overrides(config)], identity,
+                             dict(sweeper.get("params") or {}))
 
 
 def count_jobs(config: DictConfig) -> int | None:
@@ -357,11 +349,11 @@ def _explicit_storage(search: StudySettings | None) -> str | None:
     return _study().absolute_storage(search.storage) if search is not None and search.storage else None
 
 
-def _study_line(study: dict[str, Any] | None) -> str:
-    if not study:
+def _study_line(study: StudyRef | None) -> str:
+    if study is None:
         return ""
-    return (f"Optuna study `{study['study_name']}` ({study['n_trials']} trials, pruner {study['pruner']}): "
-            f"`{_study().study_dashboard_command(study['storage'])}`")
+    return (f"Optuna study `{study.study_name}` ({study.n_trials} trials, pruner {study.pruner}): "
+            f"`{_study().study_dashboard_command(study.storage)}`")
 
 
 def sweep_keys(config: DictConfig) -> list[str]:
@@ -384,14 +376,14 @@ def _sweep_overrides(config: DictConfig) -> list:
     return [o for o in parsed if o.is_sweep_override()]
 
 
-def _shared_params(config: Config, swept: list[str]) -> dict[str, Any]:
+def _shared_params(config: Config, swept: tuple[str, ...]) -> dict[str, Any]:
     """What all jobs of the sweep share and can change a result: the config's params without the swept
     keys."""
     prefixes = tuple(f"{k}." for k in swept)
     return {k: v for k, v in result_config(config).items() if k not in swept and not k.startswith(prefixes)}
 
 
-def _save_views(client, experiment_id: str, parent_run_id: str, name: str, keys: list[str],
+def _save_views(client, experiment_id: str, parent_run_id: str, name: str, keys: tuple[str, ...],
                 test_acc: bool, pruned: bool = False) -> str | None:
     """The experiment's view with this sweep's columns (the latest sweep's), and the sweep's own view of
     its jobs (a pruning search's: with the column saying which were pruned, where); the key of the sweep's

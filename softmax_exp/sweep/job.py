@@ -3,58 +3,82 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from typing import Any
 
+from omegaconf.errors import OmegaConfBaseException
+
 from softmax_exp.config import to_config
+from softmax_exp.config.overrides import run_name
 from softmax_exp.job.context import JobContext
-from softmax_exp.job.fit import fit
-from softmax_exp.sweep.results import JobResult, write_result
+from softmax_exp.job.fit import Training
+from softmax_exp.sweep.results import JobResult, SweepInfo, write_result
 from softmax_exp.tracking.tags import TRIAL_TAG
 
 log = logging.getLogger(__name__)
 
 
-def run_job(cfg: Any, job: JobContext, info: dict[str, Any] | None) -> float:
+def run_job(cfg: Any, job: JobContext, info: SweepInfo | None) -> float:
     """Train the job ``job`` of the sweep described by ``info`` (sweep.json; None without the sweep
     callback) from Hydra's config ``cfg``; return its val_acc, NaN if it failed (what sweepers read).
 
     A bad config, bad data or a divergence fail this job only: its run (if any) ends FAILED, its
     result.json says why, and a line on stderr names it. Ctrl-C records it KILLED and goes on up.
     """
-    what = "trial" if info is not None and info.get("study") else "job"
+    num = job.sweep.job_num if job.sweep is not None else 0
+    lr, reg = _number(cfg, "lr"), _number(cfg, "reg")
+    name = run_name(job.overrides, lr, reg, job.name_keys)
+    search = info is not None and info.study is not None
+    what = "trial" if search else "job"
     if info is not None:
-        job.parent_run_id, job.experiment_id = info["parent_run_id"], info["experiment_id"]
-        job.sweep_id = info["sweep_id"]
-        log.info(f"{what} {job.job_num + 1}/{info['num_jobs'] or '?'}: {job.run_name}")
-    result: dict[str, Any] = dict(job=job.job_num, run_name=job.run_name, status="FAILED", lr=math.nan,
-                                  reg=math.nan, output_dir=str(job.output_dir), sweep_id=job.sweep_id or "")
+        log.info(f"{what} {num + 1}/{info.num_jobs or '?'}: {name}")
+    result = JobResult(num, name, "FAILED", lr, reg, output_dir=str(job.output_dir),
+                       sweep_id=info.sweep_id if info is not None else "")
+    training: Training | None = None
     try:
-        result.update(lr=float(cfg.lr), reg=float(cfg.reg))
         config = to_config(cfg)
-        if info is not None and info.get("study"):  # a trial of a search: reports to it, may be pruned
+        if search:  # a trial of a search: reports to it, may be pruned
             from softmax_exp.sweep.trial import TrialReporter  # optuna (0.3 s): only in a search
 
-            job.stop_early = TrialReporter(info["study"], job.job_num)
-            job.extra_tags[TRIAL_TAG] = str(job.job_num)
-        outcome = fit(config, job)
-        result.update(outcome.metrics, status=outcome.status, run_id=outcome.run_id or "",
-                      reason=outcome.history.diverged or "", note=outcome.note, run_name=job.run_name,
-                      model_uri=outcome.model_uri or "", iterations=len(outcome.history.loss))
+            job = dataclasses.replace(job, stop_early=TrialReporter(info.study, num),
+                                      tags={**job.tags, TRIAL_TAG: str(num)})
+        training = Training(config, job)
+        outcome = training.run()
+        metrics = {k: v for k, v in outcome.metrics.items() if k in ("train_acc", "val_acc", "test_acc")}
+        result = dataclasses.replace(
+            result, **metrics, status=outcome.status, run_id=outcome.run_id or "",
+            reason=outcome.history.diverged or "", note=outcome.note, run_name=outcome.run_name or name,
+            model_uri=outcome.model_uri or "", iterations=len(outcome.history.loss))
         if outcome.note:
-            log.info(f"{what} {job.job_num + 1}: {outcome.note}")
+            log.info(f"{what} {num + 1}: {outcome.note}")
     except KeyboardInterrupt:
-        result.update(status="KILLED", reason="interrupted", run_id=job.run_id or "")
+        result = dataclasses.replace(result, status="KILLED", reason="interrupted", **_run_of(training))
         raise
     except Exception as e:  # one failing job never stops the sweep
-        result.update(reason=f"{type(e).__name__}: {e}", run_id=job.run_id or "")
+        result = dataclasses.replace(result, reason=f"{type(e).__name__}: {e}", **_run_of(training))
     finally:
-        result.pop("loss", None)
-        write_result(job.output_dir, JobResult(**result))
-    if result["status"] == "PRUNED":
-        return float(result.get("val_acc", math.nan))
-    if result["status"] != "FINISHED":
-        log.warning(f"job {job.job_num + 1} {result['status']}: {result['reason']}")
+        write_result(job.output_dir, result)
+    if result.status == "PRUNED":
+        return result.val_acc
+    if result.status != "FINISHED":
+        log.warning(f"job {num + 1} {result.status}: {result.reason}")
         return math.nan
-    return float(result.get("val_acc", math.nan))
+    return result.val_acc
+
+
+def _run_of(training: Training | None) -> dict[str, str]:
+    """The run (id and name) a training that raised had, for its result."""
+    if training is None:
+        return {}
+    return {"run_id": training.run_id or "", "run_name": training.run_name}
+
+
+def _number(cfg: Any, key: str) -> float:
+    """``cfg[key]`` as a float for a job's name; NaN when it does not resolve (the job then fails on it
+    with its own line)."""
+    try:
+        return float(cfg[key])
+    except (OmegaConfBaseException, TypeError, ValueError):
+        return math.nan

@@ -12,7 +12,7 @@ import csv
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -65,17 +65,63 @@ class JobResult:
 _FIELDS = {f.name for f in fields(JobResult)}
 
 
-def write_sweep_info(sweep_dir: str | Path, info: dict[str, Any]) -> Path:
-    """Write ``sweep.json`` (keys: sweep_id, name, num_jobs, parent_run_id, experiment_id, sweep_keys)."""
-    path = Path(sweep_dir) / SWEEP_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_text(path, json.dumps(info, indent=1))
+@dataclass(frozen=True)
+class StudyRef:
+    """A search's Optuna study as its jobs find it (sweep.json's ``study``): where it is stored, its name,
+    the direction of its value, its pruner (with the pruner's arguments) and its number of trials."""
+
+    storage: str
+    study_name: str
+    direction: str
+    pruner: str
+    n_trials: int
+    pruner_args: dict[str, Any] = field(default_factory=dict)
 
 
-def read_sweep_info(sweep_dir: str | Path) -> dict[str, Any] | None:
-    """The sweep's ``sweep.json``, or None when there is none (a sweep started without the callback)."""
-    path = Path(sweep_dir) / SWEEP_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+@dataclass(frozen=True)
+class SweepInfo:
+    """``sweep.json``: what every job of a sweep reads, written by the sweep callback before the first.
+
+    sweep_id : tells this sweep's result.json files from another's in the same folder
+    name, command : the parent run's name and the command line's overrides
+    num_jobs : the jobs the sweeper will launch (None: unknown)
+    sweep_keys : the keys the sweep varies (a job's run is named by them)
+    fingerprint : the sweep's (softmax_exp.config.fingerprints.sweep_fingerprint)
+    parent_run_id, experiment_id, tracking_uri : the parent MLflow run, its experiment and store (None
+        untracked)
+    view : the key of the sweep's saved view of its jobs; register_model : the registered model's name
+    study : a search's study (None for a grid)
+    """
+
+    sweep_id: str
+    name: str
+    command: str
+    num_jobs: int | None
+    sweep_keys: tuple[str, ...]
+    fingerprint: str
+    parent_run_id: str | None = None
+    experiment_id: str | None = None
+    tracking_uri: str | None = None
+    view: str | None = None
+    register_model: str | None = None
+    study: StudyRef | None = None
+
+    def write(self, sweep_dir: str | Path) -> Path:
+        """Write ``sweep.json`` into the sweep folder (created if missing), whole or not at all."""
+        path = Path(sweep_dir) / SWEEP_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_text(path, json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def read(cls, sweep_dir: str | Path) -> SweepInfo | None:
+        """The sweep's ``sweep.json``, or None when there is none (a sweep started without the callback)."""
+        path = Path(sweep_dir) / SWEEP_FILE
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        study = data.pop("study", None)
+        return cls(**{**data, "sweep_keys": tuple(data.get("sweep_keys") or ()),
+                      "study": StudyRef(**study) if study else None})
 
 
 def write_result(output_dir: str | Path, result: JobResult) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 from hydra.core.utils import JobReturn
 from omegaconf import DictConfig, OmegaConf
 
-from softmax_exp.sweep.results import RESULT_FILE, JobResult, read_sweep_info
+from softmax_exp.sweep.results import RESULT_FILE, JobResult, SweepInfo
 from softmax_exp.sweep.study import (
     Claimed,
     StudySettings,
@@ -41,9 +41,9 @@ def run_search(launcher: Any, config: DictConfig, arguments: Sequence[str]) -> l
     overrides. Returns the JobReturns of the trials this process ran."""
     settings = StudySettings.of(config.hydra.sweeper)
     sweep_dir = Path(config.hydra.sweep.dir)
-    info = read_sweep_info(sweep_dir)  # the sweep callback's: it chose the storage (a resumed search's)
-    if info is not None and info.get("study"):
-        storage = info["study"]["storage"]
+    info = SweepInfo.read(sweep_dir)  # the sweep callback's: it chose the storage (a resumed search's)
+    if info is not None and info.study is not None:
+        storage = info.study.storage
     else:
         storage = absolute_storage(settings.storage) if settings.storage else default_storage(sweep_dir)
     shared = load_study(settings, storage, create=True)

@@ -46,7 +46,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, Jou
 
 from softmax_exp.config import ConfigError
 from softmax_exp.config.overrides import override_key
-from softmax_exp.sweep.results import JobResult
+from softmax_exp.sweep.results import JobResult, StudyRef
 from softmax_exp.tracking.owners import owner_gone, owner_tags
 from softmax_exp.tracking.tags import HEARTBEAT_TAG, HOST_TAG, PID_TAG
 
@@ -121,10 +121,10 @@ class StudySettings:
                               f"optuna.samplers.TPESampler); got {spec.get('_target_')!r}")
         return sampler
 
-    def as_info(self, storage: str) -> dict[str, Any]:
+    def as_info(self, storage: str) -> StudyRef:
         """What a job needs to report to its trial (sweep.json's ``study``)."""
-        return {"storage": storage, "study_name": self.study_name, "direction": self.direction,
-                "pruner": self.pruner, "pruner_args": self.pruner_args, "n_trials": self.n_trials}
+        return StudyRef(storage, self.study_name, self.direction, self.pruner, self.n_trials,
+                        dict(self.pruner_args))
 
 
 def make_pruner(name: str, args: Mapping[str, Any]) -> optuna.pruners.BasePruner:
@@ -212,13 +212,13 @@ class SharedStudy:
         return self.study.study_name
 
 
-def load_study(info: StudySettings | Mapping[str, Any], storage: str, create: bool = False) -> SharedStudy:
+def load_study(info: StudySettings | StudyRef, storage: str, create: bool = False) -> SharedStudy:
     """The study named in the settings (or a job's sweep.json ``study``) in ``storage``, created if
     ``create`` and missing; ConfigError if it is missing, or holds the other direction."""
     info = info.as_info(storage) if isinstance(info, StudySettings) else info
-    pruner = make_pruner(info["pruner"], info.get("pruner_args") or {})
+    pruner = make_pruner(info.pruner, info.pruner_args)
     backend = open_storage(storage)
-    name, direction = info["study_name"], info["direction"]
+    name, direction = info.study_name, info.direction
     try:
         if create:
             study = optuna.create_study(storage=backend, study_name=name, direction=direction, pruner=pruner,

@@ -1,12 +1,14 @@
 """The MLflow side of one training: its run found, reused, reopened or started; its metrics, checkpoints
 and artifacts sent; its end.
 
-:meth:`TrackedJob.find` looks the job up in the store before any data is loaded (with ``resume``: its
-earlier runs, see :mod:`softmax_exp.tracking.resume`). In a sweep, a job that FINISHED before is reused
-as it is (:attr:`TrackedJob.finished_before`). Otherwise :meth:`TrackedJob.open` goes on with the stopped
-run of the job from its checkpoint, or starts a new run; the training then feeds it through
-:meth:`on_eval` and :meth:`on_checkpoint`, and :meth:`finish` sends the last metrics and the artifacts and
-ends it. As a context manager the job's run ends FAILED on an exception and KILLED on Ctrl-C: never RUNNING.
+It is handed a :class:`RunSpec` (what to record, worked out by the job layer from the config: no config
+or Hydra here). :meth:`TrackedJob.find` looks the job up in the store before any data is loaded (with
+``resume``: its earlier runs, see :mod:`softmax_exp.tracking.resume`). In a sweep, a job that FINISHED
+before is reused as it is (:attr:`TrackedJob.finished_before`). Otherwise :meth:`TrackedJob.open` goes on
+with the stopped run of the job from its checkpoint, or starts a new run; the training then feeds it
+through :meth:`on_eval` and :meth:`on_checkpoint`, and :meth:`finish` sends the last metrics and the
+artifacts and ends it. As a context manager the job's run ends FAILED on an exception and KILLED on
+Ctrl-C: never RUNNING.
 """
 
 from __future__ import annotations
@@ -14,23 +16,20 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from softmax_exp.config import Config
 from softmax_exp.learn.checkpoint import checkpoint_name, load_resumable_checkpoint, save_checkpoint
-from softmax_exp.tracking import resume
+from softmax_exp.tracking import mlflow_internals, resume
 from softmax_exp.tracking.logged_model import log_model
 from softmax_exp.tracking.provenance import environment_tags, git_state
 from softmax_exp.tracking.run import Run, unique_run_name
-from softmax_exp.tracking.store import (
-    check_reachable,
-    get_client,
-    get_or_create_experiment,
-    resolve_tracking_uri,
-)
+from softmax_exp.tracking.settings import TrackingConfig
+from softmax_exp.tracking.store import Store
 from softmax_exp.tracking.tags import (
     ATTEMPT_TAG,
     CHECKPOINT_TAG,
@@ -38,12 +37,10 @@ from softmax_exp.tracking.tags import (
     FAILURE_TAG,
     FINGERPRINT_TAG,
     GIT_COMMIT_TAG,
-    JOB_NUM_TAG,
     MODEL_URI_TAG,
     NOTE_TAG,
     RESUMED_TAG,
     STOPPED_TAG,
-    SWEEP_ID_TAG,
     THREADS_TAG,
 )
 from softmax_exp.util import timing
@@ -51,43 +48,65 @@ from softmax_exp.util.atomic import temp_dir
 
 if TYPE_CHECKING:
     from softmax_exp.data import Dataset
-    from softmax_exp.job.context import JobContext
     from softmax_exp.learn.model import Softmax
     from softmax_exp.learn.sgd import EvalPoint, TrainHistory, TrainState
 
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What the store is to record of one training, worked out from its config by the job layer.
+
+    settings : the tracking settings (store, experiment, artifact root, liveness, metric windows)
+    fingerprint : the config's fingerprint (softmax_exp.config.fingerprints): finds its earlier runs
+    name : the run's name (outside a sweep, suffixed ``#2``, ... when the experiment has it already)
+    params : what can change the result, as dotted keys (the data's sizes are added)
+    resume : look for earlier runs of the same config (reuse, go on from a checkpoint)
+    num_iters, optimizer : what a checkpoint must belong to (its iteration, its optimizer's state)
+    checkpoint_min_seconds : no checkpoint sooner than this after the start or the last one
+    parent_run_id, experiment_id : a sweep's parent run and its experiment (None: a single training)
+    tags : more tags on a run it starts (the sweep's id and the job's number, a trial's number)
+    """
+
+    settings: TrackingConfig
+    fingerprint: str
+    name: str
+    params: Mapping[str, Any]
+    num_iters: int
+    optimizer: str
+    resume: bool = True
+    checkpoint_min_seconds: float = 10.0
+    parent_run_id: str | None = None
+    experiment_id: str | None = None
+    tags: Mapping[str, Any] = field(default_factory=dict)
 
 
 class TrackedJob:
     """One training's MLflow run, from lookup to end (see the module's doc)."""
 
-    def __init__(self, cfg: Config, job: JobContext, uri: str, experiment_id: str, fingerprint: str,
-                 earlier: resume.Earlier) -> None:
-        self.cfg, self.job, self.uri = cfg, job, uri
-        self.experiment_id, self.fingerprint, self.earlier = experiment_id, fingerprint, earlier
+    def __init__(self, spec: RunSpec, store: Store, experiment_id: str, earlier: resume.Earlier) -> None:
+        self.spec, self.store, self.uri = spec, store, store.uri
+        self.experiment_id, self.earlier = experiment_id, earlier
         self.run: Run | None = None
+        self.run_name = spec.name  # as the store has it, once it is known
         self.log: _MetricLog | None = None
         self.model_uri: str | None = None  # the run's logged MLflow model
         self.params: dict[str, Any] | None = None  # the run's params (None: a reopened run, ask the run)
         self._checkpointed_at = time.monotonic()
         if self.finished_before is not None:  # reused as it is: its name and model
-            job.run_name = self.finished_before.info.run_name
+            self.run_name = self.finished_before.info.run_name
             self.model_uri = self.finished_before.data.tags.get(MODEL_URI_TAG)
 
     @classmethod
     @timing.timed("tracking")
-    def find(cls, cfg: Config, job: JobContext) -> TrackedJob:
+    def find(cls, spec: RunSpec) -> TrackedJob:
         """Find the store (failing fast if a server does not answer), the experiment, and with ``resume``
         the earlier runs of this job. Loads no data."""
-        tcfg = cfg.tracking
-        uri = resolve_tracking_uri(tcfg.uri)
-        check_reachable(uri)
-        client = get_client(uri)
-        exp_id = job.experiment_id or get_or_create_experiment(client, tcfg.experiment, tcfg.artifact_root)
-        fingerprint = resume.config_fingerprint(cfg)
-        stale_s = 60.0 * tcfg.stale_after_min
-        earlier = (resume.earlier_runs(client, exp_id, fingerprint, job.parent_run_id, stale_s)
-                   if cfg.resume else resume.Earlier())
-        return cls(cfg, job, uri, exp_id, fingerprint, earlier)
+        store = Store.open(spec.settings, spec.experiment_id)
+        exp_id = store.experiment_id
+        stale_s = 60.0 * spec.settings.stale_after_min
+        earlier = (resume.earlier_runs(store.client, exp_id, spec.fingerprint, spec.parent_run_id, stale_s)
+                   if spec.resume else resume.Earlier())
+        return cls(spec, store, exp_id, earlier)
 
     @property
     def run_id(self) -> str | None:
@@ -97,7 +116,7 @@ class TrackedJob:
     @property
     def finished_before(self):
         """In a sweep, the FINISHED run of this job (an mlflow Run) to reuse, not train; else None."""
-        return self.earlier.finished if self.job.parent_run_id else None
+        return self.earlier.finished if self.spec.parent_run_id else None
 
     @timing.timed("tracking")
     def open(self, data: Dataset, n_threads: int) -> TrainState | None:
@@ -117,16 +136,15 @@ class TrackedJob:
                 attempt = int(old.data.tags.get(ATTEMPT_TAG, "1")) + 1
                 tags = {RESUMED_TAG: state.iteration, ATTEMPT_TAG: attempt, THREADS_TAG: n_threads}
                 self.run = Run.reopen(self.uri, old.info.run_id, tags)
-                self.job.run_name, self.job.run_id = old.info.run_name, self.run.run_id
+                self.run_name = old.info.run_name
                 if FAILURE_TAG in old.data.tags:  # why it stopped last time: no longer true
                     self.run.client.delete_tag(self.run.run_id, FAILURE_TAG)
-                self.log = _MetricLog.resuming(self.run, self.cfg.tracking.log_every)
+                self.log = _MetricLog.resuming(self.run, self.spec.settings.log_every)
                 return state
         self.run = self._start(data, n_threads)
-        self.job.run_id = self.run.run_id
-        if self.job.parent_run_id and unfinished:
+        if self.spec.parent_run_id and unfinished:
             resume.supersede(self.run.client, unfinished, self.run.run_id)
-        self.log = _MetricLog(self.run, self.cfg.tracking.log_every)
+        self.log = _MetricLog(self.run, self.spec.settings.log_every)
         return None
 
     @timing.timed("tracking")
@@ -141,14 +159,14 @@ class TrackedJob:
         checkpoint file of the run is deleted (the previous one, the one resumed from, one a kill left
         before its tag moved). A kill at any moment leaves the tag on a complete checkpoint. No checkpoint
         is written sooner than ``checkpoint_min_seconds`` after the start or the last one."""
-        if time.monotonic() - self._checkpointed_at < self.cfg.checkpoint_min_seconds:
+        if time.monotonic() - self._checkpointed_at < self.spec.checkpoint_min_seconds:
             return  # a training this short is cheaper to run again than to checkpoint
         self._checkpointed_at = time.monotonic()
         self.log.losses(state.loss)
         self.run.flush()
         name = checkpoint_name(state.iteration)
         with temp_dir("checkpoint") as tmp:
-            self.run.log_artifact(save_checkpoint(tmp / name, state, self.fingerprint), "checkpoints")
+            self.run.log_artifact(save_checkpoint(tmp / name, state, self.spec.fingerprint), "checkpoints")
         current = f"checkpoints/{name}"
         self.run.set_tags({CHECKPOINT_TAG: current})
         for old in self.run.client.list_artifacts(self.run.run_id, "checkpoints"):
@@ -157,13 +175,14 @@ class TrackedJob:
 
     @timing.timed("tracking")
     def finish(self, history: TrainHistory, metrics: dict[str, float], artifacts: Path, model: Softmax,
-               data: Dataset) -> None:
+               data: Dataset, note: str) -> None:
         """Send the losses not sent yet, test_acc if measured, the files in the folder ``artifacts``, the
-        model as an MLflow model (unless the training diverged), and end the run FINISHED (FAILED with
-        the reason if the training diverged): params, tags and metrics go in one call if they fit."""
+        model as an MLflow model (unless the training diverged or was stopped early), the one-line ``note``
+        (MLflow's description of the run), and end the run FINISHED (FAILED with the reason if the
+        training diverged): params, tags and metrics go in one call if they fit."""
         self.log.finish(history.loss, metrics.get("test_acc"))
         self.run.log_artifacts(artifacts)
-        tags = {NOTE_TAG: run_note(self.cfg, metrics, len(history.loss), history.diverged, history.stopped)}
+        tags = {NOTE_TAG: note}
         if history.stopped:  # a pruned trial: its metrics so far, no model
             tags[STOPPED_TAG] = history.stopped
         elif not history.diverged:
@@ -180,31 +199,27 @@ class TrackedJob:
         self.run.__exit__(exc_type, exc, tb)
 
     def _start(self, data: Dataset, n_threads: int) -> Run:
-        cfg, job = self.cfg, self.job
+        spec = self.spec
         tags = {
-            FINGERPRINT_TAG: self.fingerprint,
+            FINGERPRINT_TAG: spec.fingerprint,
             ATTEMPT_TAG: 1,
             THREADS_TAG: n_threads,
             DATASET_TAG: data.fingerprint,
             **environment_tags(),
+            **spec.tags,
         }
-        if job.sweep_id:
-            tags.update({SWEEP_ID_TAG: job.sweep_id, JOB_NUM_TAG: job.job_num})
-        tags.update(job.extra_tags)
-        client = get_client(self.uri)
-        if not job.parent_run_id:  # a sweep's children are named apart by what the sweep varies
-            job.run_name = unique_run_name(client, self.experiment_id, job.run_name)
-        run = Run.start(self.uri, cfg.tracking.experiment, job.run_name, parent_run_id=job.parent_run_id,
+        if not spec.parent_run_id:  # a sweep's children are named apart by what the sweep varies
+            self.run_name = unique_run_name(self.store.client, self.experiment_id, self.run_name)
+        run = Run.start(self.uri, spec.settings.experiment, self.run_name, parent_run_id=spec.parent_run_id,
                         tags=tags, experiment_id=self.experiment_id)
         try:
             # params are what can change a result; settings that cannot (progress, threads, tracking,
             # resume, checkpoints, cache) are not clutter there
-            params: dict[str, Any] = resume.result_config(cfg)
-            params.update(n_train=data.X_train.shape[0], n_val=data.X_val.shape[0],
-                          n_test=data.X_test.shape[0], dim=data.dim, num_classes=data.num_classes)
+            params = {**spec.params, "n_train": data.X_train.shape[0], "n_val": data.X_val.shape[0],
+                      "n_test": data.X_test.shape[0], "dim": data.dim, "num_classes": data.num_classes}
             run.log_params(params)  # buffered: sent with the first metrics, or at the end
             self.params = params
-            log_dataset_inputs(run, cfg, data)
+            log_dataset_inputs(run, data)
         except BaseException as e:
             run.__exit__(type(e), e, e.__traceback__)  # ended as a `with` block ends it
             raise
@@ -216,12 +231,12 @@ class TrackedJob:
         path = run.data.tags[CHECKPOINT_TAG]
         with temp_dir("checkpoint") as tmp:
             try:
-                local = get_client(self.uri).download_artifacts(run.info.run_id, path, str(tmp))
+                local = self.store.client.download_artifacts(run.info.run_id, path, str(tmp))
             except Exception as e:  # a missing or unreadable artifact: train from the start instead
                 raise ValueError(f"cannot read checkpoint {path} of run {run.info.run_id} ({e})") from None
-            return load_resumable_checkpoint(local, self.fingerprint, dim=data.dim,
+            return load_resumable_checkpoint(local, self.spec.fingerprint, dim=data.dim,
                                              num_classes=data.num_classes, dtype=data.X_train.dtype,
-                                             num_iters=self.cfg.num_iters, optimizer=self.cfg.optimizer.name)
+                                             num_iters=self.spec.num_iters, optimizer=self.spec.optimizer)
 
 
 def _check_same_code_and_data(run, data: Dataset) -> None:
@@ -236,30 +251,13 @@ def _check_same_code_and_data(run, data: Dataset) -> None:
                          f"{tags[DATASET_TAG][:12]}): its checkpoint is not resumed")
 
 
-def run_note(cfg: Config, metrics: dict[str, float], iterations: int, diverged: str | None,
-             stopped: str | None = None) -> str:
-    """A run's one-line description (MLflow's note): what was trained and what it reached."""
-    opt = cfg.optimizer
-    what = (f"{cfg.dataset.name}, {opt.name}{'' if opt.schedule == 'none' else ' + ' + opt.schedule} "
-            f"lr={cfg.lr:g} reg={cfg.reg:g}, {iterations} iterations of batch {cfg.batch_size}")
-    if diverged:
-        return f"{what}: diverged ({diverged})"
-    reached = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("val_acc", "train_acc", "test_acc") if k in metrics)
-    if stopped:
-        return f"{what}: {stopped}, {reached} so far"
-    return f"{what}: {reached}"
-
-
-def log_dataset_inputs(run: Run, cfg: Config, data: Dataset) -> None:
+def log_dataset_inputs(run: Run, data: Dataset) -> None:
     """The run's training and validation data as MLflow dataset inputs (the run list's Dataset column):
     name, source, the dataset fingerprint as digest (not hashed again), the arrays' schema and shape."""
     from mlflow.entities import Dataset as DatasetEntity
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.exceptions import MlflowException
-    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    source = str(getattr(cfg.dataset, "root", None) or "") or (
-        "sklearn.datasets.load_digits" if cfg.dataset.name == "digits" else "")
     inputs = []
     for split, context in (("train", "training"), ("val", "validation")):
         X, y = getattr(data, f"X_{split}"), getattr(data, f"y_{split}")
@@ -269,10 +267,10 @@ def log_dataset_inputs(run: Run, cfg: Config, data: Dataset) -> None:
         schema = {"mlflow_tensorspec": {"features": spec(X, [-1, X.shape[1]]), "targets": spec(y, [-1])}}
         entity = DatasetEntity(
             name=f"{data.name}/{split}", digest=data.fingerprint[:32],  # MLflow keeps at most 36 chars
-            source_type="local", source=json.dumps({"uri": source}), schema=json.dumps(schema),
+            source_type="local", source=json.dumps({"uri": data.source}), schema=json.dumps(schema),
             profile=json.dumps({"num_rows": int(X.shape[0]), "num_features": int(X.shape[1]),
                                 "num_classes": data.num_classes}))
-        inputs.append(DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+        inputs.append(DatasetInput(entity, tags=[InputTag(mlflow_internals.DATASET_CONTEXT_TAG, context)]))
     for attempt in range(3):
         try:
             run.client.log_inputs(run.run_id, datasets=inputs)

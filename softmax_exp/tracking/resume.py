@@ -1,9 +1,8 @@
-"""What was done before: config fingerprints, and the earlier MLflow runs of a job or a sweep.
+"""What was done before: the earlier MLflow runs of a job or a sweep, found by their fingerprints.
 
-A job's *config fingerprint* is a hash of its config without the keys that cannot change its
-result (progress bar, threads, tracking, resume, checkpoint period, cache location). A sweep's
-fingerprint hashes the config it shares with all its jobs and what it varies. Both are logged as tags,
-so rerunning a command finds its earlier runs in the store whatever output directory Hydra picks:
+A job's run carries its config's fingerprint and a sweep's parent the sweep's (both made by
+softmax_exp.config.fingerprints) as tags, so rerunning a command finds its earlier runs in the store
+whatever output directory Hydra picks:
 
 * a job whose run FINISHED is skipped (its metrics are reused);
 * a job whose run was KILLED (or FAILED: a full disk, a time limit) with a checkpoint goes on from the
@@ -14,13 +13,10 @@ so rerunning a command finds its earlier runs in the store whatever output direc
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from softmax_exp.config import flatten, is_result_key
-from softmax_exp.config.overrides import override_key
 from softmax_exp.tracking.owners import is_stale
 from softmax_exp.tracking.store import child_runs
 from softmax_exp.tracking.tags import (  # noqa: F401 (the resume tags are read from here too)
@@ -35,29 +31,10 @@ from softmax_exp.tracking.tags import (  # noqa: F401 (the resume tags are read 
     SUPERSEDED_TAG,
     SWEEP_FINGERPRINT_TAG,
 )
-from softmax_exp.util.fingerprint import json_digest
 
 
 class JobRunningElsewhere(RuntimeError):
     """The same job is being trained right now by another live process."""
-
-
-def config_fingerprint(config: Any) -> str:
-    """64 hex digits identifying what a training computes: its config (a Config, or a plain mapping
-    shaped like one) without :data:`softmax_exp.config.NON_RESULT_KEYS`."""
-    return json_digest(result_config(config))
-
-
-def sweep_fingerprint(config: Any, sweep_overrides: Iterable[str], sweeper: str,
-                      sweeper_params: Mapping[str, Any]) -> str:
-    """64 hex digits identifying a sweep: the config its jobs share (without the swept keys), its sweep
-    overrides (``lr=1e-3,1e-2``, in key order) and its sweeper with the sweeper's params."""
-    overrides = sorted(str(o) for o in sweep_overrides)
-    swept = [override_key(o) for o in overrides] + [str(k) for k in sweeper_params]
-    shared = {k: v for k, v in result_config(config).items()
-              if not any(k == s or k.startswith(s + ".") for s in swept)}
-    return json_digest({"config": shared, "overrides": overrides, "sweeper": sweeper,
-                        "params": {str(k): str(v) for k, v in sweeper_params.items()}})
 
 
 @dataclass
@@ -134,11 +111,3 @@ def sweep_parents(client, experiment_id: str, fingerprint: str) -> list:
                               filter_string=f"tags.{SWEEP_FINGERPRINT_TAG} = '{fingerprint}'",
                               max_results=100)
     return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
-
-
-def result_config(config: Any) -> dict[str, Any]:
-    """The config, flattened to dotted keys, without what cannot change a result
-    (:data:`softmax_exp.config.NON_RESULT_KEYS`): what a run's params are."""
-    if dataclasses.is_dataclass(config):
-        config = dataclasses.asdict(config)
-    return {k: v for k, v in flatten(config).items() if is_result_key(k)}

@@ -13,6 +13,7 @@ its meaning (what ``--help`` prints)::
 :func:`check` walks a dataclass (its nested dataclasses too) and raises :class:`SettingError`, one line
 naming the key (dotted, from the root), what it must be and what it got. Rules that relate two settings
 (``optimizer.min_lr <= lr``) are a dataclass's ``RULES``: (check, message) pairs run after its fields.
+A dataclass deriving from :class:`Checked` checks itself when it is made.
 """
 
 from __future__ import annotations
@@ -44,21 +45,32 @@ def help_of(f: dataclasses.Field) -> str:
     return f.metadata.get("help", "")
 
 
-def check(obj: Any, prefix: str = "") -> None:
-    """Check every field of the dataclass ``obj`` declared with a constraint, then its ``RULES``; nested
-    dataclasses (groups) are checked too, their keys prefixed with the field's name. Raises SettingError."""
+def check(obj: Any) -> None:
+    """Check the fields of the dataclass ``obj`` declared with a constraint, then its ``RULES``; raise
+    SettingError naming the key (the class's ``KEY`` prefix, e.g. ``optimizer.``, and the field). Nested
+    dataclasses (a config's groups) are not looked into: each checks itself when it is made."""
+    prefix = getattr(type(obj), "KEY", "")
     for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
         constraint = f.metadata.get("constraint")
         if constraint is not None:
+            value = getattr(obj, f.name)
             problem = constraint.problem(value, obj)
             if problem is not None:
                 raise SettingError(problem.format(key=prefix + f.name, value=_show(value)))
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            check(value, f"{prefix}{f.name}.")
     for rule, message in getattr(type(obj), "RULES", ()):
         if not rule(obj):
-            raise SettingError(message.format(prefix=prefix, obj=obj))
+            raise SettingError(message.format(obj=obj))
+
+
+class Checked:
+    """A dataclass checked once, when it is made (``__post_init__``): its constraints and ``RULES``, with
+    ``KEY`` (its place in the config, e.g. ``optimizer.``) before every key it names."""
+
+    KEY = ""
+    RULES: tuple = ()
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 def _show(value: Any) -> str:
@@ -117,7 +129,8 @@ class Real(Constraint):
             return f"{{key}} must be {self.describe()}; got {{value}}"
         if self.high is not None and not (value < self.high if self.high_open else value <= self.high):
             if self.why_high:
-                return f"{{key}} must be at most {self.high_text or _num(self.high)} ({self.why_high}); got {{value}}"
+                bound = self.high_text or _num(self.high)
+                return f"{{key}} must be at most {bound} ({self.why_high}); got {{value}}"
             return f"{{key}} must be {self.describe()}; got {{value}}"
         return None
 
@@ -153,8 +166,14 @@ class Integer(Real):
 
 @dataclass(frozen=True)
 class Boolean(Constraint):
+    """True or false (None too when ``nullable``)."""
+
+    nullable: bool = False
+
     def problem(self, value: Any, owner: Any = None) -> str | None:
-        return None if isinstance(value, (bool, np.bool_)) else "{key} must be true or false; got {value}"
+        if isinstance(value, (bool, np.bool_)) or value is None and self.nullable:
+            return None
+        return f"{{key}} must be {'null, ' if self.nullable else ''}true or false; got {{value}}"
 
 
 @dataclass(frozen=True)
@@ -220,7 +239,8 @@ class PathText(Text):
         if len(value) > MAX_PATH:
             return f"{{key}} is {len(value)} characters long; a path has at most {MAX_PATH}"
         if not value.isprintable():
-            return "{key} " + _clip(value) + " has a control character (NUL, newline, ...) in it; give a plain path"
+            return (f"{{key}} {_clip(value)} has a control character (NUL, newline, ...) in it; give a plain "
+                    f"path")
         return None
 
 

@@ -22,7 +22,7 @@ import json
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 ENV = "SOFTMAX_EXP_TIMINGS"
@@ -75,21 +75,20 @@ def timed(name: str):
     return wrap
 
 
-def start_of_main() -> None:
+def start_of_main(time_config_loading: Callable[[Callable], None] | None = None) -> None:
     """Called first thing by the entrypoint: ``imports`` is the time since the process started (the
-    interpreter and the imports), and Hydra's config composition counts as ``composition``."""
+    interpreter and the imports), and Hydra's config composition counts as ``composition``
+    (``time_config_loading`` wraps Hydra's config loader: softmax_exp.config.hydra_internals)."""
     if _FILE is None:
         return
-    from softmax_exp.config.hydra_internals import time_config_loading  # not at the top: the served model has
-    # this module (bundled) but no Hydra
-
     launched = os.environ.get(LAUNCHED_ENV)  # the benchmark's clock when it started the process
     if launched is None:
         import psutil
 
         launched = psutil.Process().create_time()
     _TOTALS["imports"] += time.time() - float(launched)
-    time_config_loading(timed("composition"))
+    if time_config_loading is not None:
+        time_config_loading(timed("composition"))
 
 
 def _write() -> None:
