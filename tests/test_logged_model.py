@@ -29,7 +29,7 @@ from softmax_exp.data import load_dataset
 from softmax_exp.data.digits import read_digits
 from softmax_exp.learn.model import Preprocessing, Softmax
 from softmax_exp.tracking import Run, get_client
-from softmax_exp.tracking.logged_model import BUNDLED, MODEL_NAME, log_model
+from softmax_exp.tracking.logged_model import BUNDLED, MODEL_NAME, PACKAGE, bundled_files, log_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -199,7 +199,9 @@ def test_the_model_brings_its_own_code(logged, tmp_path):
     assert out["labels"] == logged.model.predict_images(logged.images[:100]).tolist()
     bundled = [f for f in out["files"] if "/code/softmax_exp/" in f]
     assert bundled and len(bundled) == len(out["files"]), out["files"]
-    assert {f.split("/code/softmax_exp/")[1].split("/")[0] for f in bundled} <= set(BUNDLED)
+    loaded = {f.split("/code/softmax_exp/")[1] for f in bundled}
+    assert loaded == {str(p.relative_to(PACKAGE)) for p in bundled_files()}  # all it needs, no more
+    assert {f.split("/")[0] for f in loaded} <= {*BUNDLED, "__init__.py"}
 
 
 def _free_port() -> int:

@@ -148,14 +148,13 @@ class SGDLoop:
     kernel : an unchecked loss kernel ``(W, X, y, reg, idx) -> (loss, dW)`` (``get_kernel(name, False)``)
     params : the hyperparameters; replace : minibatch rows drawn with replacement (the model's setting)
     optimizer : default plain SGD; schedule : iteration -> rate, default lr
-    hooks : see :class:`TrainingHooks` (default: none); checkpoint_every : 0 for no checkpoints
+    hooks : see :class:`TrainingHooks` (default: none); checkpoint_every : an integer >= 0, 0 for no
+    checkpoints (the config's ``checkpoint_every`` is checked where the config is made)
     """
 
     def __init__(self, kernel: Kernel, params: TrainParams, replace: bool = True,
                  optimizer: Optimizer | None = None, schedule: Schedule | None = None,
                  hooks: TrainingHooks | None = None, checkpoint_every: int = 0) -> None:
-        if type(checkpoint_every) is not int or checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every must be an integer >= 0 (0: never); got {checkpoint_every!r}")
         self.kernel, self.params, self.replace = kernel, params, replace
         self.checkpoint_every = checkpoint_every
         self.optimizer = optimizer if optimizer is not None else SGD()

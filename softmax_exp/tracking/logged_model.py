@@ -16,6 +16,8 @@ The model directory (see :mod:`softmax_exp.serving` for what ``predict`` takes a
 
 from __future__ import annotations
 
+import ast
+import functools
 import logging
 import shutil
 from contextlib import contextmanager
@@ -38,9 +40,9 @@ MAX_EXAMPLES = 3  # images kept as the input example (the signature already says
 # ~20 bytes a value on disk and ~60 in memory while it does, larger images have a shorter example or none
 MAX_EXAMPLE_VALUES = 100_000
 PACKAGE = Path(__file__).resolve().parents[1]
-# the package folders Softmax.load / predict_images and the pyfunc class import (numpy and numba only);
-# a test loads a model in a fresh interpreter to hold this list to the imports
-BUNDLED = ("__init__.py", "kernels", "learn", "serving", "util")
+# the package folders Softmax.load / predict_images and the pyfunc class import (numpy and numba only;
+# bundled_files finds which of their modules); a test loads a model in a fresh interpreter
+BUNDLED = ("kernels", "learn", "serving", "util")  # the folders it takes its modules from
 ENTRY = PACKAGE / "serving" / "model_code.py"
 
 
@@ -136,17 +138,61 @@ def _save(folder: Path, model: Softmax, examples: np.ndarray, logged, run_id: st
 
 
 def _bundle(folder: Path) -> Path:
-    """A copy of the BUNDLED package files (sources only) as ``folder/softmax_exp``; return it."""
+    """A copy of :func:`bundled_files` (sources only) as ``folder/softmax_exp``; return it."""
     target = folder / "softmax_exp"
-    target.mkdir(parents=True)
-    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for entry in BUNDLED:
-        source = PACKAGE / entry
-        if source.is_dir():
-            shutil.copytree(source, target / entry, ignore=skip)
-        else:
-            shutil.copy2(source, target / entry)
+    for source in bundled_files():
+        path = target / source.relative_to(PACKAGE)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, path)
     return target
+
+
+@functools.cache
+def bundled_files() -> tuple[Path, ...]:
+    """The package files a served model runs: the modules the pyfunc class (``softmax_exp.serving``)
+    imports at their tops, and those they import, all within the BUNDLED folders, with the ``__init__.py``
+    of every package on the way (found from the source: what is not imported is not copied)."""
+    wanted, todo = set(), ["softmax_exp.serving"]
+    while todo:
+        name = todo.pop()
+        path = _module_path(name)
+        if path is None or path in wanted:
+            continue
+        wanted.add(path)
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # its packages' __init__.py
+        todo += _top_level_imports(path, name)
+    return tuple(sorted(wanted))
+
+
+def _module_path(name: str) -> Path | None:
+    """The file of the project module ``name`` if it is in a BUNDLED folder (or is the package itself)."""
+    parts = name.split(".")
+    if parts[0] != "softmax_exp" or len(parts) > 1 and parts[1] not in BUNDLED:
+        return None
+    base = PACKAGE.joinpath(*parts[1:])
+    for path in (base / "__init__.py", base.with_suffix(".py")):
+        if path.is_file():
+            return path
+    return None
+
+
+def _top_level_imports(path: Path, name: str) -> list[str]:
+    """The modules ``path`` (module ``name``) imports outside any function: absolute names, and for ``from
+    package import name`` both the package and ``package.name``."""
+    tree = ast.parse(path.read_text())
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]
+                                + ([node.module] if node.module else []))
+            found += [base] + [f"{base}.{a.name}" for a in node.names]
+    return found
 
 
 @contextmanager
