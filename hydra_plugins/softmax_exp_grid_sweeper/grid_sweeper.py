@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_loader import ConfigLoader
@@ -26,6 +27,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
 from softmax_exp.config.hydra_internals import basic_sweeper_class
+from softmax_exp.util.secrets import scrub_files
 
 
 def covering_jobs(batch: Sequence[Sequence[str]]) -> list[Sequence[str]]:
@@ -97,5 +99,7 @@ class GridSweeper(basic_sweeper_class()):  # Hydra's BasicSweeper
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         assert self.config is not None
+        # BasicSweeper has just written its record of the sweep's config: no URL's password in it
+        scrub_files([Path(self.config.hydra.sweep.dir) / "multirun.yaml"])
         for overrides in covering_jobs(batch):
             self.ahead.compose_ahead(self.config, list(overrides))

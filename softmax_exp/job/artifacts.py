@@ -15,6 +15,7 @@ from softmax_exp.learn.model import Softmax, TrainHistory
 from softmax_exp.plots.loss import save_loss_png
 from softmax_exp.plots.weights import save_weights_png
 from softmax_exp.util.atomic import atomic_path
+from softmax_exp.util.secrets import without_password
 
 FILES = ("weights.png", "loss.png", "loss.npy", "config.yaml", "overrides.yaml")
 
@@ -33,8 +34,8 @@ def write_artifacts(folder: Path, cfg: Config, run_name: str, overrides: Sequenc
                                                   pre.bias_trick),
         "loss.png": lambda p: save_loss_png(p, history.loss, title=run_name),
         "loss.npy": lambda p: _save_npy(p, np.asarray(history.loss, dtype=np.float64)),  # every iteration
-        "config.yaml": lambda p: p.write_text(to_yaml(cfg)),
-        "overrides.yaml": lambda p: p.write_text(yaml.safe_dump(list(overrides))),
+        "config.yaml": lambda p: p.write_text(without_password(to_yaml(cfg))),  # (a tracking URL's)
+        "overrides.yaml": lambda p: p.write_text(without_password(yaml.safe_dump(list(overrides)))),
     }
     for name in FILES:
         with atomic_path(folder / name, sync=False) as tmp:

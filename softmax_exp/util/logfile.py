@@ -1,4 +1,5 @@
-"""The job log's file handler (conf/hydra/job_logging/softmax.yaml): a write that fails is an error.
+"""The job log's file handler (conf/hydra/job_logging/softmax.yaml): a write that fails is an error; and the
+filter of every handler there: no URL's password in a line logged.
 
 Python's own FileHandler prints a "--- Logging error ---" traceback for a record it could not write and
 goes on, so a training whose disk filled up ended with exit status 0 and a log with holes. This one raises
@@ -11,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+
+from softmax_exp.util.secrets import has_password, masked
 
 
 class FileHandler(logging.FileHandler):
@@ -31,3 +34,14 @@ class FileHandler(logging.FileHandler):
             raise OSError(errno, error.strerror or (os.strerror(errno) if errno else str(error)),
                           self.baseFilename) from error
         super().handleError(record)
+
+
+class MaskPasswords(logging.Filter):
+    """A handler's filter: a record whose message holds a URL with a password (a tracking or study storage
+    given on the command line, which Hydra's launcher logs with every job) is shown with ``***`` for it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if has_password(message):
+            record.msg, record.args = masked(message), ()
+        return True
