@@ -33,6 +33,7 @@ from softmax_exp.data import DataError
 from softmax_exp.job.context import JobContext, Outcome, SweepRef, TrainingDiverged
 from softmax_exp.job.fit import Training
 from softmax_exp.sweep import SweepInfo, abort_sweeps, discard_unused_parents, run_job, sweep_failed
+from softmax_exp.sweep.callback import save_traceback
 from softmax_exp.tracking.links import run_link
 from softmax_exp.tracking.resume import JobRunningElsewhere
 from softmax_exp.tracking.store import TrackingError, resolve_tracking_uri
@@ -40,8 +41,10 @@ from softmax_exp.util import timing
 from softmax_exp.util.errors import one_line
 from softmax_exp.util.interrupts import INTERRUPTS
 from softmax_exp.util.paths import CONFIG_DIR
+from softmax_exp.util.secrets import masked, scrub_files
 
 log = logging.getLogger(__name__)
+FULL_ERROR = [False]  # HYDRA_FULL_ERROR=1 as the user set it: tracebacks as they are
 OUT_OF_MEMORY = ("out of memory: the data or the model does not fit in this machine's memory; use fewer or "
                  "smaller images (dataset.num_training, dataset.image_size) or dataset.dtype=float32")
 
@@ -54,6 +57,8 @@ def task(cfg: DictConfig) -> float:
     """
     INTERRUPTS.install()  # also in a launcher's worker process: Ctrl-C reaches the whole group
     hc = HydraConfig.get()
+    if hc.output_subdir is not None:  # Hydra's record of the job's config: no URL's password in it
+        scrub_files((Path(hc.runtime.output_dir) / hc.output_subdir).glob("*.yaml"))
     job = JobContext(overrides=tuple(task_overrides(hc)), output_dir=Path(hc.runtime.output_dir),
                      threads=_threads_per_job(hc))
     if hc.mode == RunMode.MULTIRUN:
@@ -79,6 +84,10 @@ def _single(cfg: DictConfig, job: JobContext) -> float:
         _exit_with(ConfigError(one_line(e)))
     except MemoryError:
         _exit_with(ConfigError(OUT_OF_MEMORY))
+    except Exception as e:  # in the task: Hydra would print its own line before the one below
+        if FULL_ERROR[0]:
+            raise
+        _exit_unexpected(e)
     return outcome.metrics["val_acc"]
 
 
@@ -107,7 +116,7 @@ def main() -> None:
     app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
     # Hydra prints its own errors (a missing config group, a bad override, an output folder it cannot
     # create) as a report of many lines; made to re-raise them, they are reported in one line below.
-    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    full_error = FULL_ERROR[0] = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     INTERRUPTS.install()
     timing.start_of_main(time_config_loading)
@@ -119,18 +128,43 @@ def main() -> None:
         print(f"interrupted by {signal.Signals(signum).name}: the open runs are KILLED, their metrics "
               f"kept; rerun the same command to go on", file=sys.stderr, flush=True)
         sys.exit(128 + signum)
-    except (HydraException, OmegaConfBaseException, OSError, MemoryError) as e:
-        discard_unused_parents()
+    except Exception as e:  # every other failure: one line (and an unexpected one's traceback in a file)
         if full_error:
             raise
-        _exit_with(ConfigError(OUT_OF_MEMORY if isinstance(e, MemoryError) else one_line(e)))
-    except ValueError as e:  # logging's dictConfig: "Unable to configure handler 'file'" from an OSError
-        if full_error or not isinstance(e.__cause__, OSError):
-            raise
-        discard_unused_parents()
-        _exit_with(ConfigError(one_line(e.__cause__)))
+        discard_unused_parents()  # runs of earlier commands are left as they were
+        known = _known_failure(e)
+        if known is not None:
+            _exit_with(ConfigError(known))
+        _exit_unexpected(e)
     if sweep_failed():
         sys.exit(1)
+
+
+def _known_failure(e: Exception) -> str | None:
+    """The one line of a failure the project knows to expect (bad input, an output folder that cannot be
+    written, a store that does not answer, no memory), None for anything else."""
+    if isinstance(e, MemoryError):
+        return OUT_OF_MEMORY
+    if isinstance(e, (HydraException, OmegaConfBaseException, OSError)):  # Hydra's reports, output folders
+        return one_line(e)
+    if isinstance(e, ValueError) and isinstance(e.__cause__, OSError):  # logging's dictConfig: "Unable to
+        return one_line(e.__cause__)  # configure handler 'file'" from an OSError
+    if isinstance(e, (ConfigError, DataError, TrackingError, JobRunningElsewhere)):
+        return " ".join(str(e).split())
+    return None
+
+
+def _exit_unexpected(e: BaseException) -> None:
+    """A failure nobody expected (a bug): one line naming the file its traceback went to, exit status 1."""
+    where = save_traceback(e)
+    print(masked(f"error: unexpected {type(e).__name__}: {_first_line(e)} (its traceback: {where})"),
+          file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 def _threads_per_job(hc) -> int | None:
@@ -151,7 +185,7 @@ def _threads_per_job(hc) -> int | None:
 
 def _exit_with(error: Exception) -> None:
     kind = "training diverged" if isinstance(error, TrainingDiverged) else "error"
-    print(f"{kind}: {error}", file=sys.stderr, flush=True)
+    print(masked(f"{kind}: {error}"), file=sys.stderr, flush=True)
     sys.exit(1 if isinstance(error, TrainingDiverged) else 2)
 
 

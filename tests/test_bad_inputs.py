@@ -177,6 +177,26 @@ def a_folder(tmp: Path) -> None:
     (tmp / "folder.db").mkdir()
 
 
+SEARCH = ("-m", "hydra/sweeper=optuna_lr_reg", "hydra.sweeper.n_trials=2", "hydra.sweep.dir={tmp}/sweep")
+
+
+def a_search(tmp: Path, *extra: str) -> None:
+    """A finished 2-trial search in {tmp}/sweep, tracked in the case's store (as the case runs it, so that
+    the case's own command is the same search, or one of its settings another)."""
+    argv = [sys.executable, "-m", "softmax_exp.train", *SEARCH, f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+            f"dataset.cache_dir={tmp}/cache", "num_iters=50", "progress=false", *extra]
+    done = subprocess.run([a.format(tmp=tmp) for a in argv], cwd=tmp, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "CI": "true", "TMPDIR": str(tmp / "tmpdir")})
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def a_search_with_a_damaged_journal(tmp: Path) -> None:
+    a_search(tmp)
+    journal = tmp / "sweep" / "optuna.journal"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(b"".join(lines[:3] + [b"{not json\n"] + lines[3:]))
+
+
 def artifacts_is_a_file(tmp: Path) -> None:
     (tmp / "out").mkdir()
     (tmp / "out" / "artifacts").write_text("not a folder")
@@ -388,6 +408,35 @@ CASES = [
           message=r"Invalid argument: /proc/version; make it a writable folder"),  # (Hydra's handler set-up)
     train("log_on_a_full_disk", "hydra.job_logging.handlers.file.filename=/dev/full", heavy=True,
           runs=("FINISHED",), message=r"No space left on device: /dev/full; make it a writable folder"),
+    # a search's study and settings: a damaged journal, another search on the same study, values its
+    # sampler, pruner or space cannot take; the earlier search's runs stay as they ended
+    train("search_journal_damaged", *SEARCH, setup=a_search_with_a_damaged_journal, max_seconds=60,
+          runs=("FINISHED",) * 3,
+          message=r"the Optuna journal .*/sweep/optuna\.journal has a damaged record at line 4 "
+                  r"\(JSONDecodeError: .*\); the study cannot be read past it: move the file away"),
+    train("search_another_pruner", *SEARCH, "hydra.sweeper.pruner=median", setup=a_search,
+          runs=("FINISHED",) * 3,
+          message=r"study 'softmax_lr_reg' in .*/sweep/optuna\.journal belongs to another search \(pruner "
+                  r"none there, median here\); give this search another hydra\.sweeper\.study_name"),
+    train("search_another_space", *SEARCH, "lr=choice(0.001,0.01)", setup=a_search, runs=("FINISHED",) * 3,
+          message=r"belongs to another search \(space .*\); give this search another"),
+    train("search_seed_overflows", *SEARCH, "seed=4294967295",
+          message=r"hydra\.sweeper\.sampler\.seed \(the training's seed unless set\) must be an integer from "
+                  r"0 to 4294967294: trial k draws with seed \+ k, and numpy takes seeds up to 2\*\*32 - 1; "
+                  r"got 4294967295 with n_trials=2"),
+    train("search_seed_huge", *SEARCH, "seed=123456789012345678901234567890",
+          message=r"hydra\.sweeper\.sampler\.seed .* got 123456789012345678901234567890 with n_trials=2"),
+    train("search_interval_infinite", *SEARCH, "lr=interval(0, inf)",
+          message=r"lr: interval\(0(\.0)?, inf\) is not a finite interval; give finite bounds"),
+    train("search_log_interval_infinite", *SEARCH, "lr=tag(log, interval(1e-4, inf))",
+          message=r"lr: tag\(log, interval\(0\.0001, inf\)\) is not a finite interval"),
+    train("search_pruner_arg_text", *SEARCH, "hydra.sweeper.pruner=hyperband",
+          "+hydra.sweeper.pruner_args={{min_resource: abc}}",
+          message=r"hydra\.sweeper\.pruner_args\.min_resource must be an integer >= 1; got 'abc' \(the "
+                  r"hyperband pruner\)$"),
+    train("search_pruner_arg_range", *SEARCH, "hydra.sweeper.pruner=hyperband",
+          "+hydra.sweeper.pruner_args={{reduction_factor: 1}}",
+          message=r"hydra\.sweeper\.pruner_args\.reduction_factor must be an integer >= 2; got 1"),
     # reproduce and the UI
     reproduce("reproduce_no_store", "0123abcd", "--tracking-uri", "sqlite:///{tmp}/none.db",
               message=r"FileNotFoundError: there is no MLflow store at .*/none\.db"),

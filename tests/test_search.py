@@ -230,3 +230,45 @@ def test_bad_search_settings_stop_in_one_line_with_no_run(store, run_cli, tmp_pa
     client = client_for(store)
     experiments = [e.experiment_id for e in client.search_experiments(view_type=3)]  # deleted ones too
     assert client.search_runs(experiments, run_view_type=3) == []  # no run, not even one in the trash
+
+
+def test_a_journal_cut_short_by_a_kill_is_made_whole_and_the_same_search_goes_on(store, run_cli, tmp_path):
+    """``truncate -s -40`` of the study's journal (what a kill mid-write or a full disk leaves): the same
+    command drops the cut record with a one-line warning naming the file, takes the trial it would have
+    ended (its process is gone) again, and ends FINISHED, as its parent run does."""
+    common = (*SEARCH, "hydra.sweeper.n_trials=3", "num_iters=100", f"tracking.uri=sqlite:///{store}",
+              f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert run_cli(*common).returncode == 0
+    journal = tmp_path / "sweep" / "optuna.journal"
+    with open(journal, "r+b") as f:
+        f.truncate(journal.stat().st_size - 40)
+    again = run_cli(*common)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.strip().splitlines() == [
+        f"warning: the Optuna journal {journal}: its last record was cut short: dropped (a kill or a full "
+        f"disk while it was written); the study goes on"]
+    assert [t.state.name for t in _trials(str(journal))] == ["COMPLETE"] * 3
+    _, parents, children = _runs(store)
+    assert [p.info.status for p in parents] == ["FINISHED"] and len(children) == 3
+    assert all(json.loads(line) for line in journal.read_bytes().splitlines())  # whole, record by record
+
+
+def test_no_password_is_recorded_anywhere(postgres, store, tmp_path):
+    """A storage URL with a password, on the command line: the search runs (its jobs open the study with
+    it), but the password is in no tag, param, note or artifact of the store, in no file of the sweep
+    folder (sweep.json, multirun.yaml, Hydra's own .hydra records, the job logs) and in no line printed."""
+    secret = "S3cr3t-pw-4711"
+    storage = postgres.create_database("optuna_secret").replace("://mlflow@", f"://mlflow:{secret}@")
+    sweep = tmp_path / "sweep"
+    cmd = _command(store, "hydra.sweeper.n_trials=2", "num_iters=100", f"hydra.sweeper.storage={storage}",
+                   f"hydra.sweep.dir={sweep}")
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CI": "true"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "optuna-dashboard postgresql+psycopg://mlflow@127.0.0.1" in proc.stdout  # runnable as printed
+    files = [store, *tmp_path.rglob("*")]  # the store, its artifacts beside it, the sweep folder
+    leaks = [str(p) for p in files if p.is_file() and secret.encode() in p.read_bytes()]
+    assert leaks == [] and secret not in proc.stdout + proc.stderr
+    _, parents, _ = _runs(store)
+    assert parents[0].data.tags[STUDY_STORAGE_TAG] == storage.replace(f":{secret}@", "@")
+    assert [t.state.name for t in _trials(storage, "softmax_lr_reg")] == ["COMPLETE"] * 2

@@ -4,6 +4,7 @@ process's trial claimed again), the job's reports to its pruner, and a training 
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -37,7 +38,18 @@ def settings(**changes) -> st.StudySettings:
     ({"n_jobs": 0}, "hydra.sweeper.n_jobs must be an integer >= 1; got 0"),
     ({"direction": "sideways"}, "hydra.sweeper.direction must be maximize or minimize"),
     ({"pruner": "bogus"}, "hydra.sweeper.pruner must be one of none, median, successive_halving, hyperband"),
-    ({"pruner": "median", "pruner_args": {"bogus": 1}}, "do not suit the median pruner"),
+    ({"pruner": "median", "pruner_args": {"bogus": 1}}, "hydra.sweeper.pruner_args.bogus is not an option of "
+                                                        "the median pruner; its options: n_startup_trials"),
+    ({"pruner": "hyperband", "pruner_args": {"min_resource": "abc"}},
+     "hydra.sweeper.pruner_args.min_resource must be an integer >= 1; got 'abc' (the hyperband pruner)"),
+    ({"pruner": "hyperband", "pruner_args": {"reduction_factor": 1}},
+     "hydra.sweeper.pruner_args.reduction_factor must be an integer >= 2; got 1 (the hyperband pruner)"),
+    ({"pruner": "successive_halving", "pruner_args": {"min_resource": "some"}},
+     "hydra.sweeper.pruner_args.min_resource must be 'auto' or an integer >= 1; got 'some'"),
+    ({"sampler": {"_target_": "optuna.samplers.TPESampler", "seed": 4294967295}},
+     "hydra.sweeper.sampler.seed (the training's seed unless set) must be an integer from 0 to 4294967292"),
+    ({"sampler": {"_target_": "optuna.samplers.TPESampler", "seed": -1}},
+     "hydra.sweeper.sampler.seed (the training's seed unless set) must be an integer from 0"),
     ({"study_name": " "}, "hydra.sweeper.study_name must be a printable name"),
     ({"storage": ""}, "hydra.sweeper.storage must be an RDB URL"),
     ({"sampler": {"_target_": "builtins.dict"}}, "hydra.sweeper.sampler._target_ must be an Optuna sampler"),
@@ -58,7 +70,8 @@ def test_a_storage_that_does_not_open_is_one_line(storage):
 
 def test_the_password_of_a_storage_url_is_never_printed():
     assert st._safe("postgresql://me:secret@db/x") == "postgresql://me:***@db/x"
-    assert st.study_dashboard_command("postgresql://me:secret@db/x") == "optuna-dashboard postgresql://me:***@db/x"
+    assert st.study_dashboard_command("postgresql://me:secret@db/x") == "optuna-dashboard postgresql://me@db/x"
+    assert st.study_dashboard_command("/a b/optuna.journal") == "optuna-dashboard '/a b/optuna.journal'"
 
 
 def test_search_space_has_the_syntax_of_hydras_sweepers():
@@ -79,7 +92,9 @@ def test_search_space_has_the_syntax_of_hydras_sweepers():
 
 @pytest.mark.parametrize(("params", "message"), [
     ({}, "nothing to search"),
-    ({"lr": "tag(log, interval(0, 1))"}, "lr: interval(0.0, 1.0) is empty or not positive"),
+    ({"lr": "tag(log, interval(0, 1))"}, "lr: tag(log, interval(0.0, 1.0)) is empty or not positive"),
+    ({"lr": "interval(0, inf)"}, "lr: interval(0.0, inf) is not a finite interval; give finite bounds"),
+    ({"lr": "tag(log, interval(1e-4, inf))"}, "lr: tag(log, interval(0.0001, inf)) is not a finite interval"),
 ])
 def test_a_search_space_that_cannot_be_searched_is_one_line(params, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -244,3 +259,120 @@ def test_a_training_stopped_early_keeps_its_metrics_so_far():
     assert history.stopped == "pruned at iteration 200" and history.diverged is None
     assert hooks.seen == [100, 200] and len(history.loss) == 200
     assert [e.iteration for e in history.evals] == [100, 200]  # no final evaluation after the stop
+
+
+# ------------------------------------------------------------------------ the study's storage as data
+
+
+def _journal_with_trials(tmp_path, n: int = 2):
+    s = settings(n_trials=n)
+    space, _ = st.search_space(s.params, [])
+    path = tmp_path / "study.journal"
+    shared = st.load_study(s, str(path), create=True, space=space)
+    _claim_all(shared, s, space)
+    return s, space, path
+
+
+def test_a_journal_cut_short_is_made_whole_with_a_warning_and_the_study_goes_on(tmp_path, capsys):
+    """A kill or a full disk mid-write leaves the last record cut: it is dropped (Optuna would append onto
+    it and fail on every read after), the file renamed into place whole, said in one line."""
+    s, space, path = _journal_with_trials(tmp_path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size - 40)
+    shared = st.load_study(s, str(path), create=True, space=space)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"warning: the Optuna journal {path}: its last record was cut")
+    repaired = path.read_bytes()  # the records before it, whole (then what opening the study wrote)
+    assert repaired.startswith(b"".join(lines[:-1])) and repaired.endswith(b"\n")
+    assert all(json.loads(line) for line in repaired.splitlines())
+    assert len(shared.study.trials) == 2
+    _claim_all(shared, settings(n_trials=3), space)  # and the search goes on writing to it
+    # the cut record was trial 1's end: it is running still (claimed again once its process is gone)
+    assert [t.state.name for t in st.load_study(s, str(path)).study.trials] == ["COMPLETE", "RUNNING",
+                                                                                 "COMPLETE"]
+
+
+def test_a_last_record_without_its_line_end_is_kept(tmp_path, capsys):
+    s, space, path = _journal_with_trials(tmp_path)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-1])  # a write stopped just before its newline: the record is complete
+    st.load_study(s, str(path), create=True, space=space)
+    assert path.read_bytes().startswith(whole) and "lacked its line end: added" in capsys.readouterr().err
+
+
+def test_a_damaged_record_inside_a_journal_is_one_line_naming_the_file_and_the_line(tmp_path):
+    s, space, path = _journal_with_trials(tmp_path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines.insert(3, b"this is not json\n")
+    path.write_bytes(b"".join(lines))
+    before = path.read_bytes()
+    with pytest.raises(ConfigError) as e:
+        st.load_study(s, str(path), create=True, space=space)
+    said = f"the Optuna journal {path} has a damaged record at line 4 (JSONDecodeError"
+    assert str(e.value).startswith(said)
+    assert "\n" not in str(e.value) and path.read_bytes() == before  # nothing rewritten
+
+
+def test_a_full_disk_under_a_journal_names_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "study.journal"
+    backend = st._JournalFile(path)
+
+    def full(self, logs):  # what a write to an open file on a full disk raises: no file named
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(st.JournalFileBackend, "append_logs", full)
+    with pytest.raises(OSError) as e:
+        backend.append_logs([{"op_code": 0}])
+    assert e.value.errno == 28 and e.value.filename == str(path)
+
+
+def test_a_study_knows_its_search_and_refuses_another(tmp_path):
+    """Another pruner, sampler or space on the study of a search is another search: one line naming what
+    differs, before any trial is asked; the same search with more trials goes on."""
+    s, space, path = _journal_with_trials(tmp_path)
+    st.load_study(settings(n_trials=9), str(path), create=True, space=space)  # more trials: the same search
+    other = settings(pruner="median")
+    refused = (r"study 's' in .* belongs to another search \(pruner none there, median here\); give this "
+               r"search another hydra.sweeper.study_name")
+    with pytest.raises(ConfigError, match=refused):
+        st.load_study(other, str(path), create=True, space=space)
+    wider, _ = st.search_space({"lr": "tag(log, interval(1e-5, 1e-1))", "reg": s.params["reg"]}, [])
+    with pytest.raises(ConfigError, match=r"belongs to another search \(space "):
+        st.load_study(s, str(path), create=True, space=wider)
+
+
+def test_a_study_made_before_searches_were_recorded_is_checked_on_its_trials(tmp_path):
+    s = settings(n_trials=2)
+    space, _ = st.search_space(s.params, [])
+    path = str(tmp_path / "old.journal")
+    shared = st.load_study(s, path, create=True)  # no space given: nothing recorded, as before
+    _claim_all(shared, s, space)
+    choice, _ = st.search_space({"lr": "choice(0.001, 0.01)", "reg": s.params["reg"]}, [])
+    with pytest.raises(ConfigError, match=r"searched lr as .*FloatDistribution.*; this search gives it "
+                                          r".*CategoricalDistribution"):
+        st.load_study(s, path, create=True, space=choice)
+    st.load_study(s, path, create=True, space=space)  # the same space: recorded now
+    reopened = st.load_study(s, path)
+    assert reopened.backend.get_study_system_attrs(reopened.study_id)[st.SEARCH_ATTR]["pruner"] == "none"
+
+
+def test_a_trial_whose_ask_fails_is_failed_not_left_running(tmp_path):
+    s = settings(n_trials=3)
+    space, _ = st.search_space(s.params, [])
+    shared = st.load_study(s, str(tmp_path / "s.journal"), create=True)
+    _claim_all(shared, settings(n_trials=1), space)
+    choice, _ = st.search_space({"lr": "choice(0.001, 0.01)", "reg": s.params["reg"]}, [])
+    with pytest.raises(ValueError):  # Optuna refuses another kind of distribution for lr
+        st.claim_trial(shared, s, choice, 3600.0)
+    assert [t.state.name for t in shared.study.get_trials()] == ["COMPLETE", "FAIL"]
+    assert st.claim_trial(shared, s, space, 3600.0).number == 2  # the failed ask took no slot for ever
+
+
+def test_the_storage_is_recorded_without_its_password_and_used_with_it():
+    url = "postgresql+psycopg://me:s3cret@db:5432/x"
+    ref = settings().as_info(url)
+    assert ref.storage == "postgresql+psycopg://me@db:5432/x"
+    assert st.usable_storage(ref.storage, url) == url  # the command gave it: its password too
+    assert st.usable_storage(ref.storage, None) == ref.storage  # else PGPASSWORD or ~/.pgpass
+    assert st.usable_storage(ref.storage, "postgresql+psycopg://me:s3cret@other/x") == ref.storage

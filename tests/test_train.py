@@ -303,3 +303,55 @@ def test_run_names_are_readable_and_unique(store, make_cfg):
     client = client_for(store)
     names = [client.get_run(o.run_id).info.run_name for o in (first, second, third)]
     assert names == ["lr=0.01", "lr=0.01 #2", "lr=0.01,reg=0.01"]
+
+
+BUGS = {  # where a bug is planted: (its module, its name there, the command's arguments, its log's folder)
+    "in a training": ("softmax_exp.job.fit", "Training.run", ["hydra.run.dir=out"], "out"),
+    "in a sweep's end": ("softmax_exp.sweep.results", "collect_results",
+                         ["-m", "lr=1e-3", "hydra.sweep.dir=sweep"], "sweep"),
+    "in a sweeper": ("softmax_exp.sweep.search", "run_search",
+                     ["-m", "hydra/sweeper=optuna_lr_reg", "hydra.sweeper.n_trials=1",
+                      "hydra.sweep.dir=sweep"], "sweep"),
+}
+PLANT = """import importlib, sys
+module, name = sys.argv.pop(1), sys.argv.pop(1)
+owner = importlib.import_module(module)
+*path, attr = name.split(".")
+for part in path:
+    owner = getattr(owner, part)
+def bug(*args, **kwargs):
+    raise KeyError("a bug")
+setattr(owner, attr, bug)
+import softmax_exp.train
+sys.argv[0] = "train"
+softmax_exp.train.main()
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("where", list(BUGS))
+def test_an_unexpected_error_is_one_line_and_its_traceback_goes_to_a_log(tmp_path, where):
+    """Any failure the project does not expect (a bug, planted here) is one line on stderr naming the file
+    that holds its traceback (the job's log, or error.log in the sweep's folder), exit status 1: never a
+    traceback on the terminal, nor Hydra's own lines."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    module, name, args, folder = BUGS[where]
+    env = {**os.environ, "CI": "true"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    argv = [sys.executable, "-c", PLANT, module, name, *args, "tracking.enabled=false", "num_iters=20"]
+    proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-3000:]
+    said = re.fullmatch(r"error: (unexpected|the sweep's on_multirun_end failed:) KeyError: 'a bug' \(its "
+                        r"traceback: (?P<log>.*)\)", lines[0])
+    assert said, lines[0]
+    log = Path(said["log"])
+    expected = tmp_path / "out" / "train.log" if folder == "out" else tmp_path / "sweep" / "error.log"
+    assert log == expected.resolve()
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and text.rstrip().endswith("KeyError: 'a bug'")

@@ -17,8 +17,11 @@ import functools
 import json
 import logging
 import math
+import os
 import sys
+import tempfile
 import time
+import traceback
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +47,7 @@ from softmax_exp.tracking.run import Run, unique_run_name
 from softmax_exp.tracking.store import Store, TrackingError, child_runs
 from softmax_exp.tracking.tags import FAILURE_TAG
 from softmax_exp.util import timing
+from softmax_exp.util.secrets import masked, without_password
 
 if TYPE_CHECKING:
     from softmax_exp.sweep.study import StudySettings
@@ -74,12 +78,13 @@ def _recorded(method):
         except Exception as e:
             ERRORS.append(f"{method.__name__}: {type(e).__name__}: {e}")
             if isinstance(e, (ConfigError, DataError, TrackingError)):
-                print(f"error: {e}", file=sys.stderr, flush=True)
+                print(masked(f"error: {e}"), file=sys.stderr, flush=True)
             else:
-                print(f"error: the sweep's {method.__name__} failed: {type(e).__name__}: {e}",
-                      file=sys.stderr, flush=True)
+                first = (str(e).strip().splitlines() or [""])[0][:300]
+                print(masked(f"error: the sweep's {method.__name__} failed: {type(e).__name__}: {first} "
+                             f"(its traceback: {save_traceback(e)})"), file=sys.stderr, flush=True)
             if method.__name__ == "on_multirun_start":
-                self._abandon()
+                self._abandon(started=False)
                 raise SystemExit(2) from None
 
     return wrapper
@@ -90,41 +95,45 @@ class SweepCallback(Callback):
 
     def __init__(self) -> None:
         self._parent = None  # tracking.Run of the open sweep, in the main process only
+        self._reopened: tuple | None = None  # an earlier parent's status, end time and number of children
+        self._sweep_dir: str | None = None
         _OPEN.append(self)
 
     @_recorded
     @timing.timed("tracking")
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        self._sweep_dir = str(sweep_dir)
         shared = to_config(config)  # the config every job starts from, checked before any job
         with timing.section("data"):
             check_dataset(shared.dataset)  # no data: one line now, not a failure per job
-        search = _search_settings(config)  # a search's bad settings: one line, before any run
+        search, space = _search_settings(config)  # a search's bad settings: one line, before any run
         keys = sweep_keys(config)
         num_jobs = count_jobs(config)
         name = (f"search {' x '.join(keys)} ({num_jobs} trials{_pruning(search)})" if search is not None else
                 f"sweep {' x '.join(keys) or 'of jobs'} ({num_jobs or '?'} jobs)")
-        info = SweepInfo(uuid.uuid4().hex, name, " ".join(task_overrides(config.hydra)), num_jobs,
-                         tuple(keys), fingerprint(config, shared))
+        command = without_password(" ".join(task_overrides(config.hydra)))  # (a tracking URL's)
+        info = SweepInfo(uuid.uuid4().hex, name, command, num_jobs, tuple(keys), fingerprint(config, shared))
         storage = _explicit_storage(search)
         if storage is not None:  # a storage that does not open stops the search before its parent run
-            _study().load_study(search, storage, create=True)
+            _study().load_study(search, storage, create=True, space=space)
         if shared.tracking.enabled:
-            info = self._open_parent(shared, info, sweep_dir, swept_values(config), search, storage)
+            info = self._open_parent(shared, info, sweep_dir, swept_values(config), search, storage, space)
         elif search is not None:
-            study = search.as_info(storage or _study().default_storage(sweep_dir))
-            info = dataclasses.replace(info, study=study)
-        if search is not None and storage is None:  # the default journal, or the earlier search's
-            _study().load_study(search, info.study.storage, create=True)
+            storage = storage or _study().default_storage(sweep_dir)
+            _study().load_study(search, storage, create=True, space=space)
+            info = dataclasses.replace(info, study=search.as_info(storage))
         info.write(sweep_dir)
 
     def _open_parent(self, config: Config, info: SweepInfo, sweep_dir: Path, swept: dict[str, str],
-                     search: StudySettings | None = None, storage: str | None = None) -> SweepInfo:
+                     search: StudySettings | None = None, storage: str | None = None,
+                     space: dict[str, Any] | None = None) -> SweepInfo:
         """The sweep's parent run: with ``resume``, the one of an earlier invocation of the same sweep
         (reopened; its stale children marked KILLED), else a new one. Two invocations starting at once
         both create one, then keep the older and trash their own. A search's parent links its study
-        (tags): without an explicit storage, the study of the parent it goes on with, else a journal
-        file in this sweep folder. Returns ``info`` with the parent, its store and its view filled in."""
+        (tags, without a password): without an explicit storage, the study of the parent it goes on with,
+        else a journal file in this sweep folder; the study is opened (and must be this search's) before
+        any run is made or reopened. Returns ``info`` with the parent, its store and its view filled in."""
         atexit.register(self._abandon)  # whatever happens next, the parent is never left RUNNING
         tcfg = config.tracking
         store = Store.open(tcfg)
@@ -137,10 +146,20 @@ class SweepCallback(Callback):
                 client.delete_tag(run.info.run_id, tags.SWEEP_FINGERPRINT_TAG)
             earlier = []
         stale_s = 60.0 * tcfg.stale_after_min
-        study_tags = {}
-        if search is not None:
-            study_tags = {tags.STUDY_STORAGE_TAG: storage or _study().default_storage(sweep_dir),
-                          tags.STUDY_NAME_TAG: search.study_name}
+
+        def study_of(parent) -> str | None:  # the storage of the search's study, opened and checked
+            if search is None:
+                return None
+            found = storage or (_study().usable_storage(parent.data.tags[tags.STUDY_STORAGE_TAG], None)
+                                if parent is not None and tags.STUDY_STORAGE_TAG in parent.data.tags
+                                else _study().default_storage(sweep_dir))
+            _study().load_study(search, found, create=True, space=space)
+            return found
+
+        study_storage = study_of(earlier[0] if earlier else None)
+        study_tags = {} if search is None else {
+            tags.STUDY_STORAGE_TAG: _study().recorded_storage(study_storage),
+            tags.STUDY_NAME_TAG: search.study_name}
         if not earlier:
             mine = Run.start(
                 uri, tcfg.experiment, unique_run_name(client, exp_id, info.name), experiment_id=exp_id,
@@ -160,23 +179,26 @@ class SweepCallback(Callback):
                 mine.end("KILLED", f"duplicate parent of sweep {fp}; the sweep uses {first.info.run_id}")
                 client.delete_run(mine.run_id)
                 earlier = [first]
+                study_storage = study_of(first)
+                if search is not None:
+                    study_tags[tags.STUDY_STORAGE_TAG] = _study().recorded_storage(study_storage)
         if earlier:
             parent = earlier[0]
             if is_stale(parent, stale_s):
-                resume.mark_killed(client, parent)
+                parent = resume.mark_killed(client, parent)
             killed = resume.mark_stale_children(client, parent.info.run_id, stale_s)
-            if search is not None and storage is None:  # the study of the search it goes on with
-                study_tags[tags.STUDY_STORAGE_TAG] = parent.data.tags.get(
-                    tags.STUDY_STORAGE_TAG, _study().default_storage(sweep_dir))
+            children = len(child_runs(client, parent.info.run_id))
+            self._reopened = (parent.info.status, parent.info.end_time, children)  # put back if no job runs
             self._parent = Run.reopen(uri, parent.info.run_id,
                                       {tags.SWEEP_DIR_TAG: str(sweep_dir.resolve()), **study_tags})
             log.info(f"{parent.info.run_name}: going on with parent run {parent.info.run_id}"
                      + (f"; {len(killed)} run(s) of a dead process marked KILLED" if killed else ""))
         view = _save_views(client, exp_id, self._parent.run_id, info.name, info.sweep_keys, config.eval_test,
                            search is not None and search.pruner != "none")
-        study = search.as_info(study_tags[tags.STUDY_STORAGE_TAG]) if search is not None else None
-        return dataclasses.replace(info, parent_run_id=self._parent.run_id, view=view, tracking_uri=uri,
-                                   experiment_id=exp_id, register_model=tcfg.register_model, study=study)
+        study = search.as_info(study_storage) if search is not None else None
+        return dataclasses.replace(info, parent_run_id=self._parent.run_id, view=view,
+                                   tracking_uri=without_password(uri), experiment_id=exp_id,
+                                   register_model=tcfg.register_model, study=study)
 
     @_recorded
     @timing.timed("tracking")
@@ -187,8 +209,8 @@ class SweepCallback(Callback):
             return
         if info.study is not None:  # a search: every trial of its study, whichever process ran it
             study = _study()
-            jobs = study.study_results(study.load_study(info.study, info.study.storage),
-                                       study.stale_seconds(config))
+            storage = study.usable_storage(info.study.storage, config.hydra.sweeper.get("storage"))
+            jobs = study.study_results(study.load_study(info.study, storage), study.stale_seconds(config))
         else:
             jobs = results.collect_results(sweep_dir, info.sweep_id)
         summary = results.write_summary_csv(sweep_dir / results.SUMMARY_FILE, jobs)
@@ -263,22 +285,55 @@ class SweepCallback(Callback):
                 line += f"; registered as model {version.name!r} version {version.version} (alias 'best')"
             log.info(line)
 
-    def _abandon(self) -> None:
-        """At exit, a parent run still open means the sweep died: never leave it RUNNING."""
-        if self._parent is not None and not self._parent.ended:
-            self._parent.end("FAILED", "the sweep stopped before all jobs ended")
+    def _abandon(self, started: bool = True) -> None:
+        """At exit, a parent run still open means the sweep died: never leave it RUNNING. A sweep that
+        stopped before its first job (``started`` false) leaves a parent it reopened as it was: an earlier
+        command's run keeps the status it ended with."""
+        if self._parent is None or self._parent.ended:
+            return
+        if not started and self._reopened is not None:
+            status, end_time, _ = self._reopened
+            self._parent.ended = True
+            self._parent.client.set_terminated(self._parent.run_id, status=status, end_time=end_time)
+            return
+        self._parent.end("FAILED", "the sweep stopped before all jobs ended")
 
     def __getstate__(self) -> dict[str, Any]:
         # sent to joblib workers with the Hydra context: the open MLflow run stays in this process
-        return {"_parent": None}
+        return {"_parent": None, "_reopened": None, "_sweep_dir": None}
+
+
+def save_traceback(e: BaseException) -> Path:
+    """Append ``e``'s traceback (no URL's password in it) to the log of where it happened and return that
+    file: error.log in the folder of the sweep this process runs, else the job's log (the root logger's
+    file), else a file in the temp folder."""
+    sweeps = [Path(cb._sweep_dir).resolve() for cb in _OPEN if cb._sweep_dir is not None]
+    files = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    path = (sweeps[-1] / "error.log" if sweeps else Path(files[-1]) if files else
+            Path(tempfile.gettempdir()) / f"softmax_exp-error-{os.getpid()}.log")
+    text = "".join(traceback.format_exception(e))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {' '.join(sys.argv)}\n{masked(text)}\n")
+    except OSError as err:
+        return Path(f"{path}, which could not be written: {err.strerror}")
+    return path
 
 
 def discard_unused_parents() -> None:
-    """A sweep stopped before its first job (Hydra could not compose one): its parent run, still without
-    children, is ended and moved to MLflow's trash, so that nothing of it is left."""
+    """A sweep stopped before its first job (Hydra could not compose one): a parent run it made, still
+    without children, is ended and moved to MLflow's trash, so that nothing of it is left; a parent of an
+    earlier command it reopened, with no new child, is put back as it was."""
     for cb in _OPEN:
         parent = cb._parent
-        if parent is not None and not parent.ended and not child_runs(parent.client, parent.run_id):
+        if parent is None or parent.ended:
+            continue
+        children = len(child_runs(parent.client, parent.run_id))
+        if cb._reopened is not None:
+            if children == cb._reopened[2]:
+                cb._abandon(started=False)
+        elif not children:
             parent.end("KILLED", tags={FAILURE_TAG: "the sweep stopped before its first job"})
             parent.client.delete_run(parent.run_id)
 
@@ -324,14 +379,14 @@ def is_search(config: DictConfig) -> bool:
     return str(config.hydra.sweeper.get("_target_", "")).endswith(".OptunaSweeper")
 
 
-def _search_settings(config: DictConfig) -> StudySettings | None:
-    """A search's checked settings (its search space too), None for another sweeper."""
+def _search_settings(config: DictConfig) -> tuple[StudySettings | None, dict[str, Any] | None]:
+    """A search's checked settings and its search space; (None, None) for another sweeper."""
     if not is_search(config):
-        return None
+        return None, None
     study = _study()
     settings = study.StudySettings.of(config.hydra.sweeper)
-    study.search_space(settings.params, task_overrides(config.hydra))
-    return settings
+    space, _ = study.search_space(settings.params, task_overrides(config.hydra))
+    return settings, space
 
 
 def _study():

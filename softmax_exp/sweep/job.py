@@ -8,6 +8,7 @@ import logging
 import math
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from softmax_exp.config import to_config
@@ -42,8 +43,8 @@ def run_job(cfg: Any, job: JobContext, info: SweepInfo | None) -> float:
         if search:  # a trial of a search: reports to it, may be pruned
             from softmax_exp.sweep.trial import TrialReporter  # optuna (0.3 s): only in a search
 
-            job = dataclasses.replace(job, stop_early=TrialReporter(info.study, num),
-                                      tags={**job.tags, TRIAL_TAG: str(num)})
+            reporter = TrialReporter(info.study, num, _given_storage())
+            job = dataclasses.replace(job, stop_early=reporter, tags={**job.tags, TRIAL_TAG: str(num)})
         training = Training(config, job)
         outcome = training.run()
         metrics = {k: v for k, v in outcome.metrics.items() if k in ("train_acc", "val_acc", "test_acc")}
@@ -66,6 +67,12 @@ def run_job(cfg: Any, job: JobContext, info: SweepInfo | None) -> float:
         log.warning(f"job {num + 1} {result.status}: {result.reason}")
         return math.nan
     return result.val_acc
+
+
+def _given_storage() -> str | None:
+    """The search's storage as this job's command gave it (``hydra.sweeper.storage``, a password in it
+    included): sweep.json records it without one."""
+    return HydraConfig.get().sweeper.get("storage") if HydraConfig.initialized() else None
 
 
 def _run_of(training: Training | None) -> dict[str, str]:

@@ -30,8 +30,10 @@ from softmax_exp.sweep.study import (
     search_space,
     stale_seconds,
     trial_overrides,
+    usable_storage,
 )
 from softmax_exp.util.atomic import atomic_path
+from softmax_exp.util.secrets import without_password
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +45,12 @@ def run_search(launcher: Any, config: DictConfig, arguments: Sequence[str]) -> l
     sweep_dir = Path(config.hydra.sweep.dir)
     info = SweepInfo.read(sweep_dir)  # the sweep callback's: it chose the storage (a resumed search's)
     if info is not None and info.study is not None:
-        storage = info.study.storage
+        storage = usable_storage(info.study.storage, settings.storage)
     else:
         storage = absolute_storage(settings.storage) if settings.storage else default_storage(sweep_dir)
-    shared = load_study(settings, storage, create=True)
-    save_multirun_config(config, sweep_dir)
     space, fixed = search_space(settings.params, arguments)
+    shared = load_study(settings, storage, create=True, space=space)
+    save_multirun_config(config, sweep_dir)
     stale_s = stale_seconds(config)
     returns: list[JobReturn] = []
     while True:
@@ -76,10 +78,11 @@ def run_search(launcher: Any, config: DictConfig, arguments: Sequence[str]) -> l
 
 def save_multirun_config(config: DictConfig, sweep_dir: Path) -> None:
     """Write the search's config (the sweeper's settings included) to ``multirun.yaml`` in the sweep folder,
-    as Hydra's basic sweeper does for a grid; whole or not at all, as several workers may write it."""
+    as Hydra's basic sweeper does for a grid, without any URL's password; whole or not at all, as several
+    workers may write it."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(sweep_dir / "multirun.yaml", sync=False) as tmp:
-        OmegaConf.save(config, tmp)
+        tmp.write_text(without_password(OmegaConf.to_yaml(config)))
 
 
 def consecutive(claimed: Sequence[Claimed]) -> list[list[Claimed]]:

@@ -24,7 +24,11 @@ pruner (softmax_exp.sweep.trial). Everything the two share is here.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
+import shlex
+import sys
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,13 +53,30 @@ from softmax_exp.config.overrides import override_key
 from softmax_exp.sweep.results import JobResult, StudyRef
 from softmax_exp.tracking.owners import owner_gone, owner_tags
 from softmax_exp.tracking.tags import HEARTBEAT_TAG, HOST_TAG, PID_TAG
+from softmax_exp.util.atomic import atomic_path
+from softmax_exp.util.constraints import AnyOf, Integer, OneOf, SettingError, check_values
+from softmax_exp.util.secrets import masked, without_password
 
 DIRECTIONS = ("maximize", "minimize")
-PRUNERS = ("none", "median", "successive_halving", "hyperband")
+_STEPS = AnyOf((OneOf(("auto",)), Integer(low=1)), "'auto' or an integer >= 1")
+# the arguments each pruner takes (hydra.sweeper.pruner_args), checked before any run: Optuna checks some
+# only when a trial asks the pruner, and a bad one then fails every trial after the first
+PRUNER_ARGS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "median": {"n_startup_trials": Integer(low=0), "n_warmup_steps": Integer(low=0),
+               "interval_steps": Integer(low=1), "n_min_trials": Integer(low=1)},
+    "successive_halving": {"min_resource": _STEPS, "reduction_factor": Integer(low=2),
+                           "min_early_stopping_rate": Integer(low=0), "bootstrap_count": Integer(low=0)},
+    "hyperband": {"min_resource": Integer(low=1), "max_resource": _STEPS, "reduction_factor": Integer(low=2),
+                  "bootstrap_count": Integer(low=0)},
+}
+PRUNERS = tuple(PRUNER_ARGS)
+MAX_SEED = 2**32 - 1  # numpy's RandomState, which Optuna's samplers seed, takes seeds up to this
 DEFAULT_STORAGE_FILE = "optuna.journal"  # in the sweep folder when hydra.sweeper.storage is not set
 OWNER_ATTR = "softmax_exp:owner"  # the sweeper process that claimed a trial (owner_tags())
 HEARTBEAT_ATTR = "softmax_exp:heartbeat"  # renewed by the trial's job at each report
 RESULT_ATTR = "softmax_exp:result"  # the trial's JobResult, once its job ended
+SEARCH_ATTR = "softmax_exp:search"  # a study's search: pruner, sampler, space (search_identity)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep prints its own lines
 
 
@@ -102,6 +123,13 @@ class StudySettings:
                        dict(sweeper.get("pruner_args") or {}), dict(sweeper.get("sampler") or {}),
                        {str(k): str(v) for k, v in (sweeper.get("params") or {}).items()})
         make_pruner(pruner, settings.pruner_args)  # bad pruner_args: one line now
+        seed = settings.sampler.get("seed")
+        if seed is not None and (type(seed) is not int or not 0 <= seed <= MAX_SEED - (n_trials - 1)):
+            top = MAX_SEED - (n_trials - 1)
+            raise ConfigError(f"hydra.sweeper.sampler.seed (the training's seed unless set) must be an "
+                              f"integer from 0 to {top}: trial k draws with seed + k, and numpy takes seeds "
+                              f"up to 2**32 - 1; got {seed!r} with n_trials={n_trials}: give "
+                              f"hydra.sweeper.sampler.seed=N")
         settings.make_sampler(0)
         return settings
 
@@ -122,20 +150,24 @@ class StudySettings:
         return sampler
 
     def as_info(self, storage: str) -> StudyRef:
-        """What a job needs to report to its trial (sweep.json's ``study``)."""
-        return StudyRef(storage, self.study_name, self.direction, self.pruner, self.n_trials,
-                        dict(self.pruner_args))
+        """What a job needs to report to its trial (sweep.json's ``study``): the storage as it is recorded,
+        without a password."""
+        return StudyRef(recorded_storage(storage), self.study_name, self.direction, self.pruner,
+                        self.n_trials, dict(self.pruner_args))
 
 
 def make_pruner(name: str, args: Mapping[str, Any]) -> optuna.pruners.BasePruner:
-    """The pruner named ``name`` (one of PRUNERS), built with ``args`` (``hydra.sweeper.pruner_args``)."""
+    """The pruner named ``name`` (one of PRUNERS), built with ``args`` (``hydra.sweeper.pruner_args``,
+    checked against PRUNER_ARGS first)."""
     kinds = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
              "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
              "hyperband": optuna.pruners.HyperbandPruner}
     try:
+        check_values(args, PRUNER_ARGS[name], "hydra.sweeper.pruner_args.", f"the {name} pruner")
         return kinds[name](**args)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"hydra.sweeper.pruner_args do not suit the {name} pruner: {e}") from None
+    except (TypeError, ValueError) as e:  # SettingError, or Optuna's own checks
+        raise ConfigError(str(e) if isinstance(e, SettingError) else
+                          f"hydra.sweeper.pruner_args do not suit the {name} pruner: {e}") from None
 
 
 def stale_seconds(config: DictConfig) -> float:
@@ -171,7 +203,8 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
         path = Path(storage)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path), JournalFileOpenLock(str(path))))
+            check_journal(path)
+            return JournalStorage(_JournalFile(path))
         except OSError as e:
             raise ConfigError(f"hydra.sweeper.storage: the journal file {storage} cannot be opened "
                               f"({e.strerror or e}); give a writable path or an RDB URL") from None
@@ -194,6 +227,58 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
                           f"check the URL and that the database server runs") from None
 
 
+class _JournalFile(JournalFileBackend):
+    """Optuna's journal file, whose failed writes (a full disk) name the file."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path), JournalFileOpenLock(str(path)))
+        self.path = path
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        try:
+            super().append_logs(logs)
+        except OSError as e:
+            if e.filename is None and e.errno is not None:
+                raise OSError(e.errno, e.strerror or os.strerror(e.errno), str(self.path)) from e
+            raise
+
+
+def check_journal(path: Path) -> None:
+    """A journal file made whole before a search writes to it, under the journal's own lock (no write is
+    half done meanwhile): a last record cut short (a kill or a full disk while it was written) is dropped,
+    the file rewritten whole and renamed into place, with a one-line warning; a record that is not JSON
+    before the last one is a ConfigError naming the file and the line (the study cannot be read past it).
+    Optuna itself would append the next record onto the cut one and fail on every read after."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    lock = JournalFileOpenLock(str(path))
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        *lines, tail = data.split(b"\n")  # tail: what follows the last newline (empty when whole)
+        for number, line in enumerate(lines, 1):
+            try:
+                json.loads(line)
+            except ValueError as e:
+                problem = f"{type(e).__name__}: {str(e)[:80]}"
+                raise ConfigError(f"the Optuna journal {path} has a damaged record at line {number} "
+                                  f"({problem}); the study cannot be read past it: move the file away to "
+                                  f"start the search again, or repair that line") from None
+        if not tail:
+            return
+        try:
+            json.loads(tail)
+            whole, what = data + b"\n", "its last record lacked its line end: added"
+        except ValueError:
+            whole, what = data[: len(data) - len(tail)], "its last record was cut short: dropped"
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(whole)
+        print(f"warning: the Optuna journal {path}: {what} (a kill or a full disk while it was written); the "
+              f"study goes on", file=sys.stderr, flush=True)
+    finally:
+        lock.release()
+
+
 @dataclass
 class SharedStudy:
     """An Optuna study with the storage it lives in (``storage``: as configured, made absolute), the
@@ -212,9 +297,12 @@ class SharedStudy:
         return self.study.study_name
 
 
-def load_study(info: StudySettings | StudyRef, storage: str, create: bool = False) -> SharedStudy:
+def load_study(info: StudySettings | StudyRef, storage: str, create: bool = False,
+               space: Mapping[str, Any] | None = None) -> SharedStudy:
     """The study named in the settings (or a job's sweep.json ``study``) in ``storage``, created if
-    ``create`` and missing; ConfigError if it is missing, or holds the other direction."""
+    ``create`` and missing; ConfigError if it is missing, or holds the other direction. Given the search's
+    ``space`` (a search opening its study), the study must be this search's (:func:`check_same_search`)."""
+    settings = info if isinstance(info, StudySettings) else None
     info = info.as_info(storage) if isinstance(info, StudySettings) else info
     pruner = make_pruner(info.pruner, info.pruner_args)
     backend = open_storage(storage)
@@ -234,7 +322,49 @@ def load_study(info: StudySettings | StudyRef, storage: str, create: bool = Fals
     if held != direction:
         raise ConfigError(f"study {name!r} in {_safe(storage)} is set to {held} its value; set "
                           f"hydra.sweeper.direction={held} or another hydra.sweeper.study_name")
-    return SharedStudy(study, storage, backend, backend.get_study_id_from_name(name))
+    shared = SharedStudy(study, storage, backend, backend.get_study_id_from_name(name))
+    if settings is not None and space is not None:
+        check_same_search(shared, search_identity(settings, space))
+    return shared
+
+
+def search_identity(settings: StudySettings, space: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes a search this search and not another, kept with its study: its pruner (and the pruner's
+    arguments), its sampler and its space. (Not n_trials: the same search with more trials goes on.)"""
+    return {"pruner": settings.pruner, "pruner_args": settings.pruner_args,
+            "sampler": {k: str(v) for k, v in sorted(settings.sampler.items())},
+            "space": {k: optuna.distributions.distribution_to_json(d) for k, d in sorted(space.items())}}
+
+
+def check_same_search(shared: SharedStudy, identity: dict[str, Any]) -> None:
+    """The study must be the one of the search ``identity`` describes: a study another search made (another
+    pruner, sampler or space) is a ConfigError naming what differs, before any trial is asked (two spaces
+    on one study would fail every trial, and leave a trial RUNNING for ever). A study made before its
+    search was recorded is checked on its trials' spaces, then recorded."""
+    held = shared.backend.get_study_system_attrs(shared.study_id).get(SEARCH_ATTR)
+    where = f"study {shared.name!r} in {_safe(shared.storage)}"
+    fix = "give this search another hydra.sweeper.study_name, or another hydra.sweep.dir"
+    if held is not None:
+        differ = [k for k in ("pruner", "pruner_args", "sampler", "space") if held.get(k) != identity[k]]
+        if differ:
+            what = ", ".join(f"{k} {_short(held.get(k))} there, {_short(identity[k])} here" for k in differ)
+            raise ConfigError(f"{where} belongs to another search ({what}); {fix}")
+        return
+    space = {k: optuna.distributions.json_to_distribution(v) for k, v in identity["space"].items()}
+    for t in shared.study.get_trials(deepcopy=False):
+        for k, d in t.distributions.items():
+            if k in space:
+                try:
+                    optuna.distributions.check_distribution_compatibility(d, space[k])
+                except ValueError:
+                    raise ConfigError(f"{where} searched {k} as {_short(d)}; this search gives it "
+                                      f"{_short(space[k])}; {fix}") from None
+    shared.backend.set_study_system_attr(shared.study_id, SEARCH_ATTR, identity)
+
+
+def _short(value: Any, n: int = 120) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    return text if len(text) <= n else text[:n] + "..."
 
 
 # ---------------------------------------------------------------------------------------- search space
@@ -274,11 +404,14 @@ def distribution(override: Override) -> optuna.distributions.BaseDistribution:
     key = override.get_key_element()
     if isinstance(value, IntervalSweep):
         log = "log" in value.tags
+        shown = f"{'tag(log, ' if log else ''}interval({value.start}, {value.end}){')' if log else ''}"
+        if not (math.isfinite(value.start) and math.isfinite(value.end)):
+            raise ConfigError(f"{key}: {shown} is not a finite interval; give finite bounds, e.g. "
+                              f"{key}='tag(log, interval(1e-7, 1e-2))'")
+        if not value.start < value.end or (log and value.start <= 0):
+            raise ConfigError(f"{key}: {shown} is empty" + (" or not positive (a log scale)" if log else ""))
         if isinstance(value.start, int) and isinstance(value.end, int):
             return optuna.distributions.IntDistribution(int(value.start), int(value.end), log=log)
-        if not value.start < value.end or (log and value.start <= 0):
-            raise ConfigError(f"{key}: interval({value.start}, {value.end}) is empty"
-                              + (" or not positive (a log scale)" if log else ""))
         return optuna.distributions.FloatDistribution(float(value.start), float(value.end), log=log)
     values = list(override.sweep_iterator(transformer=Transformer.encode))
     if not values:
@@ -358,7 +491,13 @@ def claim_trial(shared: SharedStudy, settings: StudySettings, space: Mapping[str
         if len(trials) >= settings.n_trials:
             return None
         study.sampler = settings.make_sampler(len(trials))
-        trial = study.ask(dict(space))
+        try:
+            trial = study.ask(dict(space))
+        except Exception:  # its new trial is left RUNNING, with no parameters and no owner: it fails
+            for t in study.get_trials(deepcopy=False)[len(trials):]:
+                if t.state == optuna.trial.TrialState.RUNNING and OWNER_ATTR not in t.system_attrs:
+                    study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            raise
         shared.backend.set_trial_system_attr(shared.trial_id(trial.number), OWNER_ATTR, owner_tags())
         return Claimed(trial)
 
@@ -430,15 +569,27 @@ def _first_line(e: BaseException) -> str:
 
 
 def _safe(url: str) -> str:
-    """A storage URL without its password."""
-    head, sep, tail = url.partition("://")
-    if sep and "@" in tail:
-        cred, at, rest = tail.rpartition("@")
-        user = cred.partition(":")[0]
-        return f"{head}://{user}{':***' if ':' in cred else ''}@{rest}"
-    return url
+    """A storage URL as it is shown: its password as ``***``."""
+    return masked(url)
+
+
+def recorded_storage(storage: str) -> str:
+    """A storage as it is written down (sweep.json, the parent run's tag): without a password."""
+    return without_password(storage)
+
+
+def usable_storage(recorded: str, given: str | None) -> str:
+    """The storage to open, from the one recorded (without its password) and the one this process was
+    given (``hydra.sweeper.storage``, with it): the given one when it is the recorded one, else the recorded
+    one (its password, if it needs one, from the environment: PGPASSWORD, ~/.pgpass)."""
+    if given:
+        given = absolute_storage(given)
+        if recorded_storage(given) == recorded:
+            return given
+    return recorded
 
 
 def study_dashboard_command(storage: str) -> str:
-    """The command that shows the study in optuna-dashboard."""
-    return f"optuna-dashboard {_safe(storage) if is_url(storage) else storage}"
+    """The command that shows the study in optuna-dashboard, as it can be pasted into a shell (a URL without
+    its password: libpq takes it from PGPASSWORD or ~/.pgpass)."""
+    return f"optuna-dashboard {shlex.quote(without_password(storage))}"

@@ -17,7 +17,7 @@ import optuna
 
 from softmax_exp.learn.sgd import EvalPoint
 from softmax_exp.sweep.results import StudyRef
-from softmax_exp.sweep.study import HEARTBEAT_ATTR, load_study
+from softmax_exp.sweep.study import HEARTBEAT_ATTR, load_study, usable_storage
 
 
 class TrialReporter:
@@ -25,8 +25,8 @@ class TrialReporter:
     reports val_acc at step = iterations done, renews the trial's heartbeat, and answers
     ``"pruned at iteration k"`` when the pruner says so."""
 
-    def __init__(self, study: StudyRef, number: int) -> None:
-        self.shared = load_study(study, study.storage)
+    def __init__(self, study: StudyRef, number: int, given_storage: str | None = None) -> None:
+        self.shared = load_study(study, usable_storage(study.storage, given_storage))
         self.number = number
         self.trial_id = self.shared.trial_id(number)
         # the trial as Study.ask made it: Optuna's Trial over the running trial of the study

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,18 @@ def check(obj: Any) -> None:
     for rule, message in getattr(type(obj), "RULES", ()):
         if not rule(obj):
             raise SettingError(message.format(obj=obj))
+
+
+def check_values(values: Mapping[str, Any], table: Mapping[str, Constraint], prefix: str, what: str) -> None:
+    """Check a mapping of settings against ``table`` (name -> constraint): a name it does not have, or a
+    value its constraint refuses, is a SettingError naming ``prefix + name`` (``what`` says whose)."""
+    for name, value in values.items():
+        if name not in table:
+            allowed = ", ".join(table) or "none"
+            raise SettingError(f"{prefix}{name} is not an option of {what}; its options: {allowed}")
+        problem = table[name].problem(value)
+        if problem is not None:
+            raise SettingError(problem.format(key=prefix + name, value=_show(value)) + f" ({what})")
 
 
 class Checked:
@@ -191,6 +203,19 @@ class OneOf(Constraint):
         if value in names:
             return None
         return f"unknown {{key}} {{value}}; choose one of: {', '.join(names)}"
+
+
+@dataclass(frozen=True)
+class AnyOf(Constraint):
+    """What one of ``constraints`` allows, described as ``what``."""
+
+    constraints: tuple[Constraint, ...]
+    what: str
+
+    def problem(self, value: Any, owner: Any = None) -> str | None:
+        if any(c.problem(value, owner) is None for c in self.constraints):
+            return None
+        return f"{{key}} must be {self.what}; got {{value}}"
 
 
 @dataclass(frozen=True)
