@@ -13,6 +13,7 @@ MLflow 3 opens in its GenAI mode (a traces dashboard); the link asks for its mod
 from __future__ import annotations
 
 import argparse
+import ctypes
 import errno
 import os
 import signal
@@ -134,9 +135,10 @@ def serve(command: list[str], env: dict[str, str]) -> int:
 
     It runs in a process group of its own and gets one signal per Ctrl-C: a terminal sends SIGINT to its
     whole foreground group, and uvicorn, given it twice (directly and forwarded by ``mlflow server``),
-    cancels its clean shutdown with a traceback.
+    cancels its clean shutdown with a traceback. It gets SIGTERM when this process dies, even by SIGKILL
+    (Linux's parent-death signal), so that no server is left holding the port.
     """
-    proc = subprocess.Popen(command, env=env, start_new_session=True)
+    proc = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_dies_with(os.getpid()))
     stopped = []
 
     def forward(signum, frame) -> None:
@@ -148,6 +150,24 @@ def serve(command: list[str], env: dict[str, str]) -> int:
         signal.signal(signum, forward)
     status = proc.wait()
     return 0 if stopped else (128 - status if status < 0 else status)
+
+
+def _dies_with(parent: int):
+    """A ``preexec_fn``: the child gets SIGTERM when ``parent`` dies (``prctl(PR_SET_PDEATHSIG)``, Linux;
+    elsewhere nothing), and ends at once if it already has. ``mlflow server`` stops its uvicorn on SIGTERM."""
+    def preexec() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):  # not Linux
+            return
+        if os.getppid() != parent:  # the parent died before the call: nothing would tell this child
+            os._exit(0)
+
+    return preexec
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _port(text: str) -> int:

@@ -100,6 +100,17 @@ BAD_PIXELS = [  # (what is wrong, an input with it, the message)
 ]
 
 
+def test_a_request_of_too_many_pixels_is_refused_before_any_is_converted(logged, loaded):
+    """The served model's bound (serving.MAX_REQUEST_VALUES); Softmax itself takes any number of images."""
+    many = np.zeros((2**25 // 64 + 1, 64), dtype=np.uint8)
+    refused = r"a request holds at most 33554432 pixel values \(524288 images of this model\); got 33554496"
+    with pytest.raises(MlflowException, match=refused) as e:
+        loaded.predict(many)
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert loaded.predict(many[:-1]).shape == (2**25 // 64,)
+    assert logged.model.predict_images(many).shape == (many.shape[0],)
+
+
 @pytest.mark.parametrize("what, bad, message", BAD_PIXELS, ids=[b[0] for b in BAD_PIXELS])
 def test_the_model_refuses_pixels_that_are_not_pixels(logged, loaded, what, bad, message):
     with pytest.raises(MlflowException, match=message) as caught:

@@ -58,3 +58,41 @@ def test_serve_on_a_taken_port_stops_with_one_line(run_cli, listening, tmp_path)
     assert len(lines) == 1, result.stderr
     assert f"127.0.0.1:{listening}" in lines[0] and "make ui UI_PORT=" in lines[0]
     assert not db.exists()  # stopped before the store or a server was touched
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_a_killed_ui_leaves_no_server_on_its_port(tmp_path):
+    """``kill -9`` of ``python -m softmax_exp.ui serve``: the mlflow server it started (and its uvicorn) get
+    its death as SIGTERM and free the port, so that the next ``make ui`` can serve there."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = ui.free_port_after(5300)
+    env = {**os.environ, "CI": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "softmax_exp.ui", "serve", "--db", str(tmp_path / "m.db"),
+                             "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # the server answers
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    assert r.status == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "the server did not start"
+                time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while ui.port_problem(port) is not None:
+            assert time.monotonic() < deadline, f"the port {port} is still taken after the UI was killed"
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

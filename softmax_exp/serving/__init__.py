@@ -10,7 +10,8 @@ does, by construction.
 
 - images : raw pixels as the dataset has them, images (N, H, W, C) or flat rows (N, H*W*C), N >= 0, whole
   numbers 0..255 in any numeric dtype (JSON lists over HTTP); NaN, inf, negative, larger or fractional
-  values are refused (HTTP 400 from ``mlflow models serve``), 0 images get 0 answers
+  values are refused (HTTP 400 from ``mlflow models serve``), 0 images get 0 answers; at most
+  :data:`MAX_REQUEST_VALUES` pixel values a request (more is refused in the same way)
 - ``"labels"`` (default): (N,) int64, ``Softmax.predict_images(images)``
 - ``"names"``: (N,) str, the class name of each label
 - ``"probabilities"``: (N, C) float64, rows summing to 1, their argmax the labels
@@ -27,6 +28,9 @@ from softmax_exp.learn.model import Softmax
 
 MODEL_ARTIFACT = "model"  # the name of model.npz among the model's artifacts
 OUTPUTS = ("labels", "names", "probabilities")
+# The pixel values one request may hold: 2**25, 10922 CIFAR-10 images, 524288 digits. A request's rows take
+# about 16 bytes a value while they are preprocessed and scored: under 600 MB at this bound.
+MAX_REQUEST_VALUES = 2**25
 
 
 class SoftmaxPyfunc(PythonModel):
@@ -49,6 +53,12 @@ def predict(model: Softmax, images: Any, output: str = "labels") -> np.ndarray:
     if output not in OUTPUTS:
         raise MlflowException.invalid_parameter_value(
             f"params['output'] must be one of {', '.join(OUTPUTS)}; got {output!r}")
+    values = getattr(images, "size", None)  # what the server decoded: an array or a DataFrame
+    if isinstance(values, int) and values > MAX_REQUEST_VALUES:
+        per_image = int(np.prod(model.preprocessing.image_shape))
+        raise MlflowException.invalid_parameter_value(
+            f"a request holds at most {MAX_REQUEST_VALUES} pixel values ({MAX_REQUEST_VALUES // per_image} "
+            f"images of this model); got {values}: send the images in smaller requests")
     try:
         if output == "probabilities":
             return model.predict_proba(model.preprocess(images))
