@@ -125,7 +125,7 @@ def test_a_resumed_run_keeps_only_its_last_checkpoint(store, make_cfg, tmp_path,
 
     def checkpoint_then_stop(self, state):
         real_checkpoint(self, state)
-        if state.iteration == 250:
+        if state.iteration == 500:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(TrackedJob, "on_checkpoint", checkpoint_then_stop)
@@ -133,14 +133,15 @@ def test_a_resumed_run_keeps_only_its_last_checkpoint(store, make_cfg, tmp_path,
         fit(make_cfg(store, *LONG))
     client = client_for(store)
     (killed,) = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
-    # what a kill between the tag's move and the deletion of the previous file leaves behind
+    # what a kill between a checkpoint's upload and the tag's move leaves behind; the resumed run writes
+    # no checkpoint after 500 (the next would be 750 of 600), so the stray goes when the run is reopened
     stray = tmp_path / "iter_0000100.npz"
     stray.write_bytes(b"not a checkpoint")
     client.log_artifact(killed.info.run_id, str(stray), "checkpoints")
 
     monkeypatch.setattr(TrackedJob, "on_checkpoint", real_checkpoint)
     again = fit(make_cfg(store, *LONG))
-    assert again.note == "resumed from iteration 250" and again.run_id == killed.info.run_id
+    assert again.note == "resumed from iteration 500" and again.run_id == killed.info.run_id
     assert [a.path for a in client.list_artifacts(again.run_id, "checkpoints")] == [
         "checkpoints/iter_0000500.npz"]
 

@@ -139,6 +139,7 @@ class TrackedJob:
                 self.run_name = old.info.run_name
                 if FAILURE_TAG in old.data.tags:  # why it stopped last time: no longer true
                     self.run.client.delete_tag(self.run.run_id, FAILURE_TAG)
+                self._keep_only_checkpoint(old.data.tags[CHECKPOINT_TAG])  # one a kill left untagged
                 self.log = _MetricLog.resuming(self.run, self.spec.settings.log_every)
                 return state
         self.run = self._start(data, n_threads)
@@ -169,6 +170,10 @@ class TrackedJob:
             self.run.log_artifact(save_checkpoint(tmp / name, state, self.spec.fingerprint), "checkpoints")
         current = f"checkpoints/{name}"
         self.run.set_tags({CHECKPOINT_TAG: current})
+        self._keep_only_checkpoint(current)
+
+    def _keep_only_checkpoint(self, current: str) -> None:
+        """Delete every checkpoint file of the run but ``current`` (the one the tag points at)."""
         for old in self.run.client.list_artifacts(self.run.run_id, "checkpoints"):
             if old.path != current:
                 self.run.delete_artifact(old.path)
