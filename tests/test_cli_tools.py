@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -15,21 +16,25 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300)
 
 
-def test_gradcheck_cli_passes_and_prints_one_row_per_kernel():
+def test_gradcheck_cli_passes_and_prints_one_row_per_loss_and_kernel():
     out = run("-m", "softmax_exp.learn.gradcheck")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    for name in ("naive", "vectorized", "numba_naive", "numba_fused"):
-        row = next(line for line in lines if line.startswith(name + " "))
-        assert row.rstrip().endswith("ok")
-        assert float(row.split()[1]) > 2.29  # sanity loss close to log(10) = 2.3026
-    assert "all 4 kernels pass" in out.stdout
+    for loss, sanity in (("softmax", math.log(10)), ("svm", 9.0)):  # C - 1 = 9
+        for name in ("naive", "vectorized", "numba_naive", "numba_fused"):
+            row = next(line for line in lines if re.match(rf"{loss} +{name} ", line)).split()
+            assert row[-1] == "ok"
+            assert float(row[2]) == pytest.approx(sanity, abs=0.01) and float(row[3]) == pytest.approx(sanity)
+            kinks, skipped = int(row[6]), int(row[7])
+            assert (kinks > 0 and skipped > 0) if loss == "svm" else kinks == skipped == 0
+    assert "all 8 kernels pass" in out.stdout
 
 
 def test_gradcheck_cli_fails_on_an_impossible_tolerance():
-    out = run("-m", "softmax_exp.learn.gradcheck", "--kernels", "vectorized", "--tolerance", "1e-30")
+    out = run("-m", "softmax_exp.learn.gradcheck", "--kernels", "vectorized", "--losses", "svm",
+              "--tolerance", "1e-30")
     assert out.returncode == 1
-    assert "gradient check failed for vectorized" in out.stderr
+    assert "gradient check failed for svm vectorized" in out.stderr
 
 
 def test_bench_cli_prints_ratios_on_a_small_problem():

@@ -13,7 +13,7 @@ import numpy as np
 from softmax_exp.bench.kernels import bench_kernels, bench_minibatch, bench_predict, bench_step
 from softmax_exp.bench.measure import HEADER
 from softmax_exp.bench.pipeline import bench_sweep, bench_tracking, bench_train_cli
-from softmax_exp.kernels import KERNELS, set_num_threads
+from softmax_exp.kernels import KERNELS, LOSSES, set_num_threads
 
 SECTIONS = ("kernels", "minibatch", "step", "predict", "tracking", "train", "sweep")
 
@@ -35,10 +35,12 @@ def machine_line() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m softmax_exp.bench",
-        description="Time the softmax kernels; print ratios to references measured in the same run.",
+        description="Time the loss kernels (softmax, SVM); print ratios to references timed in the same run.",
     )
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
+    parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=list(LOSSES),
+                        help="the kernels section times these losses' kernels (softmax rows unprefixed)")
     parser.add_argument(
         "--shape", nargs=3, type=int, default=[49000, 3073, 10], metavar=("N", "D", "C"),
         help="rows, features (with the bias column), classes (default: CIFAR-10 as in the course)",

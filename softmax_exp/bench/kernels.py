@@ -46,39 +46,75 @@ def _torch_loss_gradient():
     return loss_grad
 
 
+def _torch_svm_loss_gradient():
+    """PyTorch CPU autograd of the SVM's loss: ``multi_margin_loss`` (margin 1) averages over the classes
+    too, so it is scaled by C to be the course's sum over classes, + 0.5 * reg * sum(W^2); or None."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+
+    def loss_grad(W, X, y, reg):
+        Xt = torch.from_numpy(X)
+        Wt = torch.from_numpy(W).clone().requires_grad_(True)
+        hinge = F.multi_margin_loss(Xt @ Wt, torch.from_numpy(y), margin=1.0) * W.shape[1]
+        loss = hinge + 0.5 * reg * (Wt * Wt).sum()
+        loss.backward()
+        return float(loss.detach()), Wt.grad.numpy()
+
+    return loss_grad
+
+
 def bench_kernels(args) -> list[Row]:
+    """Loss + gradient over all of X, each kernel of each loss (``args.losses``; the SVM's rows prefixed
+    ``svm``) against the read floor, with the fused kernel's ratio to the vectorized one; scikit-learn's
+    multinomial loss and PyTorch's autograd of each loss as outside references. The read floor and every
+    kernel but the two slow ones are timed in interleaved rounds (:func:`medians_in_rounds`), so a burst
+    of load from elsewhere moves the floor and the kernels together, not one ratio."""
     rows = []
     n, d, c = args.shape
     for dtype in args.dtypes:
         dt = np.dtype(dtype).type
         W, X, y = make_problem(n, d, c, dt)
         shape = f"{n}x{d}x{c}"
-        floor = median_ms(partial(X.sum, axis=0), args.repeats)
+        cases: dict[str, object] = {"read floor X.sum(axis=0)": partial(X.sum, axis=0)}
+        notes: dict[str, str] = {}
+        slow: dict[str, float] = {}
+        order: list[str] = []  # the rows: each loss's kernels as asked, then its outside references
+        for loss in args.losses:
+            prefix = "" if loss == "softmax" else f"{loss} "
+            for name in args.kernels:
+                kernel = get_kernel(name, loss=loss)
+                order.append(prefix + name)
+                if name == "naive":  # Python loops: time a slice of the rows, scale to all of them
+                    m = min(n, args.naive_rows)
+                    slow[prefix + name] = median_ms(partial(kernel, W, X[:m], y[:m], 0.1),
+                                                    max(1, args.repeats // 3)) * n / m
+                    notes[prefix + name] = f"timed on {m} rows, scaled x{n / m:.1f}"
+                elif name == "numba_naive":  # seconds a call: a few calls, not in the rounds
+                    slow[prefix + name] = median_ms(partial(kernel, W, X, y, 0.1), max(1, args.repeats // 3))
+                else:
+                    cases[prefix + name] = partial(kernel, W, X, y, 0.1)
+            if loss == "softmax" and args.sklearn and (sk := _sklearn_loss_gradient(c)) is not None:
+                cases["sklearn loss_gradient"] = partial(sk, W, X, y.astype(dt), 0.1)
+                order.append("sklearn loss_gradient")
+            torch_of = {"softmax": _torch_loss_gradient, "svm": _torch_svm_loss_gradient}[loss]
+            if args.torch and (tl := torch_of()) is not None:
+                cases[f"{prefix}torch autograd (CPU)"] = partial(tl, W, X, y, 0.1)
+                order.append(f"{prefix}torch autograd (CPU)")
+        times = dict(zip(cases, medians_in_rounds(list(cases.values()), args.repeats), strict=True))
+        times.update(slow)
+        floor = times.pop("read floor X.sum(axis=0)")
         rows.append(Row("read floor X.sum(axis=0)", shape, dtype, floor, X.nbytes, floor, "read floor"))
-        vec_ms = None
-        for name in args.kernels:
-            kernel = get_kernel(name)
-            if name == "naive":  # Python loops: time a slice of the rows, scale to all of them
-                m = min(n, args.naive_rows)
-                Xs, ys = X[:m], y[:m]
-                ms = median_ms(partial(kernel, W, Xs, ys, 0.1), max(1, args.repeats // 3)) * n / m
-                note = f"timed on {m} rows, scaled x{n / m:.1f}"
-            else:
-                reps = max(1, args.repeats // 3) if name == "numba_naive" else args.repeats
-                ms = median_ms(partial(kernel, W, X, y, 0.1), reps)
-                note = ""
-            if name == "vectorized":
-                vec_ms = ms
-            if name == "numba_fused" and vec_ms is not None:
-                note = f"{vec_ms / ms:.2f}x faster than vectorized"
-            rows.append(Row(name, shape, dtype, ms, X.nbytes, floor, "read floor", note))
-        if args.sklearn and (sk := _sklearn_loss_gradient(c)) is not None:
-            yf = y.astype(dt)
-            ms = median_ms(partial(sk, W, X, yf, 0.1), args.repeats)
-            rows.append(Row("sklearn loss_gradient", shape, dtype, ms, X.nbytes, floor, "read floor"))
-        if args.torch and (tl := _torch_loss_gradient()) is not None:
-            ms = median_ms(partial(tl, W, X, y, 0.1), args.repeats)
-            rows.append(Row("torch autograd (CPU)", shape, dtype, ms, X.nbytes, floor, "read floor"))
+        for loss in args.losses:
+            prefix = "" if loss == "softmax" else f"{loss} "
+            fused, vec = times.get(prefix + "numba_fused"), times.get(prefix + "vectorized")
+            if fused and vec:
+                notes[prefix + "numba_fused"] = f"{vec / fused:.2f}x faster than vectorized"
+        for label in order:
+            rows.append(Row(label, shape, dtype, times[label], X.nbytes, floor, "read floor",
+                            notes.get(label, "")))
         del W, X, y
     return rows
 

