@@ -23,8 +23,8 @@ from softmax_exp.config import to_config
 from softmax_exp.data import load_dataset
 from softmax_exp.job.context import JobContext
 from softmax_exp.job.fit import fit
-from softmax_exp.learn.model import Softmax
-from softmax_exp.tracking.logged_model import load_softmax
+from softmax_exp.learn.model import LinearClassifier
+from softmax_exp.tracking.logged_model import load_classifier
 from softmax_exp.tracking.store import sqlite_path
 from softmax_exp.util.atomic import temp_dir
 
@@ -58,16 +58,15 @@ def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
         model_uri = run.data.tags.get(tracking.tags.MODEL_URI_TAG)
         logged_W = None  # a run that diverged has no model: its W was not finite
         if model_uri:  # the run's logged MLflow model
-            logged_W = load_softmax(uri, model_uri).W
+            logged_W = load_classifier(uri, model_uri).W
         elif any(f.path == "model.npz" for f in client.list_artifacts(run_id)):  # logged before models were
-            logged_W = Softmax.load(client.download_artifacts(run_id, "model.npz", str(tmp))).W
+            logged_W = LinearClassifier.load(client.download_artifacts(run_id, "model.npz", str(tmp))).W
         elif run.info.status != "FAILED":
             raise ValueError(f"run {run_id} has neither a logged model nor a model.npz artifact")
         with open(config_path) as f:
             logged = yaml.safe_load(f)
-    # trained untracked, without resume or checkpoints, quietly; runs logged before a key existed lack it,
-    # and model.name was logged before the config had a schema
-    (logged.get("model") or {}).pop("name", None)
+    # trained untracked, without resume or checkpoints, quietly; runs logged before a key existed lack it
+    # (model.name: the softmax, the only model then; very early runs logged it as "softmax" too)
     logged.update(progress=False, resume=False, checkpoint_every=0)
     logged.setdefault("tracking", {})["enabled"] = False
     threads = run.data.tags.get(tracking.tags.THREADS_TAG)

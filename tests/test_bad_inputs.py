@@ -265,6 +265,11 @@ CASES = [
                   r"optimizer=sgd"),
     train("optimizer_group_unknown", "optimizer=adam",
           message=r"Could not find 'optimizer/adam'.*Available options in 'optimizer': momentum sgd"),
+    train("model_name_by_hand", "model.name=svm",
+          message=r"model\.name is set by the model group, not by hand; got 'svm': choose model=softmax or "
+                  r"model=svm$"),
+    train("model_group_unknown", "model=knn",
+          message=r"Could not find 'model/knn'.*Available options in 'model': softmax svm"),
     train("dataset_group_unknown", "dataset=mnist",
           message=r"Could not find 'dataset/mnist'.*cifar10 digits imagefolder"),
     train("key_unknown", "learning_rate=1",

@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException
 
 from softmax_exp.data import load_dataset
 from softmax_exp.data.digits import read_digits
-from softmax_exp.learn.model import Preprocessing, Softmax
+from softmax_exp.learn.model import LinearSVM, Preprocessing, Softmax
 from softmax_exp.tracking import Run, get_client
 from softmax_exp.tracking.logged_model import BUNDLED, MODEL_NAME, PACKAGE, bundled_files, log_model
 
@@ -130,8 +130,40 @@ def test_names_and_probabilities(logged, loaded):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
     np.testing.assert_array_equal(proba.argmax(axis=1), labels)
     np.testing.assert_array_equal(loaded.predict(images, params={"output": "labels"}), labels)
-    with pytest.raises(MlflowException, match="must be one of labels, names, probabilities; got 'logits'"):
+    scores = loaded.predict(images, params={"output": "scores"})
+    assert scores.shape == (200, 10) and scores.dtype == np.float64
+    np.testing.assert_array_equal(scores.argmax(axis=1), labels)
+    np.testing.assert_allclose(np.exp(scores - scores.max(axis=1, keepdims=True)) /
+                               np.exp(scores - scores.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True),
+                               proba, rtol=1e-12)
+    assert loaded.metadata.metadata["model"] == "softmax"
+    with pytest.raises(MlflowException, match="one of labels, names, scores, probabilities; got 'logits'"):
         loaded.predict(images, params={"output": "logits"})
+
+
+def test_an_svm_model_gives_labels_names_and_scores_and_refuses_probabilities(logged, tmp_path, monkeypatch):
+    data = load_dataset({"name": "digits", "cache": False})
+    svm = LinearSVM("numba_fused", Preprocessing.of(data))
+    svm.train(data.X_train, data.y_train, lr=1e-3, reg=1e-2, num_iters=200)
+    with Run.start(logged.uri, "digits_svm", "svm") as run:  # the module's experiment keeps its one model
+        model_uri = log_model(logged.uri, run.run_id, svm, logged.images[:10], params={"model.name": "svm"})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", logged.uri)
+    loaded = mlflow.pyfunc.load_model(model_uri)
+    images = logged.images[:300]
+    labels = loaded.predict(images)
+    np.testing.assert_array_equal(labels, svm.predict_images(images))
+    assert np.mean(labels == read_digits()[1][:300]) > 0.85
+    assert loaded.predict(images, params={"output": "names"}).tolist() == [str(k) for k in labels]
+    scores = loaded.predict(images, params={"output": "scores"})
+    np.testing.assert_array_equal(scores, svm.scores(svm.preprocess(images)))
+    np.testing.assert_array_equal(scores.argmax(axis=1), labels)
+    meta = loaded.metadata.metadata
+    assert meta["model"] == "svm" and meta["outputs"] == ["labels", "names", "scores"]
+    refused = (r"^a svm model gives no probabilities \(its scores are margins, not a distribution\); ask for "
+               r"params\['output'\] = 'scores' or 'labels'$")
+    with pytest.raises(MlflowException, match=refused) as e:
+        loaded.predict(images, params={"output": "probabilities"})
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
 def test_signature_and_input_example(logged, loaded):
@@ -182,7 +214,7 @@ def test_bad_example_images(logged):
         log_model(logged.uri, logged.run_id, logged.model, np.zeros((3, 8, 8)))
     with pytest.raises(ValueError, match="got shape \\(0, 64\\)"):
         log_model(logged.uri, logged.run_id, logged.model, np.zeros((0, 64)))
-    with pytest.raises(ValueError, match="trained Softmax with its preprocessing"):
+    with pytest.raises(ValueError, match="trained classifier with its preprocessing"):
         log_model(logged.uri, logged.run_id, Softmax(), logged.images)
 
 

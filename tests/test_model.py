@@ -134,10 +134,10 @@ def test_save_load_round_trip_and_raw_images(tmp_path):
     assert back.kernel_name == "numba_fused"
     np.testing.assert_array_equal(back.predict_images(images), model.predict(X))
     (tmp_path / "junk.npz").write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="not a saved Softmax model"):
+    with pytest.raises(ValueError, match="not a saved classifier"):
         Softmax.load(tmp_path / "junk.npz")
     (tmp_path / "zip.npz").write_bytes(b"PK\x03\x04 looks like a zip, is not one")
-    with pytest.raises(ValueError, match="not a saved Softmax model"):
+    with pytest.raises(ValueError, match="not a saved classifier"):
         Softmax.load(tmp_path / "zip.npz")
 
 

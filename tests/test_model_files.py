@@ -1,5 +1,6 @@
-"""Softmax.load on files it did not write: each refused by a ValueError of one line naming the file and
-the problem, before anything large is allocated; good files of other layouts load unchanged."""
+"""LinearClassifier.load (and Softmax.load) on files it did not write: each refused by a ValueError of one
+line naming the file and the problem, before anything large is allocated; good files of other layouts load
+unchanged."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from npz_fixtures import (
 )
 
 import softmax_exp.learn.npz as npz_module
-from softmax_exp.learn.model import Preprocessing, Softmax
+from softmax_exp.learn.model import LinearClassifier, LinearSVM, Preprocessing, Softmax
 
 LITTLE = 4 << 20  # every refusal below allocates less than this (the good model is 2 KB)
 
@@ -40,7 +41,7 @@ def _refused(path, message):
     with allocates_at_most(LITTLE), pytest.raises(ValueError) as e:
         Softmax.load(path)
     text = str(e.value)
-    assert text.startswith(f"{path} is not a saved Softmax model (") and "\n" not in text, text
+    assert text.startswith(f"{path} is not a saved classifier (") and "\n" not in text, text
     assert re.search(message, text), text
     return text
 
@@ -86,7 +87,11 @@ W_OK = np.zeros((13, 4), np.float32)
     (dict(image_shape=np.array([10**6, 10**6, 3])), r"W has 13 rows; image_shape \(1000000, 1000000, 3\)"),
     (dict(kernel=np.str_("fast")), "unknown kernel 'fast'"),
     (dict(kernel=np.str_("x" * 100)), "kernel has items of 400 bytes; at most 256"),
-    (dict(format=np.int64(2)), "model format 2, this code reads 1"),
+    (dict(format=np.int64(3)), "model format 3, this code reads 1 and 2"),
+    (dict(loss=np.str_("hinge")), "loss 'hinge', this code knows softmax, svm"),
+    (dict(loss=np.str_("svm")), "it holds a svm classifier, not a softmax one; read it with LinearClass"),
+    (dict(loss=None), "no member 'loss'"),  # format 2 names its loss ...
+    (dict(format=np.int64(1)), "unexpected member 'loss'"),  # ... format 1 has none
     (dict(format=np.float64(1)), r"format is float64 \(\); expected kind i/u \(\)"),
     (dict(W=None), "no member 'W'"),
     (dict(extra=np.zeros(3)), "unexpected member 'extra'"),
@@ -181,6 +186,20 @@ def test_a_good_file_loads_bit_identical(good):
         assert back.preprocessing.class_names == tuple(f["class_names"])
         assert back.preprocessing.image_shape == tuple(f["image_shape"])
     assert back.kernel_name == "numba_fused" and back.preprocessing.bias_trick
+
+
+def test_each_classifier_comes_back_as_itself_and_format_1_is_a_softmax(good, tmp_path):
+    softmax = Softmax.load(good)
+    svm = LinearSVM("vectorized", softmax.preprocessing)
+    svm.W = softmax.W * 2
+    back = LinearClassifier.load(svm.save(tmp_path / "svm.npz"))
+    assert type(back) is LinearSVM and back.kernel_name == "vectorized" and np.array_equal(back.W, svm.W)
+    assert type(LinearSVM.load(tmp_path / "svm.npz")) is LinearSVM
+    with pytest.raises(ValueError, match="it holds a softmax classifier, not a svm one"):
+        LinearSVM.load(good)
+    # what Softmax.save wrote before the SVM: format 1, no loss member
+    old = rewrite(good, tmp_path / "format1.npz", format=np.int64(1), loss=None)
+    assert type(LinearClassifier.load(old)) is Softmax and np.array_equal(Softmax.load(old).W, softmax.W)
 
 
 def test_random_damage_is_a_value_error_or_a_model(good, tmp_path):

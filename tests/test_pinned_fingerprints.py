@@ -1,9 +1,12 @@
 """The fingerprints by which a rerun finds its earlier runs, pinned: a change to the code's structure, the
 schema's layout included, must leave them as they were, or every sweep and checkpoint made before it is
 lost to resume. Recorded at commit 8ca2509. (A change that means to change what a run computes changes
-them, and says so.)"""
+them, and says so.) The SVM added the param model.name; at "softmax" it is left out of the fingerprints
+(config.fingerprints.ADDED_KEYS), so they stayed as they were."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 from hydra import initialize_config_dir
@@ -33,7 +36,7 @@ SWEEPS = {
 PARAMS = ["batch_size", "dataset.bias_trick", "dataset.dtype", "dataset.hflip", "dataset.name",
           "dataset.num_dev", "dataset.num_test", "dataset.num_training", "dataset.num_validation",
           "dataset.split_seed", "dataset.subtract_mean", "eval_every", "eval_test", "eval_train_rows",
-          "kernel", "lr", "model.init_scale", "model.replace", "num_iters", "optimizer.gamma",
+          "kernel", "lr", "model.init_scale", "model.name", "model.replace", "num_iters", "optimizer.gamma",
           "optimizer.min_lr", "optimizer.name", "optimizer.schedule", "optimizer.step_size", "reg", "seed"]
 
 
@@ -44,6 +47,17 @@ def test_a_config_s_fingerprint_is_the_one_its_runs_carry(overrides):
 
 def test_a_run_s_params_are_the_same_keys():
     assert sorted(result_config(to_config(compose([])))) == PARAMS
+
+
+def test_another_model_is_another_fingerprint_and_a_logged_config_without_model_name_is_the_softmax():
+    softmax = to_config(compose([]))
+    svm = to_config(compose(["model=svm"]))
+    assert svm.model.name == "svm" and result_config(svm)["model.name"] == "svm"
+    assert config_fingerprint(svm) != config_fingerprint(softmax) == CONFIGS[()]
+    logged = dataclasses.asdict(softmax)
+    del logged["model"]["name"]  # a config.yaml logged before the SVM
+    assert config_fingerprint(to_config(logged)) == CONFIGS[()]
+    assert to_config(logged).model.name == "softmax"
 
 
 @pytest.mark.parametrize("overrides", list(SWEEPS))

@@ -25,7 +25,7 @@ from helpers import client_for
 from softmax_exp import tracking
 from softmax_exp.job.fit import fit
 from softmax_exp.tracking import resume, tags
-from softmax_exp.tracking.logged_model import load_softmax
+from softmax_exp.tracking.logged_model import load_classifier
 from softmax_exp.tracking.store import LOCK_RETRIES, RetryingClient
 
 pytestmark = pytest.mark.slow
@@ -113,7 +113,7 @@ def test_a_sweep_killed_with_sigkill_goes_on_where_it_stopped(store, make_cfg, r
     loss = client.get_metric_history(run_id, "loss")
     assert sorted(m.step for m in loss) == list(range(50, 6001, 50))  # every window exactly once
     uninterrupted = fit(make_cfg(None, *LONG, "lr=1e-3"))
-    logged = load_softmax(f"sqlite:///{store}", job1.data.tags[tags.MODEL_URI_TAG])
+    logged = load_classifier(f"sqlite:///{store}", job1.data.tags[tags.MODEL_URI_TAG])
     assert np.array_equal(logged.W, uninterrupted.model.W)
     assert job1.data.metrics["val_acc"] == uninterrupted.metrics["val_acc"]
     rows = list(csv.DictReader(open(tmp_path / "second" / "summary.csv")))

@@ -25,6 +25,15 @@ def test_a_logged_run_reproduces_bit_for_bit(store, make_cfg, tmp_path, capsys):
     assert "val_acc" in printed and "MISMATCH" in printed and "NOT reproduced" in printed
 
 
+def test_an_svm_run_reproduces_bit_for_bit(store, make_cfg, capsys):
+    out = fit(make_cfg(store, "model=svm", "num_iters=300"), JobContext())
+    assert type(out.model).__name__ == "LinearSVM"
+    rows = {r.name: r for r in reproduce(out.run_id, f"sqlite:///{store}")}
+    assert all(r.match for r in rows.values()), rows
+    assert main([out.run_id, "--tracking-uri", f"sqlite:///{store}"]) == 0
+    assert capsys.readouterr().out.strip().endswith("reproduced: identical")
+
+
 def test_unknown_run_is_one_line(store, tmp_path, capsys):
     assert main(["0123456789abcdef", "--tracking-uri", f"sqlite:///{store}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -73,12 +73,12 @@ def test_digits_run_logs_params_metrics_tags_artifacts(store, make_cfg, tmp_path
         assert im.size == weights_png_size((8, 8, 1), 10)
     with Image.open(io.BytesIO(open(f"{local}/loss.png", "rb").read())) as im:
         assert im.size == (640, 400)
-    from softmax_exp.tracking.logged_model import load_softmax
+    from softmax_exp.tracking.logged_model import load_classifier
 
     model_uri = t["softmax_exp.model_uri"]
     (logged,) = client.search_logged_models([r.info.experiment_id])
     assert model_uri == f"models:/{logged.model_id}" and logged.source_run_id == r.info.run_id
-    model = load_softmax(f"sqlite:///{store}", model_uri)
+    model = load_classifier(f"sqlite:///{store}", model_uri)
     data = softmax_exp.data.load_dataset(cfg.dataset)
     assert model.accuracy(data.X_val, data.y_val) == val_acc
     assert model.preprocessing.class_names == data.class_names
@@ -182,7 +182,8 @@ def test_primary_config_keys_and_defaults():
         assert key in cfg
     assert cfg.dataset.name == "digits" and cfg.kernel == "numba_fused"
     assert (cfg.optimizer.name, cfg.tracking.enabled, cfg.progress) == ("sgd", True, None)
-    assert "name" not in cfg.model  # a key nobody reads
+    assert (cfg.model.name, _hydra_cfg("model=svm").model.name) == ("softmax", "svm")  # the loss it trains
+    assert cfg.tracking.register_model == "softmax-digits"
     assert cfg.hydra.callbacks.sweep._target_ == "softmax_exp.sweep.SweepCallback"
     momentum = _hydra_cfg("optimizer=momentum").optimizer
     assert (momentum.name, momentum.momentum, momentum.nesterov, momentum.schedule) == (

@@ -115,6 +115,51 @@ def test_a_sweep_with_eval_test_reports_the_test_acc_of_the_job_chosen_by_val_ac
     assert state["selectedColumns"][:3] == ["metrics.`val_acc`", "metrics.`train_acc`", "metrics.`test_acc`"]
 
 
+def test_softmax_and_svm_in_one_sweep_one_table_one_view_a_best_of_each(store, run_cli, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli("-m", "model=softmax,svm", "lr=1e-3,1e-2", "reg=1e-2", *SHORT,
+                   f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    table = [ln for ln in lines if ln.startswith("model ")]
+    assert [ln.split(" train")[0] for ln in table] == [
+        "model softmax lr 1.000000e-03 reg 1.000000e-02", "model softmax lr 1.000000e-02 reg 1.000000e-02",
+        "model svm lr 1.000000e-03 reg 1.000000e-02", "model svm lr 1.000000e-02 reg 1.000000e-02"]
+    accs = {(ln.split()[1], ln.split()[3]): float(ln.rsplit("val accuracy: ", 1)[1]) for ln in table}
+
+    client, (parent,), children = _runs(store)
+    assert parent.info.run_name == "sweep model x lr (4 jobs)"
+    by_name = {c.info.run_name: c for c in children}
+    assert set(by_name) == {"model=softmax,lr=0.001", "model=softmax,lr=0.01", "model=svm,lr=0.001",
+                            "model=svm,lr=0.01"}
+    assert {c.data.params["model.name"] for c in children} == {"softmax", "svm"}
+    for model in ("softmax", "svm"):
+        mine = [c for n, c in by_name.items() if n.startswith(f"model={model},")]
+        best = max(mine, key=lambda c: c.data.metrics["val_acc"])
+        assert best.data.metrics["val_acc"] == max(v for (m, _), v in accs.items() if m == model)
+        val_acc = best.data.metrics["val_acc"]
+        assert f"best validation accuracy of {model}: {val_acc:f} ({best.info.run_name})" in lines
+        version = client.get_model_version_by_alias(f"{model}-digits", "best")  # the best of each model
+        assert version.run_id == best.info.run_id and version.description.startswith(f"{model}: val_acc")
+        assert any(ln.startswith(f"  best {model}: {best.info.run_name} ") and f"'{model}-digits'" in ln
+                   for ln in lines)
+        assert f"**Best {model}**: `{best.info.run_name}`" in parent.data.tags["mlflow.note.content"]
+        # the logged model is the model trained: an SVM gives scores, no probabilities
+        loaded = client.get_logged_model(best.data.tags["softmax_exp.model_uri"].removeprefix("models:/"))
+        assert loaded.params["model.name"] == model
+    note = parent.data.tags["mlflow.note.content"]
+    assert "| run | model | lr | reg | train_acc | val_acc | status |" in note
+    rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
+    assert sorted(r["model"] for r in rows) == ["softmax", "softmax", "svm", "svm"]
+    assert {r["register_model"] for r in rows} == {"softmax-digits", "svm-digits"}
+    key = f"sweep-{parent.info.run_id[:12]}"
+    state = views.read_view(client.get_experiment(parent.info.experiment_id), key)
+    assert state["selectedColumns"] == ["metrics.`val_acc`", "metrics.`train_acc`", "params.`lr`",
+                                        "params.`reg`", "params.`model.name`"]
+    with Image.open(sweep_dir / "val_acc_heatmap.png") as im:
+        assert im.size == (1280, 434)  # a panel per model
+
+
 def test_joblib_sweep_goes_on_after_a_divergence_and_exits_non_zero(store, run_cli, tmp_path):
     sweep_dir = tmp_path / "sweep"
     proc = run_cli("-m", "hydra/launcher=joblib_2w", "lr=1e-2,1e6,3e-3", "reg=1e-2",

@@ -16,7 +16,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from softmax_exp.config.schema import Config
 from softmax_exp.data.settings import DATASETS
-from softmax_exp.learn.model import ModelParams
+from softmax_exp.learn.model import MODELS
 from softmax_exp.learn.optim import OPTIMIZERS
 from softmax_exp.tracking.settings import TrackingConfig
 from softmax_exp.util.constraints import SettingError
@@ -25,7 +25,7 @@ from softmax_exp.util.paths import CONFIG_DIR, project_root
 
 # the config groups and the schema of each choice (ConfigStore: schema/<group>/<choice>)
 GROUPS: dict[str, Mapping[str, type]] = {"dataset": DATASETS, "optimizer": OPTIMIZERS,
-                                          "model": {"softmax": ModelParams},
+                                          "model": MODELS,
                                           "tracking": {"mlflow": TrackingConfig}}
 
 
@@ -79,12 +79,13 @@ def to_config(cfg: Any) -> Config:
 
 
 def _schema_for(values: Mapping[str, Any]):
-    """The structured schema of a plain config mapping: Config with the dataset and optimizer schemas its
-    ``name`` keys choose."""
+    """The structured schema of a plain config mapping: Config with the dataset, model and optimizer schemas
+    its ``name`` keys choose (a config without ``model.name`` is from before there was another model than
+    the softmax)."""
     schema = OmegaConf.structured(Config)
-    for key in ("dataset", "optimizer"):
+    for key in ("dataset", "model", "optimizer"):
         choices = GROUPS[key]
-        name = (values.get(key) or {}).get("name")
+        name = (values.get(key) or {}).get("name", "softmax" if key == "model" else None)
         if name not in choices:
             raise ConfigError(f"{key}.name must be one of {', '.join(choices)}; got {name!r}")
         schema[key] = OmegaConf.structured(choices[name])

@@ -26,9 +26,20 @@ def result_config(config: Any) -> dict[str, Any]:
     return {k: v for k, v in flatten(config).items() if is_result_key(k)}
 
 
+# Keys added after runs were recorded, with the value that computes what those runs computed: at that value
+# a key is left out of the fingerprints, so the earlier runs are still found (resumed, reused by a sweep).
+ADDED_KEYS = {"model.name": "softmax"}
+
+
+def _identity(config: Any) -> dict[str, Any]:
+    """:func:`result_config` without the ADDED_KEYS at their earlier value."""
+    return {k: v for k, v in result_config(config).items() if k not in ADDED_KEYS or ADDED_KEYS[k] != v}
+
+
 def config_fingerprint(config: Any) -> str:
-    """64 hex digits identifying what a training computes: :func:`result_config` hashed."""
-    return json_digest(result_config(config))
+    """64 hex digits identifying what a training computes: :func:`result_config` hashed (without the
+    ADDED_KEYS at their earlier value)."""
+    return json_digest(_identity(config))
 
 
 def sweep_fingerprint(config: Any, sweep_overrides: Iterable[str], sweeper: str,
@@ -37,7 +48,7 @@ def sweep_fingerprint(config: Any, sweep_overrides: Iterable[str], sweeper: str,
     overrides (``lr=1e-3,1e-2``, in key order) and its sweeper with the sweeper's params."""
     overrides = sorted(str(o) for o in sweep_overrides)
     swept = [override_key(o) for o in overrides] + [str(k) for k in sweeper_params]
-    shared = {k: v for k, v in result_config(config).items()
+    shared = {k: v for k, v in _identity(config).items()
               if not any(k == s or k.startswith(s + ".") for s in swept)}
     return json_digest({"config": shared, "overrides": overrides, "sweeper": sweeper,
                         "params": {str(k): str(v) for k, v in sweeper_params.items()}})

@@ -55,7 +55,7 @@ class Config(TrainParams):
               "optimizer.min_lr must be in [0, lr = {obj.lr}]; got {obj.optimizer.min_lr!r}"),)
 
     dataset: DatasetConfig = option(MISSING, None, "dataset=digits | cifar10 | imagefolder")
-    model: ModelParams = option(default_factory=ModelParams, help="model=softmax")
+    model: ModelParams = option(default_factory=ModelParams, help="model=softmax | svm")
     optimizer: SGDParams = option(MISSING, None, "optimizer=sgd | momentum")
     tracking: TrackingConfig = option(default_factory=TrackingConfig, help="tracking=mlflow")
     kernel: str = option("numba_fused", OneOf(kernel_names), "naive | vectorized | numba_naive | numba_fused")

@@ -11,7 +11,7 @@ import numpy as np
 import yaml
 
 from softmax_exp.config import Config, to_yaml
-from softmax_exp.learn.model import Softmax, TrainHistory
+from softmax_exp.learn.model import LinearClassifier, TrainHistory
 from softmax_exp.plots.loss import save_loss_png
 from softmax_exp.plots.weights import save_weights_png
 from softmax_exp.util.atomic import atomic_path
@@ -20,7 +20,8 @@ from softmax_exp.util.secrets import without_password
 FILES = ("weights.png", "loss.png", "loss.npy", "config.yaml", "overrides.yaml")
 
 
-def write_artifacts(folder: Path, cfg: Config, run_name: str, overrides: Sequence[str], model: Softmax,
+def write_artifacts(folder: Path, cfg: Config, run_name: str, overrides: Sequence[str],
+                    model: LinearClassifier,
                     history: TrainHistory) -> Path:
     """Write :data:`FILES` into ``folder`` (created if missing); return the folder. (The model goes to
     MLflow as a logged model, and to a job's own folder as model.npz beside this one.)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from softmax_exp.learn.model import Softmax
+from softmax_exp.learn.model import LinearClassifier
 from softmax_exp.learn.sgd import EvalPoint, TrainHistory
 
 
@@ -65,7 +65,7 @@ class Outcome:
     at which iteration). run_name is the run's name as the store has it (None untracked).
     """
 
-    model: Softmax | None
+    model: LinearClassifier | None
     history: TrainHistory
     metrics: dict[str, float]
     run_id: str | None

@@ -27,7 +27,7 @@ from softmax_exp.data import DataError, Dataset, load_dataset
 from softmax_exp.job.artifacts import write_artifacts
 from softmax_exp.job.context import JobContext, Outcome, TrainingDiverged
 from softmax_exp.kernels import num_threads
-from softmax_exp.learn.model import Preprocessing, Softmax
+from softmax_exp.learn.model import LinearClassifier, Preprocessing
 from softmax_exp.learn.sgd import EvalPoint, TrainHistory, TrainState
 from softmax_exp.tracking.job import RunSpec, TrackedJob
 from softmax_exp.tracking.tags import JOB_NUM_TAG, SWEEP_ID_TAG
@@ -82,7 +82,7 @@ class Training:
                 data = load_dataset(cfg.dataset)
             if data.X_val.shape[0] == 0:
                 raise DataError("the validation split is empty; set dataset.num_validation >= 1")
-            model = Softmax(cfg.kernel, Preprocessing.of(data), cfg.model)
+            model = cfg.model.build(cfg.kernel, Preprocessing.of(data))
             optimizer, schedule = cfg.optimizer.build(cfg.lr, cfg.num_iters)
             try:  # the one check that needs the data, before any run is made
                 training = model.training(data.X_train, data.y_train, cfg, X_val=data.X_val, y_val=data.y_val,
@@ -112,7 +112,7 @@ class Training:
                        sweep.parent_run_id if sweep else None, sweep.experiment_id if sweep else None,
                        {**tags, **job.tags})
 
-    def _leave_files(self, model: Softmax, history: TrainHistory, metrics: dict[str, float],
+    def _leave_files(self, model: LinearClassifier, history: TrainHistory, metrics: dict[str, float],
                      data: Dataset) -> None:
         """The job's files (its folder's artifacts/ and model.npz) and, tracked, its run's end."""
         cfg, job = self.cfg, self.job
@@ -123,7 +123,7 @@ class Training:
                 write_artifacts(folder, cfg, self.run_name, job.overrides, model, history)
                 if job.output_dir is not None:
                     with atomic_path(job.output_dir / "model.npz", sync=False) as tmp:
-                        model.save(tmp)  # Softmax.load reads it back
+                        model.save(tmp)  # LinearClassifier.load reads it back
             self.tracker.finish(history, metrics, folder, model, data, run_note(cfg, metrics, history))
 
     def _reuse(self) -> Outcome:
@@ -217,7 +217,8 @@ class _JobHooks:
         self.close()
 
 
-def _final_metrics(cfg: Config, model: Softmax, history: TrainHistory, data: Dataset) -> dict[str, float]:
+def _final_metrics(cfg: Config, model: LinearClassifier, history: TrainHistory,
+                   data: Dataset) -> dict[str, float]:
     metrics = {"loss": float(history.loss[-1]) if len(history.loss) else math.nan}
     if history.evals:
         metrics["train_acc"] = history.evals[-1].train_acc

@@ -1,9 +1,12 @@
-"""The Softmax classifier: its settings, training, prediction, and save / load with its preprocessing.
+"""The linear classifiers ``scores = X @ W``: the softmax (:class:`Softmax`) and the multiclass SVM
+(:class:`LinearSVM`), as the course's ``LinearClassifier`` has them; their settings, training, prediction,
+and save / load with their preprocessing.
 
-:meth:`Softmax.training` checks the data against the hyperparameters once and gets a training ready;
-:meth:`Training.run` runs :class:`softmax_exp.learn.sgd.SGDLoop` (:meth:`Softmax.train` does both). The same
-data, seed, kernel and thread count give the same W and loss history, bit for bit. :meth:`Softmax.load`
-reads a file as untrusted (:mod:`softmax_exp.learn.npz`).
+:meth:`LinearClassifier.training` checks the data against the hyperparameters once and gets a training
+ready; :meth:`Training.run` runs :class:`softmax_exp.learn.sgd.SGDLoop` with the classifier's loss kernel
+(:meth:`LinearClassifier.train` does both). The same data, seed, kernel and thread count give the same W and
+loss history, bit for bit. :meth:`LinearClassifier.load` reads a file as untrusted
+(:mod:`softmax_exp.learn.npz`) and gives the classifier it holds.
 """
 
 from __future__ import annotations
@@ -25,24 +28,40 @@ from softmax_exp.learn.hyperparameters import TrainParams
 from softmax_exp.learn.npz import NpzReader
 from softmax_exp.learn.optim import Optimizer, Schedule
 from softmax_exp.learn.sgd import EvalPoint, SGDLoop, TrainHistory, TrainingHooks, TrainState
-from softmax_exp.util.constraints import Boolean, Checked, Real, option
+from softmax_exp.util.constraints import Boolean, Checked, GroupName, Real, option
 
-__all__ = ["EvalPoint", "ModelParams", "Preprocessing", "Softmax", "TrainHistory", "TrainParams",
-           "TrainState", "Training"]
+__all__ = ["CLASSIFIERS", "EvalPoint", "LinearClassifier", "LinearSVM", "MODELS", "ModelParams",
+           "Preprocessing", "SVMParams", "Softmax", "TrainHistory", "TrainParams", "TrainState", "Training"]
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2  # 2: the file names its loss; 1 (read too): a softmax, before there was another
 
 
 @dataclass
 class ModelParams(Checked):
-    """The classifier's own settings (conf/model/softmax.yaml), checked when made."""
+    """The classifier's settings (conf/model/softmax.yaml), checked when made; :meth:`build` makes it."""
 
     KEY = "model."
 
+    name: str = option("softmax", GroupName("model", lambda: MODELS), "set by the group: model=softmax | svm")
     init_scale: float = option(0.001, Real(low=0, low_open=True),
                                "W starts as init_scale * randn(D, C), drawn from the seed")
     replace: bool = option(True, Boolean(),
                            "minibatch rows drawn with replacement (the course's choice); false: without")
+
+    def build(self, kernel: str = "numba_fused",
+              preprocessing: Preprocessing | None = None) -> LinearClassifier:
+        """The untrained classifier these settings describe, computing its loss with ``kernel``."""
+        return CLASSIFIERS[self.name](kernel, preprocessing, self)
+
+
+@dataclass
+class SVMParams(ModelParams):
+    """The multiclass SVM's settings (conf/model/svm.yaml): the softmax's, its loss the hinge of margin 1."""
+
+    name: str = option("svm", GroupName("model", lambda: MODELS))
+
+
+MODELS: dict[str, type[ModelParams]] = {"softmax": ModelParams, "svm": SVMParams}
 
 
 @dataclass(frozen=True)
@@ -67,26 +86,35 @@ class Preprocessing:
                    tuple(dataset.class_names), tuple(int(s) for s in dataset.image_shape))
 
 
-class Softmax:
-    """Multinomial logistic regression ``scores = X @ W`` trained by minibatch SGD.
+class LinearClassifier:
+    """A linear classifier ``scores = X @ W`` trained by minibatch SGD on the loss ``LOSS`` (a key of
+    :data:`softmax_exp.kernels.LOSSES`); :class:`Softmax` and :class:`LinearSVM` are the two.
 
     Parameters
     ----------
-    kernel : name of a loss kernel in :data:`softmax_exp.kernels.KERNELS`
+    kernel : name of an implementation of the loss (naive, vectorized, numba_naive, numba_fused)
     preprocessing : how raw images map to rows of X; needed by :meth:`predict_images` and saved with W
-    params : its settings (W's initial scale, minibatch sampling); default ModelParams()
+    params : its settings (W's initial scale, minibatch sampling), their ``name`` this class's LOSS;
+        default: the defaults of MODELS[LOSS]
 
     Attributes
     ----------
     W : (D, C) weights in the dtype of the training X, or None before training / loading
     """
 
+    LOSS = ""
+
     def __init__(self, kernel: str = "numba_fused", preprocessing: Preprocessing | None = None,
                  params: ModelParams | None = None) -> None:
+        if type(self) is LinearClassifier:
+            raise TypeError("LinearClassifier is abstract: use Softmax, LinearSVM or ModelParams().build()")
+        self.params = params if params is not None else MODELS[self.LOSS]()
+        if self.params.name != self.LOSS:
+            raise ValueError(f"{type(self).__name__} takes the settings of model {self.LOSS!r}; got "
+                             f"{self.params.name!r}'s")
         self.kernel_name = kernel
-        self.kernel = get_kernel(kernel)
+        self.kernel = get_kernel(kernel, loss=self.LOSS)
         self.preprocessing = preprocessing
-        self.params = params if params is not None else ModelParams()
         self.W: np.ndarray | None = None
 
     def training(self, X: np.ndarray, y: np.ndarray, params: TrainParams | None = None, *,
@@ -144,16 +172,12 @@ class Softmax:
         W = self._check_rows(X)
         return predict_labels(W, X)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Class probabilities (N, C) float64 for preprocessed rows X (N, D): the softmax of ``X @ W``
-        (numpy's product), rows summing to 1. A row's argmax is the label :meth:`predict` gives, but where
-        two classes' scores are equal to within float32 rounding (the two sum in other orders)."""
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        """Class scores (N, C) float64 of preprocessed rows X (N, D): ``X @ W`` (numpy's product). A row's
+        argmax is the label :meth:`predict` gives, but where two classes' scores are equal to within float32
+        rounding (the two sum in other orders)."""
         W = self._check_rows(X)
-        scores = (X @ W).astype(np.float64)
-        scores -= scores.max(axis=1, keepdims=True)  # exp never overflows; the result is unchanged
-        np.exp(scores, out=scores)
-        scores /= scores.sum(axis=1, keepdims=True)
-        return scores
+        return (X @ W).astype(np.float64)
 
     def accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
         """Fraction of rows of X (N, D) whose predicted label equals y (N,), labels in [0, C)."""
@@ -187,6 +211,7 @@ class Softmax:
                 f,
                 format=np.int64(MODEL_FORMAT),
                 W=W,
+                loss=np.str_(self.LOSS),
                 kernel=np.str_(self.kernel_name),
                 mean_image=pre.mean_image,
                 bias_trick=np.bool_(pre.bias_trick),
@@ -196,17 +221,24 @@ class Softmax:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> Softmax:
-        """Read a model written by :meth:`save`; ValueError (one line, naming the file) if the file is not
-        one: every member's .npy header is checked (dtype, shape, the member's stored size, W (D, C) with
-        D = H*W*channels (+1 with the bias trick) and C = len(class_names)) before anything is allocated,
-        and W and mean_image must be finite."""
+    def load(cls, path: str | Path) -> LinearClassifier:
+        """Read a model written by :meth:`save`: the classifier of the loss it names (a format-1 file, from
+        before there were two, is a Softmax); called on a subclass, the file must hold that one. ValueError
+        (one line, naming the file) if the file is not one: every member's .npy header is checked (dtype,
+        shape, the member's stored size, W (D, C) with D = H*W*channels (+1 with the bias trick) and
+        C = len(class_names)) before anything is allocated, and W and mean_image must be finite."""
         try:
             with NpzReader(path) as f:
-                f.expect_members(_MODEL_MEMBERS)
                 fmt = f.scalar("format", "iu")
-                if fmt != MODEL_FORMAT:
-                    raise ValueError(f"model format {fmt}, this code reads {MODEL_FORMAT}")
+                if fmt not in (1, MODEL_FORMAT):
+                    raise ValueError(f"model format {fmt}, this code reads 1 and {MODEL_FORMAT}")
+                f.expect_members(_MODEL_MEMBERS | ({"loss"} if fmt >= 2 else set()))
+                loss = f.text("loss", max_chars=64) if fmt >= 2 else "softmax"
+                if loss not in CLASSIFIERS:
+                    raise ValueError(f"loss {loss!r}, this code knows {', '.join(CLASSIFIERS)}")
+                if cls is not LinearClassifier and loss != cls.LOSS:
+                    raise ValueError(f"it holds a {loss} classifier, not a {cls.LOSS} one; read it with "
+                                     f"LinearClassifier.load")
                 image_shape = tuple(int(s) for s in f.array("image_shape", "iu", (3,)))
                 if min(image_shape) < 1:
                     raise ValueError(f"image_shape must be 3 sizes >= 1; got {image_shape}")
@@ -229,9 +261,9 @@ class Softmax:
                 W = f.array("W", WEIGHT_DTYPES, (D, C))
                 if not np.isfinite(W).all():
                     raise ValueError("W has NaN or inf")
-            model = cls(kernel, Preprocessing(mean_image, bias_trick, class_names, image_shape))
+            model = CLASSIFIERS[loss](kernel, Preprocessing(mean_image, bias_trick, class_names, image_shape))
         except ValueError as e:
-            raise ValueError(f"{path} is not a saved Softmax model ({e})") from None
+            raise ValueError(f"{path} is not a saved classifier ({e})") from None
         model.W = W
         return model
 
@@ -252,16 +284,42 @@ class Softmax:
 
     def _preprocessing(self) -> Preprocessing:
         if self.preprocessing is None:
-            raise ValueError("the model has no preprocessing; pass Preprocessing(...) to Softmax()")
+            raise ValueError(f"the model has no preprocessing; pass Preprocessing(...) to "
+                             f"{type(self).__name__}()")
         return self.preprocessing
+
+
+class Softmax(LinearClassifier):
+    """Multinomial logistic regression: the softmax of the scores, trained on their cross-entropy."""
+
+    LOSS = "softmax"
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C) float64 for preprocessed rows X (N, D): the softmax of ``X @ W``
+        (numpy's product), rows summing to 1; their argmax as :meth:`scores`' is."""
+        scores = self.scores(X)
+        scores -= scores.max(axis=1, keepdims=True)  # exp never overflows; the result is unchanged
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=1, keepdims=True)
+        return scores
+
+
+class LinearSVM(LinearClassifier):
+    """The multiclass SVM (Weston-Watkins, as the course has it): hinge loss of margin 1 on the scores. Its
+    scores are not probabilities, and it gives none."""
+
+    LOSS = "svm"
+
+
+CLASSIFIERS: dict[str, type[LinearClassifier]] = {"softmax": Softmax, "svm": LinearSVM}
 
 
 @dataclass
 class Training:
-    """A training made ready by :meth:`Softmax.training`: the data checked, W made, the minibatch generator
-    seeded. :meth:`run` runs it once."""
+    """A training made ready by :meth:`LinearClassifier.training`: the data checked, W made, the minibatch
+    generator seeded. :meth:`run` runs it once."""
 
-    model: Softmax
+    model: LinearClassifier
     params: TrainParams
     X: np.ndarray
     y: np.ndarray
@@ -285,7 +343,8 @@ class Training:
         model = self.model
         if resume_from is not None:
             model.W = _checkpoint_weights(resume_from, self.X)
-        loop = SGDLoop(get_kernel(model.kernel_name, checked=False), self.params, model.params.replace,
+        loop = SGDLoop(get_kernel(model.kernel_name, checked=False, loss=model.LOSS), self.params,
+                       model.params.replace,
                        self.optimizer, self.schedule, hooks, self.checkpoint_every)
         return loop.run(model.W, self.X, self.y, self.rng, self.X_val, self.y_val, resume_from)
 

@@ -69,8 +69,10 @@ def val_acc_figure(
     val_acc: Sequence[float],
     title: str = "val_acc over lr x reg",
     pruned: Sequence[bool] | None = None,
+    models: Sequence[str] | None = None,
 ):
-    """The sweep's picture as a matplotlib Figure (Agg, no pyplot state), :data:`HEATMAP_PNG_SIZE` px.
+    """The sweep's picture as a matplotlib Figure (Agg, no pyplot state), :data:`HEATMAP_PNG_SIZE` px a
+    panel.
 
     Jobs on a grid (:func:`grid_of`): a heatmap, one equal cell per (lr, reg) pair, lr across and reg up,
     ticks labelled with the values, the val_acc printed in each cell, the best cell framed red, failed
@@ -78,10 +80,10 @@ def val_acc_figure(
     log axes, points coloured by val_acc, the best ringed red, failed jobs as crosses, pruned trials of a
     search (``pruned``, (n,) bool: their val_acc is only what they reached when stopped) as small grey
     rings, outside the colour scale. A val_acc colourbar.
+
+    ``models`` (n,) names each job's model: with more than one, a panel per model side by side (in name
+    order, each its own map and best, one colour scale for all), ``title`` above them all.
     """
-    from matplotlib import colormaps
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     lr, reg, acc = (np.asarray(v, dtype=np.float64).ravel() for v in (lr, reg, val_acc))
@@ -90,15 +92,50 @@ def val_acc_figure(
     stopped = np.zeros(lr.size, bool) if pruned is None else np.asarray(pruned, dtype=bool).ravel()
     if stopped.size != lr.size:
         raise ValueError(f"pruned has {stopped.size} values for {lr.size} jobs")
-    fig = Figure(figsize=(HEATMAP_PNG_SIZE[0] / 100, HEATMAP_PNG_SIZE[1] / 100), dpi=100)
-    ax = fig.add_axes(HEATMAP_AXES)
-    cax = fig.add_axes(_COLORBAR_AXES)
-    cmap = colormaps[HEATMAP_CMAP]
+    model = np.asarray(models if models is not None else [""] * lr.size, dtype=str).ravel()
+    if model.size != lr.size:
+        raise ValueError(f"models has {model.size} values for {lr.size} jobs")
+    names = sorted(set(model.tolist()))
     finite = acc[np.isfinite(acc) & ~stopped]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if hi == lo:
         lo, hi = lo - 0.005, hi + 0.005
-    norm = Normalize(lo, hi)
+    panels = len(names) if len(names) > 1 else 1
+    width, height = HEATMAP_PNG_SIZE
+    top = _SUPTITLE_PX if panels > 1 else 0
+    fig = Figure(figsize=(panels * width / 100, (height + top) / 100), dpi=100)
+    for i, name in enumerate(names if panels > 1 else [None]):
+        mine = np.ones(lr.size, bool) if name is None else model == name
+        ax = fig.add_axes(_panel_rect(HEATMAP_AXES, i, panels, top))
+        cax = fig.add_axes(_panel_rect(_COLORBAR_AXES, i, panels, top))
+        _draw_panel(fig, ax, cax, lr[mine], reg[mine], acc[mine], stopped[mine], (lo, hi))
+        ax.set_title(title if name is None else f"model={name} ({int(mine.sum())} jobs)", fontsize=12)
+    if panels > 1:
+        fig.suptitle(title, fontsize=13, y=1 - 8 / (height + top), va="top")
+    return fig
+
+
+_SUPTITLE_PX = 34  # the strip above the panels for the title of a picture of several models
+
+
+def _panel_rect(rect: tuple[float, float, float, float], i: int, panels: int, top: int):
+    """``rect`` (a panel's fractions) as the fractions of panel ``i`` of ``panels`` side by side, under a
+    strip of ``top`` px."""
+    width, height = HEATMAP_PNG_SIZE
+    left, bottom, w, h = rect
+    total = height + top
+    return ((i + left) / panels, bottom * height / total, w / panels, h * height / total)
+
+
+def _draw_panel(fig, ax, cax, lr, reg, acc, stopped, scale: tuple[float, float]) -> None:
+    """One map of jobs (lr, reg, val_acc, pruned) on ``ax`` with its colourbar (val_acc ``scale``) on
+    ``cax``."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    cmap = colormaps[HEATMAP_CMAP]
+    norm = Normalize(*scale)
     fig.colorbar(ScalarMappable(norm, cmap), cax=cax).set_label("val_acc", fontsize=11)
     cax.tick_params(labelsize=9)
     grid = grid_of(lr, reg, acc) if not stopped.any() else None
@@ -108,8 +145,6 @@ def val_acc_figure(
         _draw_scatter(ax, lr, reg, acc, cmap, norm, stopped)
     ax.set_xlabel("learning rate (lr)", fontsize=11)
     ax.set_ylabel("regularization strength (reg)", fontsize=11)
-    ax.set_title(title, fontsize=12)
-    return fig
 
 
 def save_val_acc_heatmap_png(
@@ -119,12 +154,13 @@ def save_val_acc_heatmap_png(
     val_acc: Sequence[float],
     title: str = "val_acc over lr x reg",
     pruned: Sequence[bool] | None = None,
+    models: Sequence[str] | None = None,
 ) -> Path:
-    """Write :func:`val_acc_figure` of the jobs (lr, reg, val_acc, pruned), each (n,), as a PNG at
+    """Write :func:`val_acc_figure` of the jobs (lr, reg, val_acc, pruned, models), each (n,), as a PNG at
     ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig = val_acc_figure(lr, reg, val_acc, title, pruned)
+    fig = val_acc_figure(lr, reg, val_acc, title, pruned, models)
     FigureCanvasAgg(fig)
     path = Path(path)
     fig.savefig(path, format="png", dpi=100)
@@ -144,11 +180,14 @@ def _draw_grid(ax, cax, grid: LrRegGrid, cmap, norm) -> None:
     nrows, ncols = grid.val_acc.shape
     xlabels = format_values(grid.lr)
     # labels wider than their cell (a 9 pt digit is ~7 px) are turned 30 degrees, the map raised for them
-    slanted = max(map(len, xlabels)) * 7.5 > 0.9 * HEATMAP_PNG_SIZE[0] * HEATMAP_AXES[2] / ncols
+    fig_w, fig_h = ax.figure.get_size_inches() * ax.figure.dpi
+    _, _, width, _ = ax.get_position().bounds
+    slanted = max(map(len, xlabels)) * 7.5 > 0.9 * fig_w * width / ncols
     if slanted:
+        raise_by = 0.07 * HEATMAP_PNG_SIZE[1] / fig_h  # 28 px
         for a in (ax, cax):
             left, bottom, width, height = a.get_position().bounds
-            a.set_position((left, bottom + 0.07, width, height - 0.07))
+            a.set_position((left, bottom + raise_by, width, height - raise_by))
     shown = np.ma.masked_invalid(grid.val_acc)
     ax.imshow(shown, cmap=cmap.with_extremes(bad=(0, 0, 0, 0)), norm=norm, origin="lower", aspect="auto",
               interpolation="nearest", extent=(-0.5, ncols - 0.5, -0.5, nrows - 0.5))
@@ -165,7 +204,7 @@ def _draw_grid(ax, cax, grid: LrRegGrid, cmap, norm) -> None:
         side.set_visible(False)
 
     _, _, width, height = ax.get_position().bounds
-    cell_w, cell_h = HEATMAP_PNG_SIZE[0] * width / ncols, HEATMAP_PNG_SIZE[1] * height / nrows
+    cell_w, cell_h = fig_w * width / ncols, fig_h * height / nrows
     decimals = accuracy_decimals(grid.val_acc)
     # a bold "0.412" (5 characters; 6 with a 4th decimal) over two lines fits in the frame
     fontsize = min(14.0, 0.15 * cell_w * 5 / (2 + decimals), 0.2 * cell_h)

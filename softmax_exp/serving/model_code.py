@@ -6,6 +6,6 @@ It is copied into every logged model and run at load time, so it only sets the m
 
 import mlflow
 
-from softmax_exp.serving import SoftmaxPyfunc
+from softmax_exp.serving import ClassifierPyfunc
 
-mlflow.models.set_model(SoftmaxPyfunc())
+mlflow.models.set_model(ClassifierPyfunc())

@@ -222,7 +222,8 @@ class SweepCallback(Callback):
                         f"{len(jobs)} jobs")
                 heatmap = save_val_acc_heatmap_png(
                     sweep_dir / results.HEATMAP_FILE, [r.lr for r in jobs], [r.reg for r in jobs],
-                    [r.val_acc for r in jobs], title=f"val_acc over lr x reg ({what})", pruned=pruned)
+                    [r.val_acc for r in jobs], title=f"val_acc over lr x reg ({what})", pruned=pruned,
+                    models=[r.model for r in jobs])
         log.info(results.format_table(jobs))
         failed = [r for r in jobs if r.failed]
         if any(pruned):
@@ -244,20 +245,16 @@ class SweepCallback(Callback):
         """Best job, note, files and status of the parent run; then where everything is."""
         best = results.best_result(jobs)
         parent = self._parent
-        version = None
+        versions = []
         try:
             if best is not None:
                 parent.log_metric("best_val_acc", best.val_acc, step=0)
                 parent.set_tags({tags.BEST_RUN_ID_TAG: best.run_id, tags.BEST_RUN_NAME_TAG: best.run_name})
-                if info.register_model and best.model_uri:
-                    test = f", test_acc {best.test_acc:.4f}" if math.isfinite(best.test_acc) else ""
-                    about = (f"val_acc {best.val_acc:.4f} (train_acc {best.train_acc:.4f}{test}) with "
-                             f"lr={best.lr:g}, reg={best.reg:g}: run {best.run_name} ({best.run_id})")
-                    version = register(parent.client, info.register_model, best.model_uri, best.run_id,
-                                       about)
+                if info.register_model:
+                    versions = _register_bests(parent.client, jobs)
                 _show_best_in_parent(parent, best)
             parent.set_tags({tags.NUM_FAILED_TAG: len(failed),
-                             tags.NOTE_TAG: results.format_note(info.command, jobs, version,
+                             tags.NOTE_TAG: results.format_note(info.command, jobs, versions,
                                                                 _study_line(info.study))})
             parent.log_artifact(summary)
             if heatmap is not None:
@@ -265,22 +262,29 @@ class SweepCallback(Callback):
         finally:
             status = "FAILED" if failed or missing else "FINISHED"
             parent.end(status, f"{len(failed)} job(s) failed" if failed else None)
-        self._say_where(info, best, version)
+        self._say_where(info, jobs, versions)
 
-    def _say_where(self, info: SweepInfo, best: results.JobResult | None, version) -> None:
+    def _say_where(self, info: SweepInfo, jobs: list[results.JobResult], versions: list) -> None:
         parent = self._parent.client.get_run(self._parent.run_id)
         uri, run_id = info.tracking_uri, parent.info.run_id
         log.info(f"MLflow: parent run {parent.info.run_name!r} ({run_id}) in {uri}")
         log.info(f"  browse it: {run_link(uri, info.experiment_id, run_id)}")
         if info.view:
-            jobs = experiment_link(uri, info.experiment_id, view=info.view)
-            log.info(f"  its {'trials' if info.study else 'jobs'}, best first: {jobs}")
+            link = experiment_link(uri, info.experiment_id, view=info.view)
+            log.info(f"  its {'trials' if info.study else 'jobs'}, best first: {link}")
         if info.study is not None:
             log.info(f"  its study: {_study().study_dashboard_command(info.study.storage)}")
-        if best is not None:
-            line = f"  best: {best.run_name} ({best.run_id}), val_acc {best.val_acc:f}"
+        registered = {v.run_id: v for v in versions}
+        several = len(results.models_of(jobs)) > 1
+        bests = results.best_of_each_model(jobs) if several else {"": results.best_result(jobs)}
+        for model, best in bests.items():
+            if best is None:
+                continue
+            which = f" {model}" if model else ""
+            line = f"  best{which}: {best.run_name} ({best.run_id}), val_acc {best.val_acc:f}"
             if math.isfinite(best.test_acc):  # reported for the job chosen by val_acc, never chosen by
                 line += f", test_acc {best.test_acc:f}"
+            version = registered.get(best.run_id)
             if version is not None:
                 line += f"; registered as model {version.name!r} version {version.version} (alias 'best')"
             log.info(line)
@@ -449,6 +453,26 @@ def _save_views(client, experiment_id: str, parent_run_id: str, name: str, keys:
     key = views.sweep_view_key(parent_run_id)
     state = views.view_state(cols, f"tags.`{tags.PARENT_TAG}` = '{parent_run_id}'")
     return key if views.save_view(client, experiment_id, key, f"{name}: jobs by val_acc", state) else None
+
+
+def _register_bests(client, jobs: list[results.JobResult]) -> list:
+    """Register the best job of each registered-model name the jobs resolved (``tracking.register_model``,
+    by default ``<model>-<experiment>``: the best of each model) and return the versions. Jobs of several
+    models under one name register the best of them all, the model named in the version's description."""
+    by_name: dict[str, list[results.JobResult]] = {}
+    for r in jobs:
+        if r.register_model:
+            by_name.setdefault(r.register_model, []).append(r)
+    versions = []
+    for name, mine in by_name.items():
+        best = results.best_result(mine)
+        if best is None or not best.model_uri:
+            continue
+        test = f", test_acc {best.test_acc:.4f}" if math.isfinite(best.test_acc) else ""
+        about = (f"{best.model}: val_acc {best.val_acc:.4f} (train_acc {best.train_acc:.4f}{test}) with "
+                 f"lr={best.lr:g}, reg={best.reg:g}: run {best.run_name} ({best.run_id})")
+        versions.append(register(client, name, best.model_uri, best.run_id, about))
+    return versions
 
 
 def _show_best_in_parent(parent, best: results.JobResult) -> None:

@@ -36,10 +36,11 @@ def run_job(cfg: Any, job: JobContext, info: SweepInfo | None) -> float:
     if info is not None:
         log.info(f"{what} {num + 1}/{info.num_jobs or '?'}: {name}")
     result = JobResult(num, name, "FAILED", lr, reg, output_dir=str(job.output_dir),
-                       sweep_id=info.sweep_id if info is not None else "")
+                       sweep_id=info.sweep_id if info is not None else "", model=_model_name(cfg))
     training: Training | None = None
     try:
         config = to_config(cfg)
+        result = dataclasses.replace(result, register_model=config.tracking.register_model or "")
         if search:  # a trial of a search: reports to it, may be pruned
             from softmax_exp.sweep.trial import TrialReporter  # optuna (0.3 s): only in a search
 
@@ -80,6 +81,14 @@ def _run_of(training: Training | None) -> dict[str, str]:
     if training is None:
         return {}
     return {"run_id": training.run_id or "", "run_name": training.run_name}
+
+
+def _model_name(cfg: Any) -> str:
+    """The job's ``model.name``, for its result; "?" when it does not resolve (the job then fails on it)."""
+    try:
+        return str(cfg.model.name)
+    except (OmegaConfBaseException, AttributeError):
+        return "?"
 
 
 def _number(cfg: Any, key: str) -> float:

@@ -48,7 +48,7 @@ from softmax_exp.util.atomic import temp_dir
 
 if TYPE_CHECKING:
     from softmax_exp.data import Dataset
-    from softmax_exp.learn.model import Softmax
+    from softmax_exp.learn.model import LinearClassifier
     from softmax_exp.learn.sgd import EvalPoint, TrainHistory, TrainState
 
 
@@ -150,12 +150,12 @@ class TrackedJob:
 
     @timing.timed("tracking")
     def on_eval(self, point: EvalPoint, losses: np.ndarray) -> None:
-        """Softmax.train's on_eval: the losses so far and the accuracies at this evaluation."""
+        """LinearClassifier.train's on_eval: the losses so far and the accuracies at this evaluation."""
         self.log.on_eval(point, losses)
 
     @timing.timed("tracking")
     def on_checkpoint(self, state: TrainState) -> None:
-        """Softmax.train's on_checkpoint: the metrics so far are sent first, the state goes to
+        """LinearClassifier.train's on_checkpoint: the metrics so far are sent first, the state goes to
         ``checkpoints/iter_NNNNNNN.npz``, then the ``checkpoint`` tag points at it and every other
         checkpoint file of the run is deleted (the previous one, the one resumed from, one a kill left
         before its tag moved). A kill at any moment leaves the tag on a complete checkpoint. No checkpoint
@@ -179,7 +179,8 @@ class TrackedJob:
                 self.run.delete_artifact(old.path)
 
     @timing.timed("tracking")
-    def finish(self, history: TrainHistory, metrics: dict[str, float], artifacts: Path, model: Softmax,
+    def finish(self, history: TrainHistory, metrics: dict[str, float], artifacts: Path,
+               model: LinearClassifier,
                data: Dataset, note: str) -> None:
         """Send the losses not sent yet, test_acc if measured, the files in the folder ``artifacts``, the
         model as an MLflow model (unless the training diverged or was stopped early), the one-line ``note``

@@ -9,7 +9,7 @@ predict it, no requirement is inferred, no git context is probed and no metric h
 The model directory (see :mod:`softmax_exp.serving` for what ``predict`` takes and returns)::
 
     MLmodel, model_code.py        the pyfunc flavor, built from code (nothing pickled)
-    artifacts/model.npz           W and its preprocessing, as Softmax.save writes them
+    artifacts/model.npz           W and its preprocessing, as LinearClassifier.save writes them
     code/softmax_exp/             the package folders prediction needs (BUNDLED), ahead on sys.path at load
     requirements.txt, conda.yaml, python_env.yaml, input_example.json, serving_input_example.json
 """
@@ -22,17 +22,14 @@ import logging
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from softmax_exp.learn.model import Softmax
+from softmax_exp.learn.model import LinearClassifier
 from softmax_exp.tracking.store import get_client
 from softmax_exp.util import timing
 from softmax_exp.util.atomic import temp_dir
-
-if TYPE_CHECKING:
-    from softmax_exp.learn.model import Softmax
 
 MODEL_NAME = "model"
 MAX_EXAMPLES = 3  # images kept as the input example (the signature already says their shape)
@@ -40,14 +37,14 @@ MAX_EXAMPLES = 3  # images kept as the input example (the signature already says
 # ~20 bytes a value on disk and ~60 in memory while it does, larger images have a shorter example or none
 MAX_EXAMPLE_VALUES = 100_000
 PACKAGE = Path(__file__).resolve().parents[1]
-# the package folders Softmax.load / predict_images and the pyfunc class import (numpy and numba only;
+# the package folders LinearClassifier.load / predict_images and the pyfunc class import (numpy, numba only;
 # bundled_files finds which of their modules); a test loads a model in a fresh interpreter
 BUNDLED = ("kernels", "learn", "serving", "util")  # the folders it takes its modules from
 ENTRY = PACKAGE / "serving" / "model_code.py"
 
 
 @timing.timed("model")
-def log_model(uri: str, run_id: str, model: Softmax, example_images: np.ndarray, *,
+def log_model(uri: str, run_id: str, model: LinearClassifier, example_images: np.ndarray, *,
               name: str = MODEL_NAME, step: int = 0, experiment_id: str | None = None,
               params: dict[str, Any] | None = None) -> str:
     """Log ``model`` as an MLflow model of the run ``run_id`` in the store ``uri``; return its URI
@@ -59,7 +56,7 @@ def log_model(uri: str, run_id: str, model: Softmax, example_images: np.ndarray,
     run_id : the run that trained ``model``; it may be running or ended. The model is created in the
         run's experiment with the run as its source and as a run output at ``step`` (what the UI's
         Models column and the run page show), and carries the run's params.
-    model : a trained Softmax with its preprocessing
+    model : a trained classifier (Softmax, LinearSVM) with its preprocessing
     example_images : (n, H, W, C) or (n, H*W*C) raw images as the dataset has them, n >= 1; the first
         ``MAX_EXAMPLES`` (fewer for large images, none past MAX_EXAMPLE_VALUES values an image) become
         the input example.
@@ -87,8 +84,8 @@ def log_model(uri: str, run_id: str, model: Softmax, example_images: np.ndarray,
     return f"models:/{logged.model_id}"
 
 
-def load_softmax(uri: str, model_uri: str) -> Softmax:
-    """The Softmax classifier of the logged model ``model_uri`` (``models:/<model_id>``) of the store
+def load_classifier(uri: str, model_uri: str) -> LinearClassifier:
+    """The classifier of the logged model ``model_uri`` (``models:/<model_id>``) of the store
     ``uri``, read from its model.npz (no pyfunc loading, no code import)."""
     import mlflow.artifacts
 
@@ -97,7 +94,7 @@ def load_softmax(uri: str, model_uri: str) -> Softmax:
     with temp_dir("model") as tmp:
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=f"{location}/artifacts/model.npz", dst_path=str(tmp), tracking_uri=uri)  # see _save
-        return Softmax.load(local)
+        return LinearClassifier.load(local)
 
 
 def pip_requirements() -> list[str]:
@@ -109,7 +106,7 @@ def pip_requirements() -> list[str]:
     return [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"numba=={numba.__version__}"]
 
 
-def _save(folder: Path, model: Softmax, examples: np.ndarray, logged, run_id: str) -> Path:
+def _save(folder: Path, model: LinearClassifier, examples: np.ndarray, logged, run_id: str) -> Path:
     """Write the MLflow model directory of ``model`` into ``folder / "model"``; return its path."""
     import mlflow.pyfunc
     from mlflow.models import Model
@@ -130,7 +127,8 @@ def _save(folder: Path, model: Softmax, examples: np.ndarray, logged, run_id: st
             pip_requirements=pip_requirements(),
             signature=serving.signature(model),
             input_example=examples if len(examples) else None,
-            metadata={"class_names": list(model.preprocessing.class_names),
+            metadata={"model": model.LOSS, "outputs": list(serving.outputs(model)),
+                      "class_names": list(model.preprocessing.class_names),
                       "input_forms": serving.input_forms(model)},
             mlflow_model=meta,
         )
@@ -207,11 +205,11 @@ def _quiet(logger_name: str):
         logger.setLevel(level)
 
 
-def _examples(model: Softmax, images) -> np.ndarray:
+def _examples(model: LinearClassifier, images) -> np.ndarray:
     """The first MAX_EXAMPLES of ``images`` as (n, H, W, C), checked against the model's image shape."""
     pre = model.preprocessing
     if pre is None or model.W is None:
-        raise ValueError("model must be a trained Softmax with its preprocessing")
+        raise ValueError("model must be a trained classifier with its preprocessing")
     images = np.asarray(images)
     size = int(np.prod(pre.image_shape))
     if images.ndim not in (2, 4) or images.shape[0] < 1 or images[0].size != size:

@@ -23,7 +23,7 @@ def register(client, name: str, model_uri: str, run_id: str, description: str, a
     if current is not None and current.run_id == run_id:
         return current
     try:
-        client.create_registered_model(name, description=f"Softmax classifiers; the alias `{alias}` is the "
+        client.create_registered_model(name, description=f"Linear classifiers; the alias `{alias}` is the "
                                                          "best job of the latest sweep")
     except MlflowException as e:
         if e.error_code != "RESOURCE_ALREADY_EXISTS":

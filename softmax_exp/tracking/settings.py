@@ -46,8 +46,8 @@ class TrackingConfig(Checked):
                                        "null: <folder of the sqlite file>/mlartifacts/<experiment>")
     stale_after_min: float = option(60.0, Real(low=0, low_open=True),
                                     "a RUNNING run of another host with no heartbeat this long is dead")
-    register_model: str | None = option("softmax-${.experiment}",
+    register_model: str | None = option("${model.name}-${.experiment}",
                                         Name(nullable=True, max_chars=MAX_MODEL_NAME, forbidden="/\\:"),
-                                        "a sweep registers its best model so; null: not")
+                                        "a sweep registers its best model (of each model) so; null: not")
     log_every: int = option(50, Integer(low=1),
                             "the loss metric: the mean of every this many iterations (loss.npy has them all)")

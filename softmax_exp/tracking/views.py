@@ -52,12 +52,13 @@ def sweep_view_key(parent_run_id: str) -> str:
 def columns(swept_keys: Iterable[str] = (), test_acc: bool = False, pruned: bool = False) -> list[str]:
     """The runs table's columns besides the run name, start and duration: val_acc, train_acc (and test_acc),
     then lr, reg and every swept key as params (a swept config group ``optimizer`` is its param
-    ``optimizer.name``); with ``pruned`` (a search with a pruner) the tag saying where a trial was pruned."""
+    ``optimizer.name``, ``model`` its ``model.name``); with ``pruned`` (a search with a pruner) the tag
+    saying where a trial was pruned."""
     metrics = [*_METRICS, "test_acc"] if test_acc else list(_METRICS)
     params: list[str] = []
     for key in ("lr", "reg", *swept_keys):
         name = key.replace("/", ".")
-        name = f"{name}.name" if name in ("optimizer", "dataset") else name
+        name = f"{name}.name" if name in ("optimizer", "dataset", "model") else name
         if name not in params:
             params.append(name)
     tags = [f"tags.`{STOPPED_TAG}`"] if pruned else []
