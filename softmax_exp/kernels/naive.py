@@ -34,31 +34,37 @@ def softmax_loss_naive(W, X, y, reg, idx=None):
 
 def softmax_loss_naive_unchecked(W, X, y, reg, idx=None):
     """:func:`softmax_loss_naive` without the input checks (see ``softmax_loss_vectorized_unchecked``)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        return _loss_and_grad(W, X, y, reg, idx)
+    return _row_by_row(W, X, y, reg, idx, _softmax_row)
 
 
-def _loss_and_grad(W, X, y, reg, idx):
+def _row_by_row(W, X, y, reg, idx, row):
+    """The loss over the rows (all, or idx), one row at a time in float64: ``row(x, scores, label, dW)``
+    adds the row's gradient to dW and returns its loss; then the mean and the L2 term."""
     rows = range(X.shape[0]) if idx is None else idx
     num_train = len(rows)
-    num_classes = W.shape[1]
     W64 = W.astype(np.float64)
     dW = np.zeros_like(W64)
     loss = 0.0
-    for i in rows:
-        x = X[i].astype(np.float64)
-        scores = x.dot(W64)
-        shift = max(scores[j] for j in range(num_classes))
-        denom = 0.0
-        for j in range(num_classes):
-            denom += math.exp(scores[j] - shift)
-        loss += math.log(denom) - (scores[y[i]] - shift)
-        for j in range(num_classes):
-            p = math.exp(scores[j] - shift) / denom
-            dW[:, j] += (p - (j == y[i])) * x
-    loss = loss / num_train + 0.5 * reg * float(np.sum(W64 * W64))
-    dW = dW / num_train + reg * W64
+    with np.errstate(invalid="ignore", over="ignore"):
+        for i in rows:
+            x = X[i].astype(np.float64)
+            loss += row(x, x.dot(W64), y[i], dW)
+        loss = loss / num_train + 0.5 * reg * float(np.sum(W64 * W64))
+        dW = dW / num_train + reg * W64
     return loss, dW.astype(W.dtype, copy=False)
+
+
+def _softmax_row(x, scores, label, dW):
+    """One row's cross-entropy of the row-max-shifted softmax; its gradient (p - onehot) x added to dW."""
+    num_classes = scores.shape[0]
+    shift = max(scores[j] for j in range(num_classes))
+    denom = 0.0
+    for j in range(num_classes):
+        denom += math.exp(scores[j] - shift)
+    for j in range(num_classes):
+        p = math.exp(scores[j] - shift) / denom
+        dW[:, j] += (p - (j == label)) * x
+    return math.log(denom) - (scores[label] - shift)
 
 
 MARGIN = 1.0  # the SVM's delta: the score of the right class must beat every other by this much
@@ -77,29 +83,19 @@ def svm_loss_naive(W, X, y, reg, idx=None):
 
 def svm_loss_naive_unchecked(W, X, y, reg, idx=None):
     """:func:`svm_loss_naive` without the input checks (see ``softmax_loss_vectorized_unchecked``)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        return _svm_loss_and_grad(W, X, y, reg, idx)
+    return _row_by_row(W, X, y, reg, idx, _hinge_row)
 
 
-def _svm_loss_and_grad(W, X, y, reg, idx):
-    rows = range(X.shape[0]) if idx is None else idx
-    num_train = len(rows)
-    num_classes = W.shape[1]
-    W64 = W.astype(np.float64)
-    dW = np.zeros_like(W64)
+def _hinge_row(x, scores, label, dW):
+    """One row's hinge loss; x added to the column of each positive margin and taken from the label's."""
     loss = 0.0
-    for i in rows:
-        x = X[i].astype(np.float64)
-        scores = x.dot(W64)
-        correct = scores[y[i]]
-        for j in range(num_classes):
-            if j == y[i]:
-                continue
-            margin = scores[j] - correct + MARGIN
-            if not margin <= 0:  # > 0, or NaN: a NaN reaches the loss and is traced to X
-                loss += margin
-                dW[:, j] += x
-                dW[:, y[i]] -= x
-    loss = loss / num_train + 0.5 * reg * float(np.sum(W64 * W64))
-    dW = dW / num_train + reg * W64
-    return loss, dW.astype(W.dtype, copy=False)
+    correct = scores[label]
+    for j in range(scores.shape[0]):
+        if j == label:
+            continue
+        margin = scores[j] - correct + MARGIN
+        if not margin <= 0:  # > 0, or NaN: a NaN reaches the loss and is traced to X
+            loss += margin
+            dW[:, j] += x
+            dW[:, label] -= x
+    return loss

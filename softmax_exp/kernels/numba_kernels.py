@@ -135,7 +135,8 @@ def _block_gradient(X, rows, g, accT):
         a1 = accT[j + 1]
         a2 = accT[j + 2]
         a3 = accT[j + 3]
-        g0, g1, g2, g3, g4, g5, g6, g7 = g[0, j], g[1, j], g[2, j], g[3, j], g[4, j], g[5, j], g[6, j], g[7, j]
+        g0, g1, g2, g3 = g[0, j], g[1, j], g[2, j], g[3, j]
+        g4, g5, g6, g7 = g[4, j], g[5, j], g[6, j], g[7, j]
         h0, h1, h2, h3 = g[0, j + 1], g[1, j + 1], g[2, j + 1], g[3, j + 1]
         h4, h5, h6, h7 = g[4, j + 1], g[5, j + 1], g[6, j + 1], g[7, j + 1]
         k0, k1, k2, k3 = g[0, j + 2], g[1, j + 2], g[2, j + 2], g[3, j + 2]
@@ -159,7 +160,8 @@ def _block_gradient(X, rows, g, accT):
     if j < Cp:  # Cp is even: one pair left
         a0 = accT[j]
         a1 = accT[j + 1]
-        g0, g1, g2, g3, g4, g5, g6, g7 = g[0, j], g[1, j], g[2, j], g[3, j], g[4, j], g[5, j], g[6, j], g[7, j]
+        g0, g1, g2, g3 = g[0, j], g[1, j], g[2, j], g[3, j]
+        g4, g5, g6, g7 = g[4, j], g[5, j], g[6, j], g[7, j]
         h0, h1, h2, h3 = g[0, j + 1], g[1, j + 1], g[2, j + 1], g[3, j + 1]
         h4, h5, h6, h7 = g[4, j + 1], g[5, j + 1], g[6, j + 1], g[7, j + 1]
         for d in range(D):

@@ -25,10 +25,16 @@ def softmax_loss_vectorized(W, X, y, reg, idx=None):
 def softmax_loss_vectorized_unchecked(W, X, y, reg, idx=None):
     """:func:`softmax_loss_vectorized` without the input checks, for callers that checked once
     (a training loop): y (N,) and idx (B,) intp, reg a float. A non-finite result is returned as is."""
+    return _on_rows(_loss_and_grad, W, X, y, reg, idx)
+
+
+def _on_rows(loss_and_grad, W, X, y, reg, idx):
+    """``loss_and_grad(W, X, y, reg)`` over the rows X[idx] (copied, as a numpy minibatch step does) or all,
+    a non-finite result returned as is."""
     if idx is not None:
         X, y = X[idx], y[idx]
     with np.errstate(invalid="ignore", over="ignore"):
-        return _loss_and_grad(W, X, y, reg)
+        return loss_and_grad(W, X, y, reg)
 
 
 def _loss_and_grad(W, X, y, reg):
@@ -59,10 +65,7 @@ def svm_loss_vectorized(W, X, y, reg, idx=None):
 def svm_loss_vectorized_unchecked(W, X, y, reg, idx=None):
     """:func:`svm_loss_vectorized` without the input checks (see
     :func:`softmax_loss_vectorized_unchecked`)."""
-    if idx is not None:
-        X, y = X[idx], y[idx]
-    with np.errstate(invalid="ignore", over="ignore"):
-        return _svm_loss_and_grad(W, X, y, reg)
+    return _on_rows(_svm_loss_and_grad, W, X, y, reg, idx)
 
 
 def _svm_loss_and_grad(W, X, y, reg):
