@@ -222,7 +222,8 @@ class SweepCallback(Callback):
                         f"{len(jobs)} jobs")
                 heatmap = save_val_acc_heatmap_png(
                     sweep_dir / results.HEATMAP_FILE, [r.lr for r in jobs], [r.reg for r in jobs],
-                    [r.val_acc for r in jobs], title=f"val_acc over lr x reg ({what})", pruned=pruned,
+                    [math.nan if r.failed else r.val_acc for r in jobs],  # a diverged job's last val_acc
+                    title=f"val_acc over lr x reg ({what})", pruned=pruned,  # is no result: a failed cell
                     models=[r.model for r in jobs])
         log.info(results.format_table(jobs))
         failed = [r for r in jobs if r.failed]
