@@ -306,6 +306,14 @@ def test_run_names_are_readable_and_unique(store, make_cfg):
     assert names == ["lr=0.01", "lr=0.01 #2", "lr=0.01,reg=0.01"]
 
 
+def test_a_run_name_puts_the_config_groups_choices_first():
+    from softmax_exp.config.overrides import run_name
+
+    overrides = ["lr=5e-7", "reg=1e4", "dataset.root=/d", "model=svm", "optimizer=momentum", "progress=false"]
+    assert run_name(overrides, 0, 0) == "model=svm,optimizer=momentum,lr=5e-07,reg=10000,dataset.root=/d"
+    assert run_name(overrides, 0, 0, keys=["lr", "model"]) == "model=svm,lr=5e-07"
+
+
 BUGS = {  # where a bug is planted: (its module, its name there, the command's arguments, its log's folder)
     "in a training": ("softmax_exp.job.fit", "Training.run", ["hydra.run.dir=out"], "out"),
     "in a sweep's end": ("softmax_exp.sweep.results", "collect_results",

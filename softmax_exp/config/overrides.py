@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from softmax_exp.config.schema import is_result_key
+from softmax_exp.config.schema import GROUP_KEYS, is_result_key
 
 
 def task_overrides(hydra_config: Any) -> list[str]:
@@ -25,7 +25,8 @@ def run_name(overrides: Sequence[str], lr: float, reg: float, keys: Iterable[str
     """A run's name from its overrides, values normalised: ``lr=1e-7 reg=2.5e4`` -> ``lr=1e-07,reg=25000``.
 
     Overrides that cannot change a result (``hydra...``, ``tracking...``, ``progress``, ...) are left
-    out; with ``keys``, only those keys are kept. Without any, the name is ``lr=<lr>,reg=<reg>``.
+    out; with ``keys``, only those keys are kept. A config group's choice comes first (``model=svm,lr=1e-07``:
+    the model shows where a run list cuts long names). Without any, the name is ``lr=<lr>,reg=<reg>``.
     """
     keep = set(keys) if keys is not None else None
     parts = []
@@ -33,8 +34,8 @@ def run_name(overrides: Sequence[str], lr: float, reg: float, keys: Iterable[str
         key, value = override_key(o), o.partition("=")[2]
         if not is_result_key(key) or (keep is not None and key not in keep):
             continue
-        parts.append(f"{key}={_format_value(value)}")
-    return ",".join(parts) or f"lr={lr:g},reg={reg:g}"
+        parts.append((key not in GROUP_KEYS, f"{key}={_format_value(value)}"))
+    return ",".join(part for _, part in sorted(parts, key=lambda p: p[0])) or f"lr={lr:g},reg={reg:g}"
 
 
 def _format_value(value: str) -> str:

@@ -33,6 +33,10 @@ NON_RESULT_KEYS = ("hydra", "progress", "num_threads", "resume", "checkpoint_eve
                    "tracking", "dataset.cache", "dataset.cache_dir")
 
 
+# the nodes of Config that are config groups (an override ``model=svm`` chooses one)
+GROUP_KEYS = ("dataset", "model", "optimizer", "tracking")
+
+
 def is_result_key(key: str) -> bool:
     """Whether the config key ``key`` (dotted, or a group path like ``hydra/launcher``) can change a
     training's result (see NON_RESULT_KEYS)."""

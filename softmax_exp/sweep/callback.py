@@ -34,6 +34,7 @@ from softmax_exp.config import Config, ConfigError, to_config
 from softmax_exp.config.fingerprints import result_config, sweep_fingerprint
 from softmax_exp.config.hydra_internals import split_sweep_arguments
 from softmax_exp.config.overrides import override_key, task_overrides
+from softmax_exp.config.schema import GROUP_KEYS
 from softmax_exp.data import DataError, check_dataset
 from softmax_exp.plots.heatmap import save_val_acc_heatmap_png
 from softmax_exp.sweep import results
@@ -417,8 +418,9 @@ def _study_line(study: StudyRef | None) -> str:
 
 
 def sweep_keys(config: DictConfig) -> list[str]:
-    """The config keys the sweep varies (what names a job's run): sweep overrides and sweeper params."""
-    return list(swept_values(config))
+    """The config keys the sweep varies (what names a job's run): sweep overrides and sweeper params, config
+    groups first (``model x lr x reg``, as a job's name has them)."""
+    return sorted(swept_values(config), key=lambda k: k not in GROUP_KEYS)
 
 
 def swept_values(config: DictConfig) -> dict[str, str]:
