@@ -93,7 +93,7 @@ def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
         rows.append(Comparison("W", model_uri or "model.npz", diff, same_W))
     fingerprint = run.data.tags.get(tracking.tags.DATASET_TAG, "")
     if fingerprint:
-        now = load_dataset(cfg.dataset).fingerprint
+        now = load_dataset(cfg.dataset, cfg.features).fingerprint
         rows.append(Comparison("dataset_fingerprint", fingerprint[:16], now[:16], now == fingerprint))
     return rows
 

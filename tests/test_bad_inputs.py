@@ -265,6 +265,9 @@ CASES = [
                   r"optimizer=sgd"),
     train("optimizer_group_unknown", "optimizer=adam",
           message=r"Could not find 'optimizer/adam'.*Available options in 'optimizer': momentum sgd"),
+    train("features_cells_larger_than_the_images", "features=hog_color", "features.cell_size=16",
+          message=r"features=hog_color does not fit the 8x8x1 images of digits: images must be at least one "
+                  r"cell \(16 x 16 pixels\); got 8 x 8; change the features' settings$"),
     train("model_name_by_hand", "model.name=svm",
           message=r"model\.name is set by the model group, not by hand; got 'svm': choose model=softmax or "
                   r"model=svm$"),

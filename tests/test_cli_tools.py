@@ -71,13 +71,25 @@ ROW = re.compile(r"^(?P<label>.+?)\s{2,}(?P<shape>\S.*?)\s+(?P<dtype>float32|flo
                  r"(?P<gbs>[\d.]+|-)\s+(?P<ratio>\d+\.\d\d)x (?P<to>.+?)(?:\s{2,}(?P<note>.*))?$")
 REFERENCE_LABELS = {"read floor": "read floor X.sum(axis=0)", "numpy ref": "X[idx] + vectorized",
                     "numpy step": "numpy step (copy+vec)", "untracked": "untracked (digits)",
-                    "a tracked run": "MLflow tracked (digits)"}
+                    "a tracked run": "MLflow tracked (digits)", "pixel read": "read floor images.max()"}
 
 
 def parse_row(line: str) -> dict:
     m = ROW.match(line)
     return {"label": m["label"].strip(), "shape": m["shape"].strip(), "ms": float(m["ms"]),
             "ratio": float(m["ratio"]), "to": m["to"].strip()}
+
+
+def test_bench_features_section_times_the_extraction_against_one_read_of_the_pixels():
+    out = run("-m", "softmax_exp.bench", "--sections", "features", "--feature-images", "600",
+              "--repeats", "1")
+    assert out.returncode == 0, out.stderr
+    rows = {r["label"]: r for r in map(parse_row, filter(ROW.match, out.stdout.splitlines()))}
+    assert set(rows) == {"read floor images.max()", "hog_features (8x8, 9 bins)", "hue_histogram (10 bins)",
+                         "hog_color stage, fit + transform"}
+    assert all(r["to"] == "pixel read" and r["shape"].startswith("600x32x32x3 random") for r in rows.values())
+    notes = [line.rsplit("  ", 1)[-1] for line in out.stdout.splitlines() if "images/s" in line]
+    assert len(notes) == 3 and all(re.fullmatch(r"[\d,]+ images/s, \d+\.\d\d s", n) for n in notes), notes
 
 
 def test_bench_cli_rejects_bad_options():

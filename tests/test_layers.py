@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("util", ("softmax_exp", "softmax_exp.util")),
     ("kernels", ("softmax_exp.kernels",)),
+    ("features", ("softmax_exp.features",)),
     ("learn", ("softmax_exp.learn",)),
     ("serving", ("softmax_exp.serving",)),
     ("plots", ("softmax_exp.plots",)),
@@ -53,6 +54,8 @@ LAZY = {
 # Project modules imported inside a function, and why.
 LAZY_PROJECT = {
     ("softmax_exp/config/schema.py", "softmax_exp.kernels"): "numba (0.2 s), for the kernel names only",
+    ("softmax_exp/features/settings.py", "softmax_exp.features.hog_color"): "numba (0.2 s): the config "
+                                                                             "group's schema without it",
     ("softmax_exp/tracking/logged_model.py", "softmax_exp.serving"): "the pyfunc class imports "
                                                                       "mlflow.pyfunc (1.7 s) at its top",
     ("softmax_exp/train.py", "softmax_exp.train"): "the Hydra task by its package name (joblib unpickles it)",
@@ -185,12 +188,12 @@ def test_every_folder_is_one_layer_and_the_package_has_few_top_level_modules():
 
 def test_the_bundled_folders_import_numpy_numba_and_themselves_only():
     """What a logged model bundles (tracking.logged_model.BUNDLED) imports, at its modules' tops, the
-    standard library, numpy, numba, MLflow (the pyfunc class) and the bundle only: a served model needs
-    nothing else installed."""
+    standard library, numpy, numba (and its llvmlite: the HOG kernel's FMA intrinsic), MLflow (the pyfunc
+    class) and the bundle only: a served model needs nothing else installed."""
     from softmax_exp.tracking.logged_model import BUNDLED
 
     folders = tuple(f"softmax_exp.{b}" for b in BUNDLED if not b.endswith(".py"))
-    allowed = {"numpy", "numba", "mlflow", *sys.stdlib_module_names}
+    allowed = {"numpy", "numba", "llvmlite", "mlflow", *sys.stdlib_module_names}  # llvmlite: numba's
     for name, path in MODULES.items():
         if not name.startswith(folders):
             continue

@@ -2,7 +2,7 @@
 schema's layout included, must leave them as they were, or every sweep and checkpoint made before it is
 lost to resume. Recorded at commit 8ca2509. (A change that means to change what a run computes changes
 them, and says so.) The SVM added the param model.name; at "softmax" it is left out of the fingerprints
-(config.fingerprints.ADDED_KEYS), so they stayed as they were."""
+(config.fingerprints.ADDED_KEYS), so they stayed as they were; so did features.name at "pixels"."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ SWEEPS = {
 PARAMS = ["batch_size", "dataset.bias_trick", "dataset.dtype", "dataset.hflip", "dataset.name",
           "dataset.num_dev", "dataset.num_test", "dataset.num_training", "dataset.num_validation",
           "dataset.split_seed", "dataset.subtract_mean", "eval_every", "eval_test", "eval_train_rows",
+          "features.name",
           "kernel", "lr", "model.init_scale", "model.name", "model.replace", "num_iters", "optimizer.gamma",
           "optimizer.min_lr", "optimizer.name", "optimizer.schedule", "optimizer.step_size", "reg", "seed"]
 

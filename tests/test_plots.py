@@ -403,9 +403,9 @@ def test_heatmap_cells_show_a_fourth_decimal_only_when_three_would_merge_two_val
 
 def test_jobs_of_two_models_get_a_panel_each_on_one_colour_scale(tmp_path):
     lr, reg, acc = _grid_jobs([0.31, 0.35, 0.36, 0.39, 0.40, 0.38, 0.29, np.nan, 0.21])
-    models = ["svm"] * 9 + ["softmax"] * 9
+    models = ["model=svm"] * 9 + ["model=softmax"] * 9
     both = [np.r_[v, v] for v in (lr, reg)] + [np.r_[np.asarray(acc) - 0.05, acc]]
-    fig = val_acc_figure(*both, title="val_acc over lr x reg (18 jobs)", models=models)
+    fig = val_acc_figure(*both, title="val_acc over lr x reg (18 jobs)", panels=models)
     ax1, cax1, ax2, cax2 = fig.axes
     assert [ax1.get_title(), ax2.get_title()] == ["model=softmax (9 jobs)", "model=svm (9 jobs)"]
     assert fig.get_suptitle() == "val_acc over lr x reg (18 jobs)"
@@ -414,10 +414,10 @@ def test_jobs_of_two_models_get_a_panel_each_on_one_colour_scale(tmp_path):
     # each panel its own best: the softmax's 0.40, the svm's 0.35
     texts = [[t.get_text() for t in a.texts if "best" in t.get_text()] for a in (ax1, ax2)]
     assert texts == [["0.400\nbest"], ["0.350\nbest"]]
-    with Image.open(save_val_acc_heatmap_png(tmp_path / "h.png", *both, models=models)) as im:
+    with Image.open(save_val_acc_heatmap_png(tmp_path / "h.png", *both, panels=models)) as im:
         assert im.size == (2 * HEATMAP_PNG_SIZE[0], HEATMAP_PNG_SIZE[1] + 34)
     # one model: the picture of before, no panel title of its own
-    one = val_acc_figure(lr, reg, acc, title="t", models=["svm"] * 9)
+    one = val_acc_figure(lr, reg, acc, title="t", panels=["model=svm"] * 9)
     assert len(one.axes) == 2 and one.axes[0].get_title() == "t" and one.get_suptitle() == ""
-    with pytest.raises(ValueError, match="models has 3 values for 9 jobs"):
-        val_acc_figure(lr, reg, acc, models=["svm"] * 3)
+    with pytest.raises(ValueError, match="panels has 3 values for 9 jobs"):
+        val_acc_figure(lr, reg, acc, panels=["svm"] * 3)

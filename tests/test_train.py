@@ -272,7 +272,7 @@ def test_help_describes_every_option_group_and_example():
 
     text = help_text().replace("$$", "$")
     for f in dataclasses.fields(to_config(compose()).__class__):
-        if f.name not in ("dataset", "model", "optimizer", "tracking"):
+        if f.name not in ("dataset", "features", "model", "optimizer", "tracking"):
             assert f"\n  {f.name} " in text and f.metadata.get("help"), f.name
     assert "  lr                      float      0.003        learning rate (> 0)" in text
     for group, schemas in GROUPS.items():
@@ -283,6 +283,7 @@ def test_help_describes_every_option_group_and_example():
                             for g in dataclasses.fields(c) if g.name == f.name]
                 assert f.name == "name" or any(declared), f"{group}.{f.name} has no meaning"
     assert "dataset=digits (default), cifar10, imagefolder" in text
+    assert "features=pixels (default), hog_color" in text and "model=softmax (default), svm" in text
     assert "[cifar10: 49000; imagefolder: null]" in " ".join(text.split()) and "+experiment=NAME" in text
     assert text.count("\n  python -m softmax_exp.train") >= 3
 
@@ -290,7 +291,7 @@ def test_help_describes_every_option_group_and_example():
 def test_cli_help_is_the_project_s(run_cli):
     proc = run_cli("--help")
     assert proc.returncode == 0 and "powered by Hydra" not in proc.stdout
-    assert proc.stdout.startswith("python -m softmax_exp.train: train a softmax")
+    assert proc.stdout.startswith("python -m softmax_exp.train: train a linear image classifier")
     assert "$SOFTMAX_EXP_CACHE" in proc.stdout  # the $ survived Hydra's template
 
 

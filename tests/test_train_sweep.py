@@ -121,11 +121,11 @@ def test_softmax_and_svm_in_one_sweep_one_table_one_view_a_best_of_each(store, r
                    f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={sweep_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
-    table = [ln for ln in lines if ln.startswith("model ")]
+    table = [ln for ln in lines if ln.startswith("model=")]
     assert [ln.split(" train")[0] for ln in table] == [
-        "model softmax lr 1.000000e-03 reg 1.000000e-02", "model softmax lr 1.000000e-02 reg 1.000000e-02",
-        "model svm lr 1.000000e-03 reg 1.000000e-02", "model svm lr 1.000000e-02 reg 1.000000e-02"]
-    accs = {(ln.split()[1], ln.split()[3]): float(ln.rsplit("val accuracy: ", 1)[1]) for ln in table}
+        "model=softmax lr 1.000000e-03 reg 1.000000e-02", "model=softmax lr 1.000000e-02 reg 1.000000e-02",
+        "model=svm lr 1.000000e-03 reg 1.000000e-02", "model=svm lr 1.000000e-02 reg 1.000000e-02"]
+    accs = {(ln.split()[0][6:], ln.split()[2]): float(ln.rsplit("val accuracy: ", 1)[1]) for ln in table}
 
     client, (parent,), children = _runs(store)
     assert parent.info.run_name == "sweep model x lr (4 jobs)"
@@ -138,12 +138,12 @@ def test_softmax_and_svm_in_one_sweep_one_table_one_view_a_best_of_each(store, r
         best = max(mine, key=lambda c: c.data.metrics["val_acc"])
         assert best.data.metrics["val_acc"] == max(v for (m, _), v in accs.items() if m == model)
         val_acc = best.data.metrics["val_acc"]
-        assert f"best validation accuracy of {model}: {val_acc:f} ({best.info.run_name})" in lines
+        assert f"best validation accuracy of model={model}: {val_acc:f} ({best.info.run_name})" in lines
         version = client.get_model_version_by_alias(f"{model}-digits", "best")  # the best of each model
         assert version.run_id == best.info.run_id and version.description.startswith(f"{model}: val_acc")
-        assert any(ln.startswith(f"  best {model}: {best.info.run_name} ") and f"'{model}-digits'" in ln
+        assert any(ln.startswith(f"  best model={model}: {best.info.run_name} ") and f"'{model}-digits'" in ln
                    for ln in lines)
-        assert f"**Best {model}**: `{best.info.run_name}`" in parent.data.tags["mlflow.note.content"]
+        assert f"**Best model={model}**: `{best.info.run_name}`" in parent.data.tags["mlflow.note.content"]
         # the logged model is the model trained: an SVM gives scores, no probabilities
         loaded = client.get_logged_model(best.data.tags["softmax_exp.model_uri"].removeprefix("models:/"))
         assert loaded.params["model.name"] == model
@@ -158,6 +158,27 @@ def test_softmax_and_svm_in_one_sweep_one_table_one_view_a_best_of_each(store, r
                                         "params.`reg`", "params.`model.name`"]
     with Image.open(sweep_dir / "val_acc_heatmap.png") as im:
         assert im.size == (1280, 434)  # a panel per model
+
+
+def test_a_sweep_over_feature_sets_shows_them_as_a_column(store, run_cli, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli("-m", "features=pixels,hog_color", "lr=1e-2", *SHORT, "tracking.register_model=null",
+                   f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    table = [ln.split(" train")[0] for ln in lines if ln.startswith("features=")]
+    assert table == ["features=hog_color lr 1.000000e-02 reg 1.000000e-02",
+                     "features=pixels lr 1.000000e-02 reg 1.000000e-02"]
+    assert any(ln.startswith("best validation accuracy of features=hog_color: ") for ln in lines)
+    client, (parent,), children = _runs(store)
+    assert parent.info.run_name == "sweep features (2 jobs)"
+    assert sorted(c.info.run_name for c in children) == ["features=hog_color", "features=pixels"]
+    rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
+    assert sorted(r["features"] for r in rows) == ["hog_color", "pixels"]
+    experiment = client.get_experiment(parent.info.experiment_id)
+    state = views.read_view(experiment, f"sweep-{parent.info.run_id[:12]}")
+    assert "params.`features.name`" in state["selectedColumns"]
+    assert "| run | features | lr | reg |" in parent.data.tags["mlflow.note.content"]
 
 
 def test_joblib_sweep_goes_on_after_a_divergence_and_exits_non_zero(store, run_cli, tmp_path):

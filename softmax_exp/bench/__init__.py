@@ -11,6 +11,8 @@ Sections (``--sections``), one module a kind (``kernels``, ``pipeline``; ``measu
   step       one SGD step (sample idx, loss + gradient, update W) of the numpy reference vs the fused kernel
   predict    labels argmax(X @ W) and the count of correct ones over all of X: numpy vs the Numba kernel, vs
              the read floor
+  features   the course's HOG and hue histogram of all 60000 CIFAR-10 images, and the hog_color stage as a
+             training runs it, vs one read of the pixels (images/s)
   tracking   9 trainings of 1500 iterations with full MLflow tracking vs tracking.enabled=false, on a
              CIFAR-10-shaped training set (random images in the official format) and on digits
   train      ``python -m softmax_exp.train`` on digits, wall time with a warm Numba cache

@@ -16,6 +16,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from softmax_exp.config.schema import Config
 from softmax_exp.data.settings import DATASETS
+from softmax_exp.features.settings import FEATURES
 from softmax_exp.learn.model import MODELS
 from softmax_exp.learn.optim import OPTIMIZERS
 from softmax_exp.tracking.settings import TrackingConfig
@@ -24,7 +25,7 @@ from softmax_exp.util.errors import one_line
 from softmax_exp.util.paths import CONFIG_DIR, project_root
 
 # the config groups and the schema of each choice (ConfigStore: schema/<group>/<choice>)
-GROUPS: dict[str, Mapping[str, type]] = {"dataset": DATASETS, "optimizer": OPTIMIZERS,
+GROUPS: dict[str, Mapping[str, type]] = {"dataset": DATASETS, "features": FEATURES, "optimizer": OPTIMIZERS,
                                           "model": MODELS,
                                           "tracking": {"mlflow": TrackingConfig}}
 
@@ -79,17 +80,20 @@ def to_config(cfg: Any) -> Config:
 
 
 def _schema_for(values: Mapping[str, Any]):
-    """The structured schema of a plain config mapping: Config with the dataset, model and optimizer schemas
-    its ``name`` keys choose (a config without ``model.name`` is from before there was another model than
-    the softmax)."""
+    """The structured schema of a plain config mapping: Config with the dataset, features, model and optimizer
+    schemas its ``name`` keys choose (a config without ``model.name`` or ``features`` is from before there
+    was another model than the softmax, or a feature stage)."""
     schema = OmegaConf.structured(Config)
-    for key in ("dataset", "model", "optimizer"):
+    for key in ("dataset", "features", "model", "optimizer"):
         choices = GROUPS[key]
-        name = (values.get(key) or {}).get("name", "softmax" if key == "model" else None)
+        name = (values.get(key) or {}).get("name", _BEFORE.get(key))
         if name not in choices:
             raise ConfigError(f"{key}.name must be one of {', '.join(choices)}; got {name!r}")
         schema[key] = OmegaConf.structured(choices[name])
     return schema
+
+
+_BEFORE = {"model": "softmax", "features": "pixels"}  # what a logged config without the group had
 
 
 def _unknown_keys(node, prefix: str = "") -> list[tuple[str, list[str]]]:

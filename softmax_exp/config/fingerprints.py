@@ -28,7 +28,7 @@ def result_config(config: Any) -> dict[str, Any]:
 
 # Keys added after runs were recorded, with the value that computes what those runs computed: at that value
 # a key is left out of the fingerprints, so the earlier runs are still found (resumed, reused by a sweep).
-ADDED_KEYS = {"model.name": "softmax"}
+ADDED_KEYS = {"model.name": "softmax", "features.name": "pixels"}
 
 
 def _identity(config: Any) -> dict[str, Any]:

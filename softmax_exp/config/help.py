@@ -20,10 +20,11 @@ from softmax_exp.util.constraints import help_of
 from softmax_exp.util.paths import CONFIG_DIR
 
 ABOUT = """\
-python -m softmax_exp.train: train a softmax (multinomial logistic regression) image classifier by
-minibatch SGD, as in Stanford CS231n's assignment 1, and track every training in MLflow (params, loss and
-accuracies, pictures of W, the model). One training by default; -m runs a sweep: one job per combination
-of the values given (lr=1e-3,1e-2 reg=0.1,1), one parent MLflow run with a child run per job.
+python -m softmax_exp.train: train a linear image classifier (the softmax, or the multiclass SVM) on
+pixels or image features by minibatch SGD, as in Stanford CS231n's assignment 1, and track every training
+in MLflow (params, loss and accuracies, pictures of W, the model). One training by default; -m runs a
+sweep: one job per combination of the values given (lr=1e-3,1e-2 reg=0.1,1), one parent MLflow run with a
+child run per job.
 Every option is an override KEY=VALUE, checked against its type before any data is loaded."""
 
 EXAMPLES = """\
@@ -32,6 +33,7 @@ Examples:
   python -m softmax_exp.train lr=1e-2 reg=0.1 optimizer=momentum num_iters=1500
   python -m softmax_exp.train -m lr=1e-3,1e-2 reg=1e-2,1 hydra/launcher=joblib_2w   a 2 x 2 sweep, 2 at once
   python -m softmax_exp.train +experiment=cs231n_grid dataset.root=data/cifar10     the course's grid
+  python -m softmax_exp.train -m model=softmax,svm features=hog_color dataset=cifar10   both, on features
 
 More: --cfg job [overrides] prints the composed config; --hydra-help Hydra's own flags; README.md, docs/."""
 
@@ -45,8 +47,8 @@ def help_text() -> str:
              "[+experiment=NAME] [-m]", "", "Options (KEY=VALUE; type, default, meaning):"]
     lines += _rows([_row(Config, f, "") for f in dataclasses.fields(Config) if f.name not in GROUPS])
     lines += ["", "Groups (GROUP=CHOICE) and their options (GROUP.KEY=VALUE):"]
-    for group, default in (("dataset", "digits"), ("optimizer", "sgd"), ("model", "softmax"),
-                           ("tracking", "mlflow")):
+    for group, default in (("dataset", "digits"), ("features", "pixels"), ("optimizer", "sgd"),
+                           ("model", "softmax"), ("tracking", "mlflow")):
         schemas = GROUPS[group]
         lines.append("  " + group + "=" + ", ".join(f"{n} (default)" if n == default else n for n in schemas))
         base = schemas[default]

@@ -22,6 +22,7 @@ import yaml
 from omegaconf import MISSING
 
 from softmax_exp.data.settings import DatasetConfig
+from softmax_exp.features.settings import FeatureParams
 from softmax_exp.learn.hyperparameters import TrainParams
 from softmax_exp.learn.model import ModelParams
 from softmax_exp.learn.optim import SGDParams
@@ -34,7 +35,7 @@ NON_RESULT_KEYS = ("hydra", "progress", "num_threads", "resume", "checkpoint_eve
 
 
 # the nodes of Config that are config groups (an override ``model=svm`` chooses one)
-GROUP_KEYS = ("dataset", "model", "optimizer", "tracking")
+GROUP_KEYS = ("dataset", "features", "model", "optimizer", "tracking")
 
 
 def is_result_key(key: str) -> bool:
@@ -59,6 +60,7 @@ class Config(TrainParams):
               "optimizer.min_lr must be in [0, lr = {obj.lr}]; got {obj.optimizer.min_lr!r}"),)
 
     dataset: DatasetConfig = option(MISSING, None, "dataset=digits | cifar10 | imagefolder")
+    features: FeatureParams = option(default_factory=FeatureParams, help="features=pixels | hog_color")
     model: ModelParams = option(default_factory=ModelParams, help="model=softmax | svm")
     optimizer: SGDParams = option(MISSING, None, "optimizer=sgd | momentum")
     tracking: TrackingConfig = option(default_factory=TrackingConfig, help="tracking=mlflow")

@@ -15,7 +15,7 @@ import sys
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from softmax_exp.config import compose
+from softmax_exp.config import ConfigError, compose, to_config
 from softmax_exp.data import DataError, load_dataset
 from softmax_exp.data.cifar10 import download_cifar10
 from softmax_exp.data.options import parse_options
@@ -26,7 +26,10 @@ from softmax_exp.util.paths import resolve_path
 
 def info(overrides: list[str]) -> None:
     """Load the configured dataset and print its splits, classes, fingerprint and cache path."""
-    data = load_dataset(compose(overrides).dataset)
+    composed = compose(overrides)
+    parse_options(composed.dataset)  # a dataset option's own one-line error (dataset.root: DIR/train/...)
+    cfg = to_config(composed)  # then the rest of the config, the features group with it
+    data = load_dataset(cfg.dataset, cfg.features)
     print(f"dataset      {data.name}")
     for split in ("train", "val", "test", "dev"):
         X, y = getattr(data, f"X_{split}"), getattr(data, f"y_{split}")
@@ -34,6 +37,7 @@ def info(overrides: list[str]) -> None:
     print(f"classes      {data.num_classes}: {', '.join(data.class_names)}")
     print(f"image_shape  {data.image_shape}")
     print(f"bias_trick   {data.bias_trick}")
+    print(f"features     {data.features.settings() if data.features is not None else 'pixels'}")
     print(f"fingerprint  {data.fingerprint}")
     print(f"cache_path   {data.cache_path}")
 
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             info(args.overrides)
         else:
             download(args)
-    except DataError as e:
+    except (DataError, ConfigError) as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     except (HydraException, OmegaConfBaseException) as e:

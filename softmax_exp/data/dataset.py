@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,8 @@ class Dataset:
 
     X_<split> : (N_split, D) float32 or float64 (per config), C-contiguous, read-only (an np.memmap
         when loaded from the cache). Rows are images flattened in HWC order, minus ``mean_image``,
-        then (bias_trick) a last column of ones: D = H*W*channels + 1.
+        then (bias_trick) a last column of ones: D = H*W*channels + 1; or, with a feature stage
+        (``features``), the stage's F features of each image, then the ones: D = F + 1.
     y_<split> : (N_split,) int64 in [0, num_classes)
     Splits: train, val, test, and dev (a seeded sample of training rows).
     mean_image : (H*W*channels,) float64, the training mean that was subtracted (zeros if not).
@@ -22,6 +24,9 @@ class Dataset:
     fingerprint : sha256 hex digest of the source files and preprocessing options.
     cache_path : folder of the cache entry, None when not cached.
     source : where the images come from (the dataset's folder, or the library that holds them).
+    features : the fitted :class:`~softmax_exp.features.stage.FeatureStage` that made the rows, None for
+        the pixels (then ``mean_image`` is what was subtracted; with a stage it is zeros).
+    examples : with a stage, the first validation images as they are, (n <= 8, H, W, channels) uint8.
     """
 
     name: str
@@ -40,6 +45,8 @@ class Dataset:
     fingerprint: str
     cache_path: str | None
     source: str = ""
+    features: Any = None
+    examples: np.ndarray | None = None
 
     @property
     def num_classes(self) -> int:
@@ -54,7 +61,12 @@ class Dataset:
     def raw_images(self, split: str, n: int) -> np.ndarray:
         """The first ``n`` images of ``split`` as the source has them, (n, H, W, channels) uint8: the
         preprocessed rows with the mean added back and the bias column dropped (exact: every source here
-        has uint8 pixels, and the rows differ from them by float rounding only)."""
+        has uint8 pixels, and the rows differ from them by float rounding only). With a feature stage the
+        rows cannot be turned back into images: the validation images kept as ``examples`` (at most 8)."""
+        if self.features is not None:
+            if split != "val" or self.examples is None:
+                raise ValueError(f"a dataset of {self.features.NAME} features keeps only validation images")
+            return np.array(self.examples[:n])
         X = np.asarray(getattr(self, f"X_{split}")[:n], dtype=np.float64)
         pixels = (X[:, :-1] if self.bias_trick else X) + self.mean_image
         return np.clip(np.rint(pixels), 0, 255).astype(np.uint8).reshape(-1, *self.image_shape)

@@ -24,7 +24,8 @@ def write_artifacts(folder: Path, cfg: Config, run_name: str, overrides: Sequenc
                     model: LinearClassifier,
                     history: TrainHistory) -> Path:
     """Write :data:`FILES` into ``folder`` (created if missing); return the folder. (The model goes to
-    MLflow as a logged model, and to a job's own folder as model.npz beside this one.)
+    MLflow as a logged model, and to a job's own folder as model.npz beside this one.) A model on a feature
+    stage's rows has no weights.png: its W are weights of features, not images.
 
     Each file is whole or missing: written under a temporary name, then renamed (a full disk leaves no
     truncated picture); an OSError names the file."""
@@ -39,6 +40,8 @@ def write_artifacts(folder: Path, cfg: Config, run_name: str, overrides: Sequenc
         "overrides.yaml": lambda p: p.write_text(without_password(yaml.safe_dump(list(overrides)))),
     }
     for name in FILES:
+        if name == "weights.png" and pre.features is not None:
+            continue
         with atomic_path(folder / name, sync=False) as tmp:
             writers[name](tmp)
     return folder

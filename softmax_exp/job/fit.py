@@ -79,7 +79,7 @@ class Training:
             if self.tracker.finished_before is not None:
                 return self._reuse()
             with timing.section("data"):
-                data = load_dataset(cfg.dataset)
+                data = load_dataset(cfg.dataset, cfg.features, progress=_show_progress(cfg.progress))
             if data.X_val.shape[0] == 0:
                 raise DataError("the validation split is empty; set dataset.num_validation >= 1")
             model = cfg.model.build(cfg.kernel, Preprocessing.of(data))

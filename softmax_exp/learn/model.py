@@ -11,12 +11,16 @@ loss history, bit for bit. :meth:`LinearClassifier.load` reads a file as untrust
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from softmax_exp.features.settings import stage_from_settings
+from softmax_exp.features.stage import settings_json
 from softmax_exp.kernels import (
     check_inputs,
     check_predict_inputs,
@@ -66,24 +70,34 @@ MODELS: dict[str, type[ModelParams]] = {"softmax": ModelParams, "svm": SVMParams
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How raw images become rows of X: flatten in HWC order, subtract ``mean_image``, append a 1.
+    """How raw images become rows of X: flatten in HWC order, subtract ``mean_image``, append a 1; or, with
+    a fitted feature stage, the stage's features of each image, then the 1.
 
-    mean_image : (H*W*channels,) float64
+    mean_image : (H*W*channels,) float64 (zeros, unused, with a feature stage)
     bias_trick : the last column of X is ones and the last row of W is the bias
     class_names : C names, in label order
     image_shape : (H, W, channels)
+    features : the fitted :class:`~softmax_exp.features.stage.FeatureStage`, None for the pixels
     """
 
     mean_image: np.ndarray
     bias_trick: bool
     class_names: tuple[str, ...]
     image_shape: tuple[int, int, int]
+    features: Any = None
 
     @classmethod
     def of(cls, dataset) -> Preprocessing:
         """The preprocessing of a :class:`softmax_exp.data.Dataset`."""
         return cls(np.asarray(dataset.mean_image, dtype=np.float64), bool(dataset.bias_trick),
-                   tuple(dataset.class_names), tuple(int(s) for s in dataset.image_shape))
+                   tuple(dataset.class_names), tuple(int(s) for s in dataset.image_shape),
+                   getattr(dataset, "features", None))
+
+    @property
+    def dim(self) -> int:
+        """D, the columns of a row: the pixels or the stage's features, and the bias column."""
+        features = math.prod(self.image_shape) if self.features is None else self.features.dim
+        return features + int(self.bias_trick)
 
 
 class LinearClassifier:
@@ -191,7 +205,10 @@ class LinearClassifier:
         W = self._trained()
         pre = self._preprocessing()
         flat = pixel_rows(images, pre.image_shape)
-        X = (flat.astype(np.float64) - pre.mean_image).astype(W.dtype)
+        if pre.features is not None:  # (pixel_rows checked: whole numbers in 0..255, so uint8 is exact)
+            X = pre.features.transform(flat.astype(np.uint8).reshape(-1, *pre.image_shape)).astype(W.dtype)
+        else:
+            X = (flat.astype(np.float64) - pre.mean_image).astype(W.dtype)
         if pre.bias_trick:
             X = np.hstack([X, np.ones((X.shape[0], 1), dtype=W.dtype)])
         return X
@@ -206,9 +223,14 @@ class LinearClassifier:
         W = self._trained()
         pre = self._preprocessing()
         path = Path(path)
+        stage = {}
+        if pre.features is not None:  # its settings as JSON and its fitted arrays
+            stage = {"features": np.str_(settings_json(pre.features)),
+                     **{FEATURE_PREFIX + k: v for k, v in pre.features.state().items()}}
         with open(path, "wb") as f:  # an open file: np.savez would append .npz to other suffixes
             np.savez(
                 f,
+                **stage,
                 format=np.int64(MODEL_FORMAT),
                 W=W,
                 loss=np.str_(self.LOSS),
@@ -232,7 +254,10 @@ class LinearClassifier:
                 fmt = f.scalar("format", "iu")
                 if fmt not in (1, MODEL_FORMAT):
                     raise ValueError(f"model format {fmt}, this code reads 1 and {MODEL_FORMAT}")
-                f.expect_members(_MODEL_MEMBERS | ({"loss"} if fmt >= 2 else set()))
+                staged = fmt >= 2 and "features" in f.headers
+                members = (_MODEL_MEMBERS | ({"loss"} if fmt >= 2 else set())
+                           | ({"features"} if staged else set()))
+                f.expect_members(members, prefix=FEATURE_PREFIX if staged else None)
                 loss = f.text("loss", max_chars=64) if fmt >= 2 else "softmax"
                 if loss not in CLASSIFIERS:
                     raise ValueError(f"loss {loss!r}, this code knows {', '.join(CLASSIFIERS)}")
@@ -245,11 +270,14 @@ class LinearClassifier:
                 bias_trick = bool(f.scalar("bias_trick", "b"))
                 kernel = f.text("kernel", max_chars=64)
                 pixels = math.prod(image_shape)
+                stage = _read_stage(f, image_shape) if staged else None
                 D, C = f.check("W", WEIGHT_DTYPES, (None, None)).shape
-                if D != pixels + bias_trick:
+                F = stage.dim if stage is not None else pixels
+                if D != F + bias_trick:
                     bias_row = " and the bias row" if bias_trick else ""
-                    raise ValueError(f"W has {D} rows; image_shape {image_shape}{bias_row} need "
-                                     f"{pixels + bias_trick}")
+                    what = (f"{stage.NAME} features ({F})" if stage is not None
+                            else f"image_shape {image_shape}")
+                    raise ValueError(f"W has {D} rows; {what}{bias_row} need {F + bias_trick}")
                 if C < 1:
                     raise ValueError("W has no columns (classes)")
                 f.check("class_names", "U", (C,), max_itemsize=4 * _MAX_NAME_CHARS)
@@ -261,7 +289,8 @@ class LinearClassifier:
                 W = f.array("W", WEIGHT_DTYPES, (D, C))
                 if not np.isfinite(W).all():
                     raise ValueError("W has NaN or inf")
-            model = CLASSIFIERS[loss](kernel, Preprocessing(mean_image, bias_trick, class_names, image_shape))
+            model = CLASSIFIERS[loss](kernel, Preprocessing(mean_image, bias_trick, class_names, image_shape,
+                                                            stage))
         except ValueError as e:
             raise ValueError(f"{path} is not a saved classifier ({e})") from None
         model.W = W
@@ -390,6 +419,22 @@ def pixel_rows(images, image_shape: tuple[int, int, int]) -> np.ndarray:
     return flat
 
 
+def _read_stage(f: NpzReader, image_shape: tuple[int, int, int]):
+    """The fitted feature stage a model file holds: its settings (member ``features``, JSON) and arrays
+    (``features_<name>``), each checked (shape, dtype, finite) before it is read."""
+    settings = json.loads(f.text("features", max_chars=4096))
+    if not isinstance(settings, dict):
+        raise ValueError("features is not a JSON object of settings")
+    stage = stage_from_settings(settings, image_shape)
+    wanted = stage.expected_state()
+    found = {n.removeprefix(FEATURE_PREFIX) for n in f.headers if n.startswith(FEATURE_PREFIX)}
+    if found != set(wanted):
+        raise ValueError(f"the {stage.NAME} features' state holds {sorted(found)}; expected {sorted(wanted)}")
+    return stage.restore({k: f.array(FEATURE_PREFIX + k, "f", shape).astype(np.float64)
+                          for k, shape in wanted.items()})
+
+
+FEATURE_PREFIX = "features_"  # a feature stage's fitted arrays among a model file's members
 PIXEL_MAX = 255  # every source's pixels are uint8
 _MODEL_MEMBERS = frozenset({"format", "W", "kernel", "mean_image", "bias_trick", "class_names",
                             "image_shape"})

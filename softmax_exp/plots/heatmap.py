@@ -69,7 +69,7 @@ def val_acc_figure(
     val_acc: Sequence[float],
     title: str = "val_acc over lr x reg",
     pruned: Sequence[bool] | None = None,
-    models: Sequence[str] | None = None,
+    panels: Sequence[str] | None = None,
 ):
     """The sweep's picture as a matplotlib Figure (Agg, no pyplot state), :data:`HEATMAP_PNG_SIZE` px a
     panel.
@@ -81,8 +81,9 @@ def val_acc_figure(
     search (``pruned``, (n,) bool: their val_acc is only what they reached when stopped) as small grey
     rings, outside the colour scale. A val_acc colourbar.
 
-    ``models`` (n,) names each job's model: with more than one, a panel per model side by side (in name
-    order, each its own map and best, one colour scale for all), ``title`` above them all.
+    ``panels`` (n,) names each job's panel (its model, say ``model=svm``): with more than one name, a panel
+    per name side by side (in name order, each its own map and best, one colour scale for all), ``title``
+    above them all.
     """
     from matplotlib.figure import Figure
 
@@ -92,10 +93,10 @@ def val_acc_figure(
     stopped = np.zeros(lr.size, bool) if pruned is None else np.asarray(pruned, dtype=bool).ravel()
     if stopped.size != lr.size:
         raise ValueError(f"pruned has {stopped.size} values for {lr.size} jobs")
-    model = np.asarray(models if models is not None else [""] * lr.size, dtype=str).ravel()
-    if model.size != lr.size:
-        raise ValueError(f"models has {model.size} values for {lr.size} jobs")
-    names = sorted(set(model.tolist()))
+    panel = np.asarray(panels if panels is not None else [""] * lr.size, dtype=str).ravel()
+    if panel.size != lr.size:
+        raise ValueError(f"panels has {panel.size} values for {lr.size} jobs")
+    names = sorted(set(panel.tolist()))
     finite = acc[np.isfinite(acc) & ~stopped]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if hi == lo:
@@ -105,11 +106,11 @@ def val_acc_figure(
     top = _SUPTITLE_PX if panels > 1 else 0
     fig = Figure(figsize=(panels * width / 100, (height + top) / 100), dpi=100)
     for i, name in enumerate(names if panels > 1 else [None]):
-        mine = np.ones(lr.size, bool) if name is None else model == name
+        mine = np.ones(lr.size, bool) if name is None else panel == name
         ax = fig.add_axes(_panel_rect(HEATMAP_AXES, i, panels, top))
         cax = fig.add_axes(_panel_rect(_COLORBAR_AXES, i, panels, top))
         _draw_panel(fig, ax, cax, lr[mine], reg[mine], acc[mine], stopped[mine], (lo, hi))
-        ax.set_title(title if name is None else f"model={name} ({int(mine.sum())} jobs)", fontsize=12)
+        ax.set_title(title if name is None else f"{name} ({int(mine.sum())} jobs)", fontsize=12)
     if panels > 1:
         fig.suptitle(title, fontsize=13, y=1 - 8 / (height + top), va="top")
     return fig
@@ -154,13 +155,13 @@ def save_val_acc_heatmap_png(
     val_acc: Sequence[float],
     title: str = "val_acc over lr x reg",
     pruned: Sequence[bool] | None = None,
-    models: Sequence[str] | None = None,
+    panels: Sequence[str] | None = None,
 ) -> Path:
-    """Write :func:`val_acc_figure` of the jobs (lr, reg, val_acc, pruned, models), each (n,), as a PNG at
+    """Write :func:`val_acc_figure` of the jobs (lr, reg, val_acc, pruned, panels), each (n,), as a PNG at
     ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig = val_acc_figure(lr, reg, val_acc, title, pruned, models)
+    fig = val_acc_figure(lr, reg, val_acc, title, pruned, panels)
     FigureCanvasAgg(fig)
     path = Path(path)
     fig.savefig(path, format="png", dpi=100)

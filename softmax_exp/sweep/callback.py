@@ -107,7 +107,7 @@ class SweepCallback(Callback):
         self._sweep_dir = str(sweep_dir)
         shared = to_config(config)  # the config every job starts from, checked before any job
         with timing.section("data"):
-            check_dataset(shared.dataset)  # no data: one line now, not a failure per job
+            check_dataset(shared.dataset, shared.features)  # no data: one line now, not a failure per job
         search, space = _search_settings(config)  # a search's bad settings: one line, before any run
         keys = sweep_keys(config)
         num_jobs = count_jobs(config)
@@ -225,7 +225,7 @@ class SweepCallback(Callback):
                     sweep_dir / results.HEATMAP_FILE, [r.lr for r in jobs], [r.reg for r in jobs],
                     [math.nan if r.failed else r.val_acc for r in jobs],  # a diverged job's last val_acc
                     title=f"val_acc over lr x reg ({what})", pruned=pruned,  # is no result: a failed cell
-                    models=[r.model for r in jobs])
+                    panels=[results.variant_of(r) for r in jobs])
         log.info(results.format_table(jobs))
         failed = [r for r in jobs if r.failed]
         if any(pruned):
@@ -277,12 +277,12 @@ class SweepCallback(Callback):
         if info.study is not None:
             log.info(f"  its study: {_study().study_dashboard_command(info.study.storage)}")
         registered = {v.run_id: v for v in versions}
-        several = len(results.models_of(jobs)) > 1
-        bests = results.best_of_each_model(jobs) if several else {"": results.best_result(jobs)}
-        for model, best in bests.items():
+        several = len(results.variants_of(jobs)) > 1
+        bests = results.best_of_each(jobs) if several else {"": results.best_result(jobs)}
+        for variant, best in bests.items():
             if best is None:
                 continue
-            which = f" {model}" if model else ""
+            which = f" {variant}" if variant else ""
             line = f"  best{which}: {best.run_name} ({best.run_id}), val_acc {best.val_acc:f}"
             if math.isfinite(best.test_acc):  # reported for the job chosen by val_acc, never chosen by
                 line += f", test_acc {best.test_acc:f}"

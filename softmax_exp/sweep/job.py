@@ -36,7 +36,8 @@ def run_job(cfg: Any, job: JobContext, info: SweepInfo | None) -> float:
     if info is not None:
         log.info(f"{what} {num + 1}/{info.num_jobs or '?'}: {name}")
     result = JobResult(num, name, "FAILED", lr, reg, output_dir=str(job.output_dir),
-                       sweep_id=info.sweep_id if info is not None else "", model=_model_name(cfg))
+                       sweep_id=info.sweep_id if info is not None else "", model=_choice(cfg, "model"),
+                       features=_choice(cfg, "features"))
     training: Training | None = None
     try:
         config = to_config(cfg)
@@ -83,11 +84,12 @@ def _run_of(training: Training | None) -> dict[str, str]:
     return {"run_id": training.run_id or "", "run_name": training.run_name}
 
 
-def _model_name(cfg: Any) -> str:
-    """The job's ``model.name``, for its result; "?" when it does not resolve (the job then fails on it)."""
+def _choice(cfg: Any, group: str) -> str:
+    """The job's choice of a config group (``model.name``), for its result; "?" when it does not resolve
+    (the job then fails on it)."""
     try:
-        return str(cfg.model.name)
-    except (OmegaConfBaseException, AttributeError):
+        return str(cfg[group].name)
+    except (OmegaConfBaseException, AttributeError, KeyError):
         return "?"
 
 

@@ -31,8 +31,9 @@ class JobResult:
     (accuracies so far; RUNNING: a trial another process runs now); reason says why a job failed; note
     says when the job reused an earlier run (skipped), went on from a checkpoint or was pruned; model_uri
     is its logged MLflow model; iterations the SGD updates it made (0: reused, nothing trained); model the
-    classifier it trained (``model.name``: softmax, svm), register_model the name its config registers a
-    sweep's best under (``tracking.register_model`` as the job resolved it; "" for none)."""
+    classifier it trained (``model.name``: softmax, svm), features what it saw (``features.name``),
+    register_model the name its config registers a sweep's best under (``tracking.register_model`` as the
+    job resolved it; "" for none)."""
 
     job: int
     run_name: str
@@ -50,6 +51,7 @@ class JobResult:
     model_uri: str = ""
     iterations: int = 0
     model: str = "softmax"
+    features: str = "pixels"
     register_model: str = ""
 
     @classmethod
@@ -151,26 +153,40 @@ def best_result(results: Sequence[JobResult]) -> JobResult | None:
     return max(ok, key=lambda r: r.val_acc) if ok else None
 
 
-def models_of(results: Sequence[JobResult]) -> list[str]:
-    """The models the jobs trained, in name order."""
-    return sorted({r.model for r in results})
+_GRID_KEYS = ("lr", "reg")  # what the course's table and heatmap are drawn over
 
 
-def best_of_each_model(results: Sequence[JobResult]) -> dict[str, JobResult]:
-    """The :func:`best_result` of each model's jobs (models with no finished job left out)."""
-    found = {m: best_result([r for r in results if r.model == m]) for m in models_of(results)}
-    return {m: r for m, r in found.items() if r is not None}
+def variant_of(r: JobResult) -> str:
+    """What the job's name says besides lr and reg: the other swept values (``model=svm``,
+    ``features.cell_size=4``), "" when the sweep varies lr and reg only."""
+    name = r.run_name.split(" #")[0]  # a second run of one name is "<name> #2"
+    parts = [p for p in name.split(",") if "=" in p and p.partition("=")[0] not in _GRID_KEYS]
+    return ",".join(parts)
+
+
+def variants_of(results: Sequence[JobResult]) -> list[str]:
+    """The variants of the jobs (:func:`variant_of`), in name order."""
+    return sorted({variant_of(r) for r in results})
+
+
+def best_of_each(results: Sequence[JobResult]) -> dict[str, JobResult]:
+    """The :func:`best_result` of each variant's jobs (the whole sweep's under "" when only lr and reg
+    vary; variants with no finished job left out)."""
+    found = {v: best_result([r for r in results if variant_of(r) == v]) for v in variants_of(results)}
+    return {v: r for v, r in found.items() if r is not None}
 
 
 def format_table(results: Sequence[JobResult]) -> str:
     """The course's cross-validation printout: one line per (lr, reg) in sorted order, then the best
-    validation accuracy. A failed job's line ends with its status and reason. Jobs of several models: each
-    line starts with its model, and each model's best comes before the sweep's."""
-    several = len(models_of(results)) > 1
+    validation accuracy. A failed job's line ends with its status and reason. A sweep of more than lr and
+    reg (``-m model=softmax,svm ...``): each line starts with the job's other values (``model=svm lr ...``),
+    and each variant's best comes before the sweep's."""
+    several = len(variants_of(results)) > 1
     lines = []
-    for r in sorted(results, key=lambda r: (r.model, r.lr, r.reg, r.job)):
-        line = (f"{f'model {r.model} ' if several else ''}lr {r.lr:e} reg {r.reg:e} "
-                f"train accuracy: {r.train_acc:f} val accuracy: {r.val_acc:f}")
+    for r in sorted(results, key=lambda r: (variant_of(r), r.lr, r.reg, r.job)):
+        prefix = f"{variant_of(r)} " if several else ""
+        line = (f"{prefix}lr {r.lr:e} reg {r.reg:e} train accuracy: {r.train_acc:f} "
+                f"val accuracy: {r.val_acc:f}")
         if r.failed:
             line += f"  [{r.status}: {r.reason}]"
         elif r.status == "PRUNED":
@@ -179,8 +195,8 @@ def format_table(results: Sequence[JobResult]) -> str:
             line += f"  [RUNNING: {r.reason}]"
         lines.append(line)
     if several:
-        for model, best in best_of_each_model(results).items():
-            lines.append(f"best validation accuracy of {model}: {best.val_acc:f} ({best.run_name})")
+        for variant, best in best_of_each(results).items():
+            lines.append(f"best validation accuracy of {variant}: {best.val_acc:f} ({best.run_name})")
     best = best_result(results)
     best_val = best.val_acc if best else -1.0  # the course starts best_val at -1
     lines.append(f"best validation accuracy achieved during cross-validation: {best_val:f}")
@@ -189,33 +205,34 @@ def format_table(results: Sequence[JobResult]) -> str:
 
 def format_note(command: str, results: Sequence[JobResult], versions: Sequence = (), study: str = "") -> str:
     """The sweep in Markdown, for its parent run's note: the command, a table of the jobs (best first,
-    then pruned ones; a model column when there are several), the best job (of each model, when several)
-    and the model versions registered; ``study``: a line about a search's Optuna study."""
-    several = len(models_of(results)) > 1
-    model_head, model_rule = (" model |", "---|") if several else ("", "")
+    then pruned ones; a column for each varied model or feature set), the best job (of each variant, when
+    more than lr and reg vary) and the model versions registered; ``study``: a line about a search's Optuna
+    study."""
+    fields = tuple(f for f in ("features", "model") if len({getattr(r, f) for r in results}) > 1)
+    head, rule = "".join(f" {f} |" for f in fields), "---|" * len(fields)
     failed = sum(r.failed for r in results)
     pruned = sum(r.status == "PRUNED" for r in results)
     tested = any(math.isfinite(r.test_acc) for r in results)  # eval_test=true: a column, never chosen by
     test_head, test_rule = (" test_acc |", "---|") if tested else ("", "")
     counts = f"{len(results)} jobs, {failed} failed" + (f", {pruned} pruned" if pruned else "")
     lines = [f"**Sweep** `python -m softmax_exp.train -m {command}`: {counts}.", *([study] if study else []),
-             "", f"| run |{model_head} lr | reg | train_acc | val_acc |{test_head} status |",
-             f"|---|{model_rule}---|---|---|---|{test_rule}---|"]
+             "", f"| run |{head} lr | reg | train_acc | val_acc |{test_head} status |",
+             f"|---|{rule}---|---|---|---|{test_rule}---|"]
     order = sorted(results, key=lambda r: (r.failed, not r.finished,
                                            -r.val_acc if math.isfinite(r.val_acc) else 0, r.job))
     for r in order:
         test = f" {_acc(r.test_acc)} |" if tested else ""
-        model = f" {r.model} |" if several else ""
-        lines.append(f"| {r.run_name} |{model} {r.lr:g} | {r.reg:g} | {_acc(r.train_acc)} | "
+        variant = "".join(f" {getattr(r, f)} |" for f in fields)
+        lines.append(f"| {r.run_name} |{variant} {r.lr:g} | {r.reg:g} | {_acc(r.train_acc)} | "
                      f"{_acc(r.val_acc)} |"
                      f"{test} {r.status}{f' ({r.note})' if r.status == 'PRUNED' and r.note else ''} |")
     registered = {v.run_id: v for v in versions}
-    bests = best_of_each_model(results) if several else {"": best_result(results)}
-    for model, best in bests.items():
+    bests = best_of_each(results) if len(variants_of(results)) > 1 else {"": best_result(results)}
+    for variant, best in bests.items():
         if best is None:
             continue
         version = registered.get(best.run_id)
-        lines += ["", f"**Best{f' {model}' if model else ''}**: `{best.run_name}` (run {best.run_id}), "
+        lines += ["", f"**Best{f' {variant}' if variant else ''}**: `{best.run_name}` (run {best.run_id}), "
                       f"val_acc {best.val_acc:.4f}, train_acc {_acc(best.train_acc)}"
                       + (f", test_acc {_acc(best.test_acc)}" if tested else "")
                       + (f"; registered as model `{version.name}` version {version.version} (alias `best`)."

@@ -39,7 +39,7 @@ MAX_EXAMPLE_VALUES = 100_000
 PACKAGE = Path(__file__).resolve().parents[1]
 # the package folders LinearClassifier.load / predict_images and the pyfunc class import (numpy, numba only;
 # bundled_files finds which of their modules); a test loads a model in a fresh interpreter
-BUNDLED = ("kernels", "learn", "serving", "util")  # the folders it takes its modules from
+BUNDLED = ("kernels", "features", "learn", "serving", "util")  # the folders it takes its modules from
 ENTRY = PACKAGE / "serving" / "model_code.py"
 
 
@@ -146,10 +146,12 @@ def _bundle(folder: Path) -> Path:
 
 
 @functools.cache
-def bundled_files() -> tuple[Path, ...]:
+def bundled_files(lazy: bool = True) -> tuple[Path, ...]:
     """The package files a served model runs: the modules the pyfunc class (``softmax_exp.serving``)
-    imports at their tops, and those they import, all within the BUNDLED folders, with the ``__init__.py``
-    of every package on the way (found from the source: what is not imported is not copied)."""
+    imports, and those they import, all within the BUNDLED folders, with the ``__init__.py`` of every
+    package on the way (found from the source: what is not imported is not copied). ``lazy``: the imports
+    inside functions count too (a feature stage's module is imported when a model of it is loaded);
+    without, only the imports at the modules' tops (what every model loads)."""
     wanted, todo = set(), ["softmax_exp.serving"]
     while todo:
         name = todo.pop()
@@ -159,7 +161,7 @@ def bundled_files() -> tuple[Path, ...]:
         wanted.add(path)
         parts = name.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # its packages' __init__.py
-        todo += _top_level_imports(path, name)
+        todo += _imports(path, name, lazy)
     return tuple(sorted(wanted))
 
 
@@ -175,13 +177,13 @@ def _module_path(name: str) -> Path | None:
     return None
 
 
-def _top_level_imports(path: Path, name: str) -> list[str]:
-    """The modules ``path`` (module ``name``) imports outside any function: absolute names, and for ``from
-    package import name`` both the package and ``package.name``."""
+def _imports(path: Path, name: str, lazy: bool) -> list[str]:
+    """The modules ``path`` (module ``name``) imports (``lazy``: anywhere; else outside any function):
+    absolute names, and for ``from package import name`` both the package and ``package.name``."""
     tree = ast.parse(path.read_text())
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = []
-    for node in tree.body:
+    for node in (ast.walk(tree) if lazy else tree.body):
         if isinstance(node, ast.Import):
             found += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):

@@ -58,7 +58,7 @@ def columns(swept_keys: Iterable[str] = (), test_acc: bool = False, pruned: bool
     params: list[str] = []
     for key in ("lr", "reg", *swept_keys):
         name = key.replace("/", ".")
-        name = f"{name}.name" if name in ("optimizer", "dataset", "model") else name
+        name = f"{name}.name" if name in ("optimizer", "dataset", "model", "features") else name
         if name not in params:
             params.append(name)
     tags = [f"tags.`{STOPPED_TAG}`"] if pruned else []
