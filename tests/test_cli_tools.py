@@ -86,7 +86,7 @@ def test_bench_features_section_times_the_extraction_against_one_read_of_the_pix
     assert out.returncode == 0, out.stderr
     rows = {r["label"]: r for r in map(parse_row, filter(ROW.match, out.stdout.splitlines()))}
     assert set(rows) == {"read floor images.max()", "hog_features (8x8, 9 bins)", "hue_histogram (10 bins)",
-                         "hog_color stage, fit + transform"}
+                         "hog_color stage, as a training"}
     assert all(r["to"] == "pixel read" and r["shape"].startswith("600x32x32x3 random") for r in rows.values())
     notes = [line.rsplit("  ", 1)[-1] for line in out.stdout.splitlines() if "images/s" in line]
     assert len(notes) == 3 and all(re.fullmatch(r"[\d,]+ images/s, \d+\.\d\d s", n) for n in notes), notes

@@ -60,8 +60,8 @@ def test_hog_color_rows_are_the_standardised_features_with_a_bias_column(cifar, 
     np.testing.assert_allclose(X[:, :-1].mean(axis=0), 0, atol=1e-5)
     np.testing.assert_allclose(X[:, :-1][:, varying].std(axis=0), 1, rtol=1e-4)
     # the training mean and std only: a validation row is the transform of its image, cast
-    rows = stage.transform(data.examples)
-    np.testing.assert_array_equal(data.X_val[: len(rows), :-1], rows.astype(np.float32))
+    rows = stage.transform(data.examples, np.float32)
+    np.testing.assert_array_equal(data.X_val[: len(rows), :-1], rows)
     assert data.raw_images("val", 3).shape == (3, 32, 32, 3)
     with pytest.raises(ValueError, match="keeps only validation images"):
         data.raw_images("train", 3)

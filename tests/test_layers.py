@@ -40,7 +40,7 @@ TOP_LEVEL_MODULES = 10  # at most this many .py files in softmax_exp/ itself
 # `python -X importtime` on this machine); every other import is at the top of its module.
 LAZY = {
     "mlflow": "~1 s: a training with tracking.enabled=false never imports it",
-    "sklearn": "1.3 s: only the digits dataset and the benchmark's baseline",
+    "sklearn": "1.3 s: only the digits dataset, the k-means features' fit and the benchmark's baseline",
     "matplotlib": "0.4 s: only the sweep's heatmap",
     "torch": "optional: the benchmark's PyTorch row",
     "numba": "0.2 s: not for `data download`, `ui` or a served model's process before it predicts",
@@ -56,6 +56,7 @@ LAZY_PROJECT = {
     ("softmax_exp/config/schema.py", "softmax_exp.kernels"): "numba (0.2 s), for the kernel names only",
     ("softmax_exp/features/settings.py", "softmax_exp.features.hog_color"): "numba (0.2 s): the config "
                                                                              "group's schema without it",
+    ("softmax_exp/features/settings.py", "softmax_exp.features.kmeans"): "the same",
     ("softmax_exp/tracking/logged_model.py", "softmax_exp.serving"): "the pyfunc class imports "
                                                                       "mlflow.pyfunc (1.7 s) at its top",
     ("softmax_exp/train.py", "softmax_exp.train"): "the Hydra task by its package name (joblib unpickles it)",

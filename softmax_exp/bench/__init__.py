@@ -13,6 +13,8 @@ Sections (``--sections``), one module a kind (``kernels``, ``pipeline``; ``measu
              the read floor
   features   the course's HOG and hue histogram of all 60000 CIFAR-10 images, and the hog_color stage as a
              training runs it, vs one read of the pixels (images/s)
+  kmeans     the k-means features: the fit, the extraction vs an sgemm of the same FLOPs, a model's
+             prediction of 1 and 100 raw images
   tracking   9 trainings of 1500 iterations with full MLflow tracking vs tracking.enabled=false, on a
              CIFAR-10-shaped training set (random images in the official format) and on digits
   train      ``python -m softmax_exp.train`` on digits, wall time with a warm Numba cache

@@ -10,13 +10,13 @@ import sys
 import numba
 import numpy as np
 
-from softmax_exp.bench.features import bench_features
+from softmax_exp.bench.features import bench_features, bench_kmeans
 from softmax_exp.bench.kernels import bench_kernels, bench_minibatch, bench_predict, bench_step
 from softmax_exp.bench.measure import HEADER
 from softmax_exp.bench.pipeline import bench_sweep, bench_tracking, bench_train_cli
 from softmax_exp.kernels import KERNELS, LOSSES, set_num_threads
 
-SECTIONS = ("kernels", "minibatch", "step", "predict", "features", "tracking", "train", "sweep")
+SECTIONS = ("kernels", "minibatch", "step", "predict", "features", "kmeans", "tracking", "train", "sweep")
 
 
 def machine_line() -> str:
@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                              "the archive) instead of random images of its shape")
     parser.add_argument("--feature-images", type=int, default=60000,
                         help="images the features section extracts (default: all of CIFAR-10's)")
+    parser.add_argument("--kmeans-images", type=int, default=2000,
+                        help="images the kmeans section extracts against its same-FLOP sgemm")
     parser.add_argument("--tracking-digits-only", action="store_true",
                         help="skip the CIFAR-10-shaped tracking case (it writes ~1 GB to a temp folder)")
     parser.add_argument("--no-sklearn", dest="sklearn", action="store_false", help="skip scikit-learn's row")
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if min(args.repeats, args.batch_size, args.tracking_runs, args.tracking_iters, args.feature_images,
-           *args.shape) < 1:
+           args.kmeans_images, *args.shape) < 1:
         parser.error("--repeats, --batch-size, --tracking-runs, --tracking-iters, --feature-images and every "
                      "--shape value must be >= 1")
     try:
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER)
     print("-" * len(HEADER))
     runners = {"kernels": bench_kernels, "minibatch": bench_minibatch, "step": bench_step,
-               "sweep": bench_sweep, "features": bench_features,
+               "sweep": bench_sweep, "features": bench_features, "kmeans": bench_kmeans,
                "predict": bench_predict, "tracking": bench_tracking, "train": bench_train_cli}
     for section in args.sections:
         for row in runners[section](args):

@@ -34,17 +34,24 @@ def build_feature_arrays(raw: RawDataset, stage: FeatureStage, dtype: np.dtype, 
                          ) -> dict[str, np.ndarray]:
     """Fit ``stage`` on the training images (and their mirrors with ``hflip``) and write every split's rows.
 
+    The training images are extracted once: their raw features go into X_train (cast to ``dtype``) while
+    their float64 sums accumulate; the training mean and variance (a second pass over X_train) set the
+    stage's standardisation, which a third pass applies in place, as :meth:`FeatureStage.transform` does
+    to the other splits' images.
+
     Returns ``X_<split>`` (n, F [+ 1]) of ``dtype`` (from ``allocate``), ``y_<split>`` (n,) int64,
     ``mean_image`` (P,) float64 zeros (no mean image is subtracted), the stage's state as
     ``features_<name>`` float64 arrays, and ``examples_val`` (up to EXAMPLE_IMAGES, H, W, channels) uint8,
-    the first validation images as they are. ``progress``: a tqdm bar (None: on a terminal only).
+    the first validation images as they are. ``progress``: a tqdm bar with the images done and an ETA
+    (None: on a terminal only).
     """
     from tqdm import tqdm
 
-    shape = raw.image_shape
+    shape, dtype = raw.image_shape, np.dtype(dtype)
     mirrors = [False, True] if hflip else [False]
     rows = {s: len(raw.splits[s].rows) * (len(mirrors) if s == "train" else 1) for s in SPLITS}
-    total = rows["train"] + sum(rows.values())  # the training images are read to fit, then to transform
+    fits = stage.learns_from_images()
+    total = sum(rows.values()) + (rows["train"] if fits else 0)
     with tqdm(total=total, unit="img", desc=f"features {stage.NAME}", leave=False,
               disable=None if progress is None else not progress) as bar:
         def counted(batches: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -53,24 +60,48 @@ def build_feature_arrays(raw: RawDataset, stage: FeatureStage, dtype: np.dtype, 
                 bar.update(len(b))
 
         train = raw.splits["train"]
-        stage.fit(b for m in mirrors for b in counted(_images(train, shape, m)))
+        stage.fit(b for m in mirrors for b in counted(_images(train, shape, m))) if fits else stage.fit([])
         arrays: dict[str, np.ndarray] = {"mean_image": np.zeros(int(np.prod(shape)), dtype=np.float64)}
+        F = stage.dim
         for name in SPLITS:
             split = raw.splits[name]
             copies = mirrors if name == "train" else [False]
-            n = len(split.rows)
-            X = allocate(f"X_{name}", (len(copies) * n, stage.dim + int(bias_trick)), np.dtype(dtype))
-            start = 0
-            for m in copies:
-                for block in counted(_images(split, shape, m)):
-                    stop = start + len(block)
-                    X[start:stop, : stage.dim] = stage.transform(block)
-                    if bias_trick:
-                        X[start:stop, stage.dim] = 1.0
-                    start = stop
+            X = allocate(f"X_{name}", (rows[name], F + int(bias_trick)), dtype)
+            if bias_trick:
+                X[:, F] = 1.0
+            blocks = (b for m in copies for b in counted(_images(split, shape, m)))
+            if name == "train":
+                _write_and_standardize(stage, blocks, X[:, :F], dtype)
+            else:
+                start = 0
+                for block in blocks:
+                    X[start : start + len(block), :F] = stage.transform(block, dtype)
+                    start += len(block)
             arrays[f"X_{name}"] = X
             arrays[f"y_{name}"] = np.tile(split.labels[split.rows].astype(np.int64), len(copies))
     val = raw.splits["val"]
     arrays["examples_val"] = val.pixels[val.rows[:EXAMPLE_IMAGES]].reshape(-1, *shape).copy()
     arrays.update({STATE_PREFIX + k: v for k, v in stage.state().items()})
     return arrays
+
+
+def _write_and_standardize(stage: FeatureStage, blocks: Iterator[np.ndarray], X: np.ndarray,
+                           dtype: np.dtype) -> None:
+    """The training rows: raw features into X (n, F) of ``dtype``, their mean and variance (float64, from
+    the values as cast), then X standardised in place, a chunk of rows at a time."""
+    n, F = X.shape
+    total = np.zeros(F, dtype=np.float64)
+    start = 0
+    for block in blocks:
+        raw = stage.extract(block).astype(dtype, copy=False)
+        X[start : start + len(raw)] = raw
+        total += raw.sum(axis=0, dtype=np.float64)
+        start += len(raw)
+    mean = total / max(n, 1)
+    squares = np.zeros(F, dtype=np.float64)
+    for s in range(0, n, CHUNK_ROWS):
+        centred = X[s : s + CHUNK_ROWS].astype(np.float64) - mean
+        squares += np.einsum("ij,ij->j", centred, centred)
+    stage.set_standardization(mean, squares / max(n, 1))
+    for s in range(0, n, CHUNK_ROWS):
+        X[s : s + CHUNK_ROWS] = stage.standardized(X[s : s + CHUNK_ROWS], dtype)

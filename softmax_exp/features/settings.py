@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from softmax_exp.util.constraints import Boolean, Checked, GroupName, Integer, option
+from softmax_exp.util.constraints import Boolean, Checked, GroupName, Integer, Real, option
 
 PIXELS = "pixels"
 
@@ -23,7 +23,7 @@ class FeatureParams(Checked):
     KEY = "features."
 
     name: str = option(PIXELS, GroupName("features", lambda: FEATURES),
-                       "set by the group: features=pixels | hog_color")
+                       "set by the group: features=pixels | hog_color | kmeans")
 
     def build(self, image_shape: tuple[int, int, int]) -> Any:
         """The (unfitted) stage of these settings for images of ``image_shape``; None for the pixels."""
@@ -56,7 +56,35 @@ class HogColorParams(FeatureParams):
         return asdict(self)
 
 
-FEATURES: dict[str, type[FeatureParams]] = {PIXELS: FeatureParams, "hog_color": HogColorParams}
+@dataclass
+class KMeansParams(FeatureParams):
+    """``features=kmeans``: Coates, Lee & Ng's single-layer k-means features, their best setting
+    (conf/features/kmeans.yaml; softmax_exp/features/kmeans.py)."""
+
+    name: str = option("kmeans", GroupName("features", lambda: FEATURES))
+    num_centroids: int = option(1600, Integer(low=1), "K, the centroids (features: pool_grid^2 * K)")
+    patch_size: int = option(6, Integer(low=1), "patches of patch_size x patch_size pixels")
+    stride: int = option(1, Integer(low=1), "pixels between two patches' corners when extracting")
+    pool_grid: int = option(2, Integer(low=1), "sum-pooling over pool_grid^2 regions (2: the quadrants)")
+    num_patches: int = option(400000, Integer(low=2), "random training patches k-means learns from")
+    contrast_eps: float = option(10.0, Real(low=0, low_open=True),
+                                 "a patch is divided by sqrt(its variance + contrast_eps)")
+    whitening_eps: float = option(0.1, Real(low=0, low_open=True),
+                                  "ZCA: 1 / sqrt(eigenvalue + whitening_eps)")
+    kmeans_iters: int = option(10, Integer(low=1), "k-means iterations (Lloyd's)")
+    seed: int = option(0, Integer(low=0, high=2**32 - 1), "the patches drawn and the initial centroids")
+
+    def build(self, image_shape: tuple[int, int, int]) -> Any:
+        from softmax_exp.features.kmeans import KMeansStage  # numba: only where a stage is made
+
+        return KMeansStage(self, image_shape)
+
+    def cache_spec(self) -> dict[str, Any] | None:
+        return asdict(self)
+
+
+FEATURES: dict[str, type[FeatureParams]] = {PIXELS: FeatureParams, "hog_color": HogColorParams,
+                                            "kmeans": KMeansParams}
 
 
 def stage_from_settings(settings: dict[str, Any], image_shape: tuple[int, int, int]) -> Any:

@@ -206,7 +206,7 @@ class LinearClassifier:
         pre = self._preprocessing()
         flat = pixel_rows(images, pre.image_shape)
         if pre.features is not None:  # (pixel_rows checked: whole numbers in 0..255, so uint8 is exact)
-            X = pre.features.transform(flat.astype(np.uint8).reshape(-1, *pre.image_shape)).astype(W.dtype)
+            X = pre.features.transform(flat.astype(np.uint8).reshape(-1, *pre.image_shape), W.dtype)
         else:
             X = (flat.astype(np.float64) - pre.mean_image).astype(W.dtype)
         if pre.bias_trick:
