@@ -116,3 +116,13 @@ def test_the_stage_in_the_cache_and_in_a_saved_model(tmp_path):
     assert back.preprocessing.features.arrays["centroids"].shape == (20, 108)
     again = load_dataset(cfg, params, progress=False)
     assert again.cache_path == data.cache_path and np.array_equal(again.X_train, data.X_train)
+
+
+def test_the_experiment_file_is_the_papers_setting_on_cifar10(make_cfg):
+    """conf/experiment/kmeans_cifar10.yaml: the default kmeans stage (the paper's best setting) on CIFAR-10
+    with the mirrors, every test image reported, Nesterov momentum with a cosine schedule."""
+    cfg = make_cfg(None, "+experiment=kmeans_cifar10")
+    assert cfg.features == KMeansParams() and cfg.features.num_centroids == 1600
+    assert cfg.dataset.name == "cifar10" and cfg.dataset.hflip and cfg.dataset.num_test == 10000
+    assert cfg.optimizer.nesterov and cfg.optimizer.schedule == "cosine" and cfg.eval_test
+    assert cfg.tracking.experiment == "kmeans_cifar10"

@@ -11,7 +11,7 @@ from helpers import client_for
 from softmax_exp.config import ConfigError
 from softmax_exp.config.fingerprints import config_fingerprint
 from softmax_exp.data import load_dataset
-from softmax_exp.features.settings import FeatureParams, HogColorParams
+from softmax_exp.features.settings import FeatureParams, HogColorParams, KMeansParams
 from softmax_exp.job.fit import JobContext, fit
 from softmax_exp.learn.model import LinearClassifier, LinearSVM, Preprocessing, Softmax
 
@@ -133,8 +133,17 @@ def test_a_model_file_with_a_damaged_stage_is_refused_in_one_line(cifar, tmp_pat
         assert "\n" not in str(e.value) and "is not a saved classifier" in str(e.value)
 
 
+SERVED_STAGES = {  # settings, and the stage's modules a served model must load from its own code
+    "hog_color": (HogColorParams(), {"features/hog.py", "features/color_histogram.py",
+                                     "features/hog_color.py"}),
+    "kmeans": (KMeansParams(num_centroids=16, num_patches=2000, kmeans_iters=4), {"features/kmeans.py"}),
+}
+
+
 @pytest.mark.subprocess
-def test_a_served_features_model_brings_its_stage_and_answers_as_the_training_process(cifar, tmp_path, store):
+@pytest.mark.parametrize("stage", sorted(SERVED_STAGES))
+def test_a_served_features_model_brings_its_stage_and_answers_as_the_training_process(cifar, tmp_path, store,
+                                                                                       stage):
     """Logged as an MLflow model, loaded in a fresh interpreter without this checkout on its path (what
     ``mlflow models serve`` does): raw uint8 images in, the labels the training process gives them, from the
     stage's modules bundled in the model."""
@@ -147,11 +156,12 @@ def test_a_served_features_model_brings_its_stage_and_answers_as_the_training_pr
     from softmax_exp.tracking import Run
     from softmax_exp.tracking.logged_model import log_model
 
-    data = load_dataset(_cifar(cifar, tmp_path / "cache"), HogColorParams(), progress=False)
+    params, modules = SERVED_STAGES[stage]
+    data = load_dataset(_cifar(cifar, tmp_path / "cache"), params, progress=False)
     model = Softmax("numba_fused", Preprocessing.of(data))
     model.train(data.X_train, data.y_train, lr=1e-2, reg=1e-3, num_iters=100, batch_size=50)
     uri = f"sqlite:///{store}"
-    with Run.start(uri, "features", "hog") as run:
+    with Run.start(uri, "features", stage) as run:
         model_uri = log_model(uri, run.run_id, model, data.raw_images("val", 3))
     test_rows = cifar_arrays(60, 40, 0)[2]  # the test batch's images, as the files hold them (CHW rows)
     images = np.ascontiguousarray(test_rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
@@ -175,5 +185,5 @@ def test_a_served_features_model_brings_its_stage_and_answers_as_the_training_pr
     assert out["labels"] == model.predict_images(images).tolist()
     assert out["labels"] == model.predict(data.X_test).tolist()  # the rows the training process made
     loaded = {f.split("/code/softmax_exp/")[1] for f in out["files"]}
-    assert {"features/hog.py", "features/color_histogram.py", "features/hog_color.py"} <= loaded
+    assert modules <= loaded
     assert all("/code/softmax_exp/" in f for f in out["files"])

@@ -9,6 +9,7 @@ last column of ones, the way :func:`softmax_exp.data.preprocess.build_arrays` wr
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,12 @@ def _images(split: SplitRows, image_shape: tuple[int, int, int],
         if mirror:
             block = mirrored(block, image_shape)
         yield block.reshape(len(block), *image_shape)
+
+
+def _fitting(batches: Iterator[np.ndarray], bar: Any, name: str) -> Iterator[np.ndarray]:
+    """The batches, then the bar's description says the stage is fitting on them."""
+    yield from batches
+    bar.set_description(f"features {name}: fitting on the training images")
 
 
 def build_feature_arrays(raw: RawDataset, stage: FeatureStage, dtype: np.dtype, bias_trick: bool,
@@ -60,7 +67,12 @@ def build_feature_arrays(raw: RawDataset, stage: FeatureStage, dtype: np.dtype, 
                 bar.update(len(b))
 
         train = raw.splits["train"]
-        stage.fit(b for m in mirrors for b in counted(_images(train, shape, m))) if fits else stage.fit([])
+        if fits:  # the bar counts the images read for the fit, then says it is fitting (k-means: a minute)
+            training = (b for m in mirrors for b in counted(_images(train, shape, m)))
+            stage.fit(_fitting(training, bar, stage.NAME))
+            bar.set_description(f"features {stage.NAME}")
+        else:
+            stage.fit([])
         arrays: dict[str, np.ndarray] = {"mean_image": np.zeros(int(np.prod(shape)), dtype=np.float64)}
         F = stage.dim
         for name in SPLITS:
