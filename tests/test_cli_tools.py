@@ -92,6 +92,20 @@ def test_bench_features_section_times_the_extraction_against_one_read_of_the_pix
     assert len(notes) == 3 and all(re.fullmatch(r"[\d,]+ images/s, \d+\.\d\d s", n) for n in notes), notes
 
 
+@pytest.mark.subprocess
+def test_bench_kmeans_section_times_the_extraction_against_its_sgemm_and_the_served_prediction():
+    out = run("-m", "softmax_exp.bench", "--sections", "kmeans", "--kmeans-images", "16", "--repeats", "3")
+    assert out.returncode == 0, out.stderr
+    rows = {r["label"]: r for r in map(parse_row, filter(ROW.match, out.stdout.splitlines()))}
+    assert set(rows) == {"sgemm of the same FLOPs", "kmeans extraction (K=1600)",
+                         "kmeans fit (400000 patches)", "predict 1 raw image", "predict 100 raw images"}
+    extraction = rows["kmeans extraction (K=1600)"]
+    assert extraction["to"] == "its sgemm" and extraction["shape"] == "16x32x32x3 random"
+    sgemm = rows["sgemm of the same FLOPs"]
+    assert extraction["ratio"] == pytest.approx(extraction["ms"] / sgemm["ms"], rel=0.01)
+    assert all(r["ms"] > 0 for r in rows.values())
+
+
 def test_bench_cli_rejects_bad_options():
     out = run("-m", "softmax_exp.bench", "--repeats", "0")
     assert out.returncode == 2
