@@ -104,6 +104,7 @@ def test_a_features_run_is_tracked_logged_and_reproduced(store, make_cfg, capsys
     assert out.status == "FINISHED" and out.metrics["val_acc"] > 0.5
     run = client_for(store).get_run(out.run_id)
     assert run.data.params["features.name"] == "hog_color" and run.data.params["features.cell_size"] == "4"
+    assert run.data.tags["mlflow.note.content"].startswith("softmax on digits hog_color features, sgd lr=")
     artifacts = {a.path for a in client_for(store).list_artifacts(out.run_id)}
     assert "weights.png" not in artifacts and "loss.png" in artifacts  # W of features are not images
     assert main([out.run_id, "--tracking-uri", f"sqlite:///{store}"]) == 0

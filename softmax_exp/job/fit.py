@@ -140,7 +140,8 @@ class Training:
 def run_note(cfg: Config, metrics: dict[str, float], history: TrainHistory) -> str:
     """A run's one-line description (MLflow's note): what was trained and what it reached."""
     opt = cfg.optimizer
-    what = (f"{cfg.dataset.name}, {opt.name}{'' if opt.schedule == 'none' else ' + ' + opt.schedule} "
+    on = cfg.dataset.name + ("" if cfg.features.name == "pixels" else f" {cfg.features.name} features")
+    what = (f"{cfg.model.name} on {on}, {opt.name}{'' if opt.schedule == 'none' else ' + ' + opt.schedule} "
             f"lr={cfg.lr:g} reg={cfg.reg:g}, {len(history.loss)} iterations of batch {cfg.batch_size}")
     if history.diverged:
         return f"{what}: diverged ({history.diverged})"
