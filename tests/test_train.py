@@ -40,8 +40,8 @@ def test_digits_run_logs_params_metrics_tags_artifacts(store, make_cfg, tmp_path
                     "dataset.cache_dir"):
         assert setting not in p
     assert not [k for k in p if k.startswith("tracking.")]
-    assert r.data.tags[tracking.tags.NOTE_TAG].startswith("softmax on digits, sgd lr=0.01 reg=0.01, 200 iterations of "
-                                                          "batch 200: val_acc ")
+    assert r.data.tags[tracking.tags.NOTE_TAG].startswith("softmax on digits, sgd lr=0.01 reg=0.01, "
+                                                          "200 iterations of batch 200: val_acc ")
     assert "\n" not in r.data.tags[tracking.tags.NOTE_TAG]
     assert r.data.tags["mlflow.source.name"] and r.data.tags["mlflow.user"]
     inputs = {i.dataset.name: i for i in r.inputs.dataset_inputs}
