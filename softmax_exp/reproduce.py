@@ -41,6 +41,10 @@ class Comparison:
     match: bool
 
 
+class NoModel(Exception):
+    """The run has no model to compare W with (a pruned trial)."""
+
+
 def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
     """Train the run ``run_id`` of the store ``tracking_uri`` again; compare metrics and W."""
     uri = tracking.resolve_tracking_uri(tracking_uri or tracking.default_uri())
@@ -61,6 +65,9 @@ def reproduce(run_id: str, tracking_uri: str | None = None) -> list[Comparison]:
             logged_W = load_classifier(uri, model_uri).W
         elif any(f.path == "model.npz" for f in client.list_artifacts(run_id)):  # logged before models were
             logged_W = LinearClassifier.load(client.download_artifacts(run_id, "model.npz", str(tmp))).W
+        elif stopped := run.data.tags.get(tracking.tags.STOPPED_TAG):
+            raise NoModel(f"run {run_id} is a trial its search stopped early ({stopped}): a pruned trial "
+                          f"has no model to compare; reproduce a finished trial of the search")
         elif run.info.status != "FAILED":
             raise ValueError(f"run {run_id} has neither a logged model nor a model.npz artifact")
         with open(config_path) as f:
@@ -118,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         rows = reproduce(args.run_id, args.tracking_uri)
+    except NoModel as e:
+        print(f"error: cannot reproduce: {e}", file=sys.stderr)
+        return 2
     except Exception as e:  # a missing run or artifact, a bad config: one line, not a traceback
         message = " ".join(str(e).split())  # a YAML error spans lines
         print(f"error: cannot reproduce run {args.run_id}: {type(e).__name__}: {message}", file=sys.stderr)

@@ -428,12 +428,18 @@ CASES = [
                   r"none there, median here\); give this search another hydra\.sweeper\.study_name"),
     train("search_another_space", *SEARCH, "lr=choice(0.001,0.01)", setup=a_search, runs=("FINISHED",) * 3,
           message=r"belongs to another search \(space .*\); give this search another"),
-    train("search_seed_overflows", *SEARCH, "seed=4294967295",
-          message=r"hydra\.sweeper\.sampler\.seed \(the training's seed unless set\) must be an integer from "
-                  r"0 to 4294967294: trial k draws with seed \+ k, and numpy takes seeds up to 2\*\*32 - 1; "
-                  r"got 4294967295 with n_trials=2"),
+    train("search_failure_rate_above_1", *SEARCH, "hydra.sweeper.max_failure_rate=2",
+          message=r"hydra\.sweeper\.max_failure_rate must be a number from 0 to 1 \(the share of a batch's "
+                  r"trials that may fail\); got 2"),
+    train("search_grid_of_an_interval", *SEARCH, "hydra/sweeper/sampler=grid",
+          message=r"lr: the grid sampler takes choices and ranges only \(choice\(a, b\), "
+                  r"range\(a, b, step=s\)\); got "),
+    train("search_custom_space_missing", *SEARCH, "+hydra.sweeper.custom_search_space=nowhere.configure",
+          message=r"hydra\.sweeper\.custom_search_space=nowhere\.configure is not a function that can be "
+                  r"imported: "),
     train("search_seed_huge", *SEARCH, "seed=123456789012345678901234567890",
-          message=r"hydra\.sweeper\.sampler\.seed .* got 123456789012345678901234567890 with n_trials=2"),
+          message=r"hydra\.sweeper\.sampler\.seed .* got 123456789012345678901234567890: give "
+                  r"hydra\.sweeper\.sampler\.seed=N"),
     train("search_interval_infinite", *SEARCH, "lr=interval(0, inf)",
           message=r"lr: interval\(0(\.0)?, inf\) is not a finite interval; give finite bounds"),
     train("search_log_interval_infinite", *SEARCH, "lr=tag(log, interval(1e-4, inf))",

@@ -31,7 +31,7 @@ SWEEPS = {
     ("+experiment=cs231n_grid",): "75fd45f6835a52966adfe3e6cb2211e246cf27a3dfa831f98e973d2b8df9512f",
     ("hydra/sweeper=optuna_lr_reg", "hydra.sweeper.pruner=median",
      "+hydra.sweeper.pruner_args={n_startup_trials:3}"):
-        "0f4a3b940270adee8fc8fd3568c9b362dbb48c639fb9df614f79f86032c16d3c",
+        "b20b6abcca948f2e679f4d26c15fd04a354e7a053a92e1734ea38238d7be5b90",
 }
 PARAMS = ["batch_size", "dataset.bias_trick", "dataset.dtype", "dataset.hflip", "dataset.name",
           "dataset.num_dev", "dataset.num_test", "dataset.num_training", "dataset.num_validation",

@@ -37,10 +37,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 SEARCH = ["-m", "hydra/sweeper=optuna_lr_reg", "progress=false"]
 
 
-def _trials(storage: str, name: str = "softmax_lr_reg") -> list[optuna.trial.FrozenTrial]:
+def _storage(storage: str | Path) -> optuna.storages.BaseStorage:
     from softmax_exp.sweep.study import open_storage
 
-    return optuna.load_study(study_name=name, storage=open_storage(storage)).trials
+    return open_storage(str(storage))
+
+
+def _trials(storage: str, name: str = "softmax_lr_reg") -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=_storage(storage)).trials
 
 
 def test_a_pruned_search_ends_pruned_trials_with_their_metrics_so_far(store, run_cli, tmp_path):
@@ -50,8 +54,13 @@ def test_a_pruned_search_ends_pruned_trials_with_their_metrics_so_far(store, run
                    f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={sweep_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
-    assert [ln.split(":")[0] for ln in lines if ln.startswith("trial ") and "/8:" in ln] == [
-        f"trial {k}/8" for k in range(1, 9)]
+    assert [ln.split(":")[0] for ln in lines if ln.startswith("trial ") and " of 8: lr=" in ln] == [
+        f"trial {k} of 8" for k in range(8)]  # one line a trial, numbered as Optuna and the job folders
+    assert "Launching" not in proc.stdout  # not the launcher's lines besides
+    best = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    study = optuna.load_study(study_name="softmax_lr_reg", storage=_storage(sweep_dir / "optuna.journal"))
+    assert best.best_value == study.best_value and dict(best.best_params) == study.best_params
+    assert study.metric_names == ["val_acc"]  # optuna-dashboard's name of the value
 
     with open(sweep_dir / "summary.csv") as f:
         rows = list(csv.DictReader(f))
@@ -91,7 +100,7 @@ def test_a_pruned_search_ends_pruned_trials_with_their_metrics_so_far(store, run
     assert parent.data.tags[STUDY_STORAGE_TAG] == storage
     assert parent.data.tags[STUDY_NAME_TAG] == "softmax_lr_reg"
     note = parent.data.tags[NOTE_TAG]
-    assert f"`optuna-dashboard {storage}`" in note and "8 jobs, 0 failed" in note
+    assert f"optuna-dashboard {storage}`" in note and "8 jobs, 0 failed" in note
     assert len(children) == 8 and {c.data.tags[TRIAL_TAG] for c in children} == {str(k) for k in range(8)}
     by_id = {c.info.run_id: c for c in children}
     for r in rows:
@@ -106,6 +115,11 @@ def test_a_pruned_search_ends_pruned_trials_with_their_metrics_so_far(store, run
             assert r["model_uri"] == ""
         else:
             assert STOPPED_TAG not in run.data.tags and r["model_uri"].startswith("models:/")
+    pruned = next(r for r in rows if r["status"] == "PRUNED")  # reproduce says it has no model, in one line
+    again = subprocess.run([sys.executable, "-m", "softmax_exp.reproduce", pruned["run_id"], "--tracking-uri",
+                            f"sqlite:///{store}"], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and len(again.stderr.splitlines()) == 1, again.stderr
+    assert f"({pruned['note']}): a pruned trial has no model to compare" in again.stderr
     best = max((r for r in rows if r["status"] == "FINISHED"), key=lambda r: float(r["val_acc"]))
     version = client.get_model_version_by_alias("softmax-digits", "best")
     assert version.run_id == best["run_id"]
@@ -164,7 +178,7 @@ def test_a_search_killed_with_sigkill_goes_on_with_the_same_command(store, tmp_p
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     (number, run_id), = killed.items()
-    assert f"trial {int(number) + 1}/3: its process died; going on with it" in again.stdout
+    assert f"trial {number}: its process died; going on with it" in again.stdout
 
     client, parents, children = _runs(store)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -197,7 +211,7 @@ def test_two_processes_share_one_study_on_postgresql(postgres, store, tmp_path):
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
-    ran = [sum(1 for ln in out.splitlines() if ln.startswith("trial ") and "/7: lr=" in ln)
+    ran = [sum(1 for ln in out.splitlines() if ln.startswith("trial ") and " of 7: lr=" in ln)
            for out, _ in outs]
     assert sum(ran) == 7 and min(ran) >= 1, ran  # both worked, and together ran the study's 7
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -46,8 +49,15 @@ def settings(**changes) -> st.StudySettings:
      "hydra.sweeper.pruner_args.reduction_factor must be an integer >= 2; got 1 (the hyperband pruner)"),
     ({"pruner": "successive_halving", "pruner_args": {"min_resource": "some"}},
      "hydra.sweeper.pruner_args.min_resource must be 'auto' or an integer >= 1; got 'some'"),
-    ({"sampler": {"_target_": "optuna.samplers.TPESampler", "seed": 4294967295}},
-     "hydra.sweeper.sampler.seed (the training's seed unless set) must be an integer from 0 to 4294967292"),
+    ({"sampler": {"_target_": "optuna.samplers.TPESampler", "seed": 4294967296}},
+     "hydra.sweeper.sampler.seed (the training's seed unless set) must be an integer from 0 to 2**32 - 1"),
+    ({"direction": ["maximize", "sideways"]}, "hydra.sweeper.direction must be maximize or minimize"),
+    ({"max_failure_rate": 1.5}, "hydra.sweeper.max_failure_rate must be a number from 0 to 1"),
+    ({"max_failure_rate": "all"}, "hydra.sweeper.max_failure_rate must be a number from 0 to 1"),
+    ({"direction": ["minimize", "minimize"], "pruner": "median"},
+     "hydra.sweeper.pruner=median: Optuna prunes single-objective studies only"),
+    ({"sampler": {"_target_": "hydra_plugins.softmax_exp_optuna_sweeper.config.motpe_removed"}},
+     "hydra.sweeper.sampler cannot be made: ValueError: the 'motpe' sampler was removed in Optuna 4.0"),
     ({"sampler": {"_target_": "optuna.samplers.TPESampler", "seed": -1}},
      "hydra.sweeper.sampler.seed (the training's seed unless set) must be an integer from 0"),
     ({"study_name": " "}, "hydra.sweeper.study_name must be a printable name"),
@@ -70,8 +80,10 @@ def test_a_storage_that_does_not_open_is_one_line(storage):
 
 def test_the_password_of_a_storage_url_is_never_printed():
     assert st._safe("postgresql://me:secret@db/x") == "postgresql://me:***@db/x"
-    assert st.study_dashboard_command("postgresql://me:secret@db/x") == "optuna-dashboard postgresql://me@db/x"
-    assert st.study_dashboard_command("/a b/optuna.journal") == "optuna-dashboard '/a b/optuna.journal'"
+    dashboard = shlex.quote(os.path.relpath(Path(sys.executable).with_name("optuna-dashboard")))
+    assert st.study_dashboard_command("postgresql://me:secret@db/x") == f"{dashboard} postgresql://me@db/x"
+    assert st.study_dashboard_command("/a b/optuna.journal") == f"{dashboard} '/a b/optuna.journal'"
+    assert subprocess.run(shlex.split(dashboard) + ["--version"], capture_output=True).returncode == 0
 
 
 def test_search_space_has_the_syntax_of_hydras_sweepers():
@@ -91,7 +103,6 @@ def test_search_space_has_the_syntax_of_hydras_sweepers():
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({}, "nothing to search"),
     ({"lr": "tag(log, interval(0, 1))"}, "lr: tag(log, interval(0.0, 1.0)) is empty or not positive"),
     ({"lr": "interval(0, inf)"}, "lr: interval(0.0, inf) is not a finite interval; give finite bounds"),
     ({"lr": "tag(log, interval(1e-4, inf))"}, "lr: tag(log, interval(0.0001, inf)) is not a finite interval"),
@@ -108,7 +119,7 @@ def test_trial_overrides_keep_every_digit_of_a_float():
 
 def _claim_all(shared, s, space):
     got = []
-    while (c := st.claim_trial(shared, s, space, 3600.0)) is not None:
+    while (c := st.claim_trial(shared, s.n_trials, space, 3600.0)) is not None:
         got.append(c)
         st.record_result(shared, c.number, JobResult(c.number, "r", "FINISHED", c.trial.params["lr"],
                                                      c.trial.params["reg"], val_acc=c.trial.params["lr"]))
@@ -120,10 +131,11 @@ def test_two_processes_on_one_study_make_n_trials_in_all_with_distinct_params(tm
     space, _ = st.search_space(s.params, [])
     storage = str(tmp_path / "study.journal")
     a, b = st.load_study(s, storage, create=True), st.load_study(s, storage, create=True)
+    assert [st.join_study(a, s, space), st.join_study(b, s, space)] == [0, 1]  # seeds 7 and 8
     got = []
     for _ in range(4):  # the two take turns; the study fills at 6
         for shared in (a, b):
-            c = st.claim_trial(shared, s, space, 3600.0)
+            c = st.claim_trial(shared, s.n_trials, space, 3600.0)
             if c is not None:
                 got.append(c)
                 st.record_result(shared, c.number,
@@ -140,24 +152,64 @@ def test_the_same_seed_draws_the_same_trials(tmp_path):
     runs = []
     for name in ("one", "two"):
         shared = st.load_study(s, str(tmp_path / f"{name}.journal"), create=True)
+        st.join_study(shared, s, space)
         runs.append([tuple(c.trial.params.values()) for c in _claim_all(shared, s, space)])
     assert runs[0] == runs[1] and len(set(runs[0])) == 12  # TPE after its 10 random trials too
+
+
+def test_a_process_draws_with_one_sampler_seeded_once_as_optuna_does(tmp_path):
+    s = settings(n_trials=14)
+    space, _ = st.search_space(s.params, [])
+    shared = st.load_study(s, str(tmp_path / "s.journal"), create=True)
+    st.join_study(shared, s, space)
+    drawn = [tuple(c.trial.params.values()) for c in _claim_all(shared, s, space)]
+    plain = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=7))
+    expected = []
+    for _ in range(14):
+        t = plain.ask(dict(space))
+        expected.append(tuple(t.params.values()))
+        plain.tell(t, t.params["lr"])
+    assert drawn == expected
+
+
+def test_a_grid_visits_each_point_once_and_ends_with_the_grid(tmp_path):
+    s = settings(n_trials=20, sampler={"_target_": "optuna.samplers.GridSampler", "seed": 3},
+                 params={"lr": "0.01,0.003", "reg": "range(1, 3)"})  # reg: 1, 2
+    space, _ = st.search_space(s.params, [])
+    assert st.grid_of(space) == {"lr": [0.01, 0.003], "reg": [1, 2]} and s.planned_trials(space) == 4
+    storage = str(tmp_path / "grid.journal")
+    a, b = st.load_study(s, storage, create=True), st.load_study(s, storage, create=True)
+    st.join_study(a, s, space), st.join_study(b, s, space)
+    got = []
+    for _ in range(3):  # two processes take turns; the last tell (the grid's Study.stop) is no error
+        for shared in (a, b):
+            if (c := st.claim_trial(shared, s.planned_trials(space), space, 3600.0)) is not None:
+                got.append((c.trial.params["lr"], c.trial.params["reg"]))
+                st.tell(shared, c.number, [0.5])
+    assert sorted(got) == [(0.003, 1), (0.003, 2), (0.01, 1), (0.01, 2)]
+
+
+def test_a_continuous_interval_has_no_grid():
+    s = settings(sampler={"_target_": "optuna.samplers.GridSampler"})
+    space, _ = st.search_space(s.params, [])
+    with pytest.raises(ConfigError, match=r"lr: the grid sampler takes choices and ranges only"):
+        s.planned_trials(space)
 
 
 def test_a_running_trial_of_a_dead_process_is_claimed_again_with_its_params(tmp_path):
     s = settings(n_trials=2)
     space, _ = st.search_space(s.params, [])
     shared = st.load_study(s, str(tmp_path / "study.journal"), create=True)
-    first = st.claim_trial(shared, s, space, 3600.0)
+    first = st.claim_trial(shared, s.n_trials, space, 3600.0)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
     owner = {**owner_tags(), PID_TAG: dead, PID_START_TAG: "1.00"}
     shared.backend.set_trial_system_attr(shared.trial_id(first.number), st.OWNER_ATTR, owner)
-    again = st.claim_trial(shared, s, space, 3600.0)
+    again = st.claim_trial(shared, s.n_trials, space, 3600.0)
     assert again.resumed and again.number == first.number and again.trial.params == first.trial.params
-    fresh = st.claim_trial(shared, s, space, 3600.0)  # its owner (this process) lives: not claimed again
+    fresh = st.claim_trial(shared, s.n_trials, space, 3600.0)  # its owner (this process) lives
     assert not fresh.resumed and fresh.number == 1
-    assert st.claim_trial(shared, s, space, 3600.0) is None  # 2 trials: full, both still running
+    assert st.claim_trial(shared, s.n_trials, space, 3600.0) is None  # 2 trials: full, both running
     rows = st.study_results(shared, 3600.0)
     assert [r.status for r in rows] == ["RUNNING", "RUNNING"]
 
@@ -166,13 +218,13 @@ def test_a_trial_of_a_silent_process_on_another_host_is_claimed_once_stale(tmp_p
     s = settings(n_trials=1)
     space, _ = st.search_space(s.params, [])
     shared = st.load_study(s, str(tmp_path / "study.journal"), create=True)
-    first = st.claim_trial(shared, s, space, 3600.0)
+    first = st.claim_trial(shared, s.n_trials, space, 3600.0)
     elsewhere = {**owner_tags(), "softmax_exp.host": "another-host", "softmax_exp.heartbeat": "1000"}
     shared.backend.set_trial_system_attr(shared.trial_id(first.number), st.OWNER_ATTR, elsewhere)
     shared.backend.set_trial_system_attr(shared.trial_id(first.number), st.HEARTBEAT_ATTR, 2**40)
-    assert st.claim_trial(shared, s, space, 3600.0) is None  # its job reported lately (heartbeat)
+    assert st.claim_trial(shared, s.n_trials, space, 3600.0) is None  # its job reported lately (heartbeat)
     shared.backend.set_trial_system_attr(shared.trial_id(first.number), st.HEARTBEAT_ATTR, 2000)
-    assert st.claim_trial(shared, s, space, 3600.0).resumed
+    assert st.claim_trial(shared, s.n_trials, space, 3600.0).resumed
 
 
 def test_results_tell_the_study_and_come_back_as_the_sweeps_rows(tmp_path):
@@ -184,7 +236,7 @@ def test_results_tell_the_study_and_come_back_as_the_sweeps_rows(tmp_path):
                           iterations=100),
                 JobResult(2, "c", "FAILED", 0.1, 0.2, reason="diverged")]
     for r in outcomes:
-        c = st.claim_trial(shared, s, space, 3600.0)
+        c = st.claim_trial(shared, s.n_trials, space, 3600.0)
         st.record_result(shared, c.number, r)
     states = [t.state.name for t in shared.study.trials]
     assert states == ["COMPLETE", "PRUNED", "FAIL"]
@@ -215,15 +267,15 @@ def test_the_jobs_reports_prune_a_trial_worse_than_the_median(tmp_path):
     shared = st.load_study(s, storage, create=True)
     info = s.as_info(storage)
     for good in (0, 1):
-        c = st.claim_trial(shared, s, space, 3600.0)
+        c = st.claim_trial(shared, s.n_trials, space, 3600.0)
         reporter = TrialReporter(info, c.number)
         assert [reporter(EvalPoint(it, 0.9, 0.8 + good / 100)) for it in (100, 200)] == [None, None]
         st.record_result(shared, c.number, JobResult(c.number, "r", "FINISHED", 0.1, 0.1, val_acc=0.81))
-    c = st.claim_trial(shared, s, space, 3600.0)
+    c = st.claim_trial(shared, s.n_trials, space, 3600.0)
     reporter = TrialReporter(info, c.number)
     assert [reporter(EvalPoint(it, 0.9, 0.85)) for it in (100, 200)] == [None, None]  # above the median
     st.record_result(shared, c.number, JobResult(c.number, "r", "FINISHED", 0.1, 0.1, val_acc=0.85))
-    c = st.claim_trial(shared, s, space, 3600.0)
+    c = st.claim_trial(shared, s.n_trials, space, 3600.0)
     reporter = TrialReporter(info, c.number)
     # Optuna's median pruner weighs a trial's best value so far against the median at this step
     assert reporter(EvalPoint(100, 0.3, 0.2)) == "pruned at iteration 100"
@@ -364,9 +416,9 @@ def test_a_trial_whose_ask_fails_is_failed_not_left_running(tmp_path):
     _claim_all(shared, settings(n_trials=1), space)
     choice, _ = st.search_space({"lr": "choice(0.001, 0.01)", "reg": s.params["reg"]}, [])
     with pytest.raises(ValueError):  # Optuna refuses another kind of distribution for lr
-        st.claim_trial(shared, s, choice, 3600.0)
+        st.claim_trial(shared, s.n_trials, choice, 3600.0)
     assert [t.state.name for t in shared.study.get_trials()] == ["COMPLETE", "FAIL"]
-    assert st.claim_trial(shared, s, space, 3600.0).number == 2  # the failed ask took no slot for ever
+    assert st.claim_trial(shared, s.n_trials, space, 3600.0).number == 2  # the failed ask took no slot
 
 
 def test_the_storage_is_recorded_without_its_password_and_used_with_it():

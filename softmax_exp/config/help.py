@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import textwrap
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from softmax_exp.config.compose import GROUPS
@@ -34,11 +35,31 @@ Examples:
   python -m softmax_exp.train -m lr=1e-3,1e-2 reg=1e-2,1 hydra/launcher=joblib_2w   a 2 x 2 sweep, 2 at once
   python -m softmax_exp.train +experiment=cs231n_grid dataset.root=data/cifar10     the course's grid
   python -m softmax_exp.train -m model=softmax,svm features=hog_color dataset=cifar10   both, on features
+  python -m softmax_exp.train -m hydra/sweeper=optuna_lr_reg hydra.sweeper.pruner=median   an Optuna search
 
 More: --cfg job [overrides] prints the composed config; --hydra-help Hydra's own flags; README.md, docs/."""
 
-HYDRA_CHOICES = {"hydra/launcher": "basic (default), joblib, submitit_local, submitit_slurm",
-                 "hydra/sweeper": "basic, optuna"}
+HYDRA_CHOICES = {"hydra/launcher": "Hydra's: basic (default), joblib, submitit_local, submitit_slurm",
+                 "hydra/sweeper": "optuna (no preset space); Hydra's basic"}
+# the search's options (hydra/sweeper=optuna_lr_reg, or optuna): hydra_plugins/softmax_exp_optuna_sweeper
+SEARCH_OPTIONS = {
+    "n_trials": "the study's trials in all, whichever process runs them",
+    "n_jobs": "trials asked and launched together (hydra/launcher=joblib_2w runs them at once)",
+    "direction": "of the task's return value (val_acc here): minimize | maximize [optuna_lr_reg: maximize]",
+    "storage": "RDB URL (sqlite:///FILE, postgresql+psycopg://...) or a journal file; null: "
+               "optuna.journal in the sweep folder",
+    "study_name": "null: the app's job name [optuna_lr_reg: softmax_lr_reg]; the same command goes on "
+                  "with it",
+    "pruner": "none | median | successive_halving | hyperband, with hydra.sweeper.pruner_args",
+    "max_failure_rate": "the share of a batch's trials whose job may raise before the search stops",
+    "params": "KEY: a space (tag(log, interval(a, b)), range, choice, a,b,c); a sweep on the command line "
+              "replaces it",
+    "custom_search_space": "a function (cfg, trial) that suggests more parameters (its dotted "
+                           "path)",
+    "sampler.seed": "the sampler's seed; the k-th process to join a study draws with seed + k "
+                    "[optuna_lr_reg: "
+                    "${seed}]",
+}
 
 
 def help_text() -> str:
@@ -67,9 +88,39 @@ def help_text() -> str:
     lines += ["", "  +experiment=NAME     a whole study, added with + (not in the defaults list): "
               + ", ".join(_conf_choices("experiment"))]
     for group, builtin in HYDRA_CHOICES.items():
-        lines.append(f"  {group}=NAME  this project's: {', '.join(_conf_choices(group))}; Hydra's: {builtin}")
+        choices = ", ".join(_conf_choices(group))
+        lines.append(f"  {group}=NAME  this project's: {choices}; {builtin}")
+    lines += ["", "Search options (-m hydra/sweeper=optuna_lr_reg; hydra.sweeper.KEY=VALUE; default, "
+              "meaning):"]
+    lines += _rows(_search_rows(), indent=4)
+    samplers = [k.removesuffix(".yaml") for k in _stored("hydra", "sweeper", "sampler") or {}]
+    lines += ["    hydra/sweeper/sampler=NAME  " + ", ".join(samplers) + " (tpe by default)",
+              "                                grid: each point of the choices and ranges once"]
     lines += ["", EXAMPLES]
     return "\n".join(lines).replace("$", "$$")
+
+
+def _search_rows() -> list[tuple[str, str, str, str]]:
+    """(key, type, default, meaning) of the search's options, their defaults from its schema as the sweeper
+    plugin registers it (Hydra has scanned the plugins when it shows --help)."""
+    node = _stored("hydra", "sweeper", "optuna.yaml")
+    schema = node.node if node is not None else {}
+    rows = []
+    for key, meaning in SEARCH_OPTIONS.items():
+        value = OmegaConf.select(schema, key, default=None) if schema else None
+        shown = "null" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+        rows.append(("hydra.sweeper." + key, "", shown, meaning))
+    return rows
+
+
+def _stored(*path: str):
+    """A node of Hydra's ConfigStore (a group's dict, or a ConfigNode), None if it is not there."""
+    node = ConfigStore.instance().repo
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
 
 
 def _field(schema: type, name: str) -> dataclasses.Field:

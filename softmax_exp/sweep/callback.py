@@ -110,7 +110,7 @@ class SweepCallback(Callback):
             check_dataset(shared.dataset, shared.features)  # no data: one line now, not a failure per job
         search, space = _search_settings(config)  # a search's bad settings: one line, before any run
         keys = sweep_keys(config)
-        num_jobs = count_jobs(config)
+        num_jobs = count_jobs(config) if search is None else search.planned_trials(space)
         name = (f"search {' x '.join(keys)} ({num_jobs} trials{_pruning(search)})" if search is not None else
                 f"sweep {' x '.join(keys) or 'of jobs'} ({num_jobs or '?'} jobs)")
         command = without_password(" ".join(task_overrides(config.hydra)))  # (a tracking URL's)
@@ -390,8 +390,9 @@ def _search_settings(config: DictConfig) -> tuple[StudySettings | None, dict[str
     if not is_search(config):
         return None, None
     study = _study()
-    settings = study.StudySettings.of(config.hydra.sweeper)
+    settings = study.StudySettings.of(config.hydra.sweeper, str(config.hydra.job.name))
     space, _ = study.search_space(settings.params, task_overrides(config.hydra))
+    settings.search_extender()  # a custom_search_space that cannot be imported: one line now
     return settings, space
 
 

@@ -44,7 +44,7 @@ from hydra.core.override_parser.types import (
     RangeSweep,
     Transformer,
 )
-from hydra.utils import instantiate
+from hydra.utils import get_class, get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
@@ -77,16 +77,18 @@ OWNER_ATTR = "softmax_exp:owner"  # the sweeper process that claimed a trial (ow
 HEARTBEAT_ATTR = "softmax_exp:heartbeat"  # renewed by the trial's job at each report
 RESULT_ATTR = "softmax_exp:result"  # the trial's JobResult, once its job ended
 SEARCH_ATTR = "softmax_exp:search"  # a study's search: pruner, sampler, space (search_identity)
+WORKERS_ATTR = "softmax_exp:workers"  # how many processes have joined the study (join_study)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep prints its own lines
 
 
 @dataclass(frozen=True)
 class StudySettings:
     """``hydra.sweeper``'s options, checked. ``storage`` is None for the default (a journal file in the
-    sweep folder, or the one of the earlier invocation of the same search)."""
+    sweep folder, or the one of the earlier invocation of the same search). ``directions``: one per value
+    the task returns (two or more: a multi-objective study)."""
 
     study_name: str
-    direction: str
+    directions: tuple[str, ...]
     n_trials: int
     n_jobs: int
     storage: str | None
@@ -94,24 +96,37 @@ class StudySettings:
     pruner_args: dict[str, Any] = field(default_factory=dict)
     sampler: dict[str, Any] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
+    max_failure_rate: float = 0.0
+    custom_search_space: str | None = None
+
+    @property
+    def direction(self) -> str:
+        """The study's direction as sweep.json records it: ``maximize``, or ``minimize,maximize``."""
+        return ",".join(self.directions)
 
     @classmethod
-    def of(cls, sweeper: Mapping[str, Any] | DictConfig) -> StudySettings:
-        """From Hydra's ``hydra.sweeper`` node; ConfigError (one line) on a bad value."""
+    def of(cls, sweeper: Mapping[str, Any] | DictConfig, job_name: str = "optuna") -> StudySettings:
+        """From Hydra's ``hydra.sweeper`` node (``job_name``: the study's name when it gives none, the app's
+        ``hydra.job.name``); ConfigError (one line) on a bad value."""
         if isinstance(sweeper, DictConfig):
             sweeper = OmegaConf.to_container(sweeper, resolve=True)
         n_trials, n_jobs = sweeper.get("n_trials"), sweeper.get("n_jobs", 1)
         for key, value in (("n_trials", n_trials), ("n_jobs", n_jobs)):
             if type(value) is not int or value < 1:
                 raise ConfigError(f"hydra.sweeper.{key} must be an integer >= 1; got {value!r}")
-        direction = str(sweeper.get("direction", "maximize"))
-        if direction not in DIRECTIONS:
-            raise ConfigError(f"hydra.sweeper.direction must be maximize or minimize (of the returned "
-                              f"val_acc); got {direction!r}")
+        directions = check_directions(sweeper.get("direction", "minimize"))
+        rate = sweeper.get("max_failure_rate", 0.0)
+        if type(rate) not in (int, float) or not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"hydra.sweeper.max_failure_rate must be a number from 0 to 1 (the share of a "
+                              f"batch's trials that may fail); got {rate!r}")
         pruner = str(sweeper.get("pruner") or "none")
         if pruner not in PRUNERS:
             raise ConfigError(f"hydra.sweeper.pruner must be one of {', '.join(PRUNERS)}; got {pruner!r}")
+        if pruner != "none" and len(directions) > 1:
+            raise ConfigError(f"hydra.sweeper.pruner={pruner}: Optuna prunes single-objective studies only; "
+                              f"give one direction or hydra.sweeper.pruner=none")
         name = sweeper.get("study_name")
+        name = job_name if name is None else name
         if not isinstance(name, str) or not name.strip() or not name.isprintable() or len(name) > 512:
             raise ConfigError(f"hydra.sweeper.study_name must be a printable name of at most 512 "
                               f"characters; got {name!r}")
@@ -119,41 +134,106 @@ class StudySettings:
         if storage is not None and (not isinstance(storage, str) or not storage.strip()):
             raise ConfigError(f"hydra.sweeper.storage must be an RDB URL (sqlite:///FILE, postgresql://...) "
                               f"or a journal file path; got {storage!r}")
-        settings = cls(name, direction, n_trials, n_jobs, storage, pruner,
+        custom = sweeper.get("custom_search_space")
+        if custom is not None and (not isinstance(custom, str) or not custom.strip()):
+            raise ConfigError(f"hydra.sweeper.custom_search_space must be the dotted path of a function "
+                              f"(cfg, trial) -> None; got {custom!r}")
+        settings = cls(name, directions, n_trials, n_jobs, storage, pruner,
                        dict(sweeper.get("pruner_args") or {}), dict(sweeper.get("sampler") or {}),
-                       {str(k): str(v) for k, v in (sweeper.get("params") or {}).items()})
+                       {str(k): str(v) for k, v in (sweeper.get("params") or {}).items()},
+                       float(rate), custom)
         make_pruner(pruner, settings.pruner_args)  # bad pruner_args: one line now
         seed = settings.sampler.get("seed")
-        if seed is not None and (type(seed) is not int or not 0 <= seed <= MAX_SEED - (n_trials - 1)):
-            top = MAX_SEED - (n_trials - 1)
+        if seed is not None and (type(seed) is not int or not 0 <= seed <= MAX_SEED):
             raise ConfigError(f"hydra.sweeper.sampler.seed (the training's seed unless set) must be an "
-                              f"integer from 0 to {top}: trial k draws with seed + k, and numpy takes seeds "
-                              f"up to 2**32 - 1; got {seed!r} with n_trials={n_trials}: give "
+                              f"integer from 0 to 2**32 - 1 (numpy's seeds); got {seed!r}: give "
                               f"hydra.sweeper.sampler.seed=N")
-        settings.make_sampler(0)
+        if not settings.is_grid:
+            settings.make_sampler(0, {})
         return settings
 
-    def make_sampler(self, trial_number: int) -> optuna.samplers.BaseSampler:
-        """The sampler of ``sampler`` (Hydra's instantiate: ``_target_`` and its arguments), its ``seed``
-        (if any) plus ``trial_number``: the same search draws the same trials, and processes sharing a
-        study never draw the same seed (each asks at a different trial count)."""
+    @property
+    def is_grid(self) -> bool:
+        """Whether the sampler is Optuna's GridSampler (its grid is made from the search space)."""
+        return self._sampler_class() is optuna.samplers.GridSampler
+
+    def _sampler_class(self) -> Any:
+        try:
+            return get_class(str(self.sampler.get("_target_") or "optuna.samplers.TPESampler"))
+        except Exception:
+            return None
+
+    def make_sampler(self, worker: int, space: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
+        """The sampler of ``sampler`` (Hydra's instantiate: ``_target_`` and its arguments) for this
+        process, the ``worker``-th to join the study: its ``seed`` (if any) plus ``worker``, so a search
+        run alone draws as the seed says and processes sharing a study draw differently. A GridSampler's
+        grid is ``space`` (:func:`grid_of`)."""
         spec = dict(self.sampler) or {"_target_": "optuna.samplers.TPESampler"}
         if spec.get("seed") is not None:
-            spec["seed"] = int(spec["seed"]) + trial_number
+            spec["seed"] = (int(spec["seed"]) + worker) % (MAX_SEED + 1)
+        if self.is_grid:
+            spec["search_space"] = grid_of(space)
         try:
-            sampler = instantiate(spec)
+            sampler = instantiate(spec, _convert_="all")
         except Exception as e:
-            raise ConfigError(f"hydra.sweeper.sampler cannot be made: {_first_line(e)}") from None
+            cause = e.__cause__ if e.__cause__ is not None else e  # Hydra's InstantiationException wraps it
+            raise ConfigError(f"hydra.sweeper.sampler cannot be made: {_first_line(cause)}") from None
         if not isinstance(sampler, optuna.samplers.BaseSampler):
             raise ConfigError(f"hydra.sweeper.sampler._target_ must be an Optuna sampler (e.g. "
                               f"optuna.samplers.TPESampler); got {spec.get('_target_')!r}")
         return sampler
+
+    def planned_trials(self, space: Mapping[str, Any]) -> int:
+        """The study's trials in all: ``n_trials``, or the grid's size if smaller (each point once)."""
+        if not self.is_grid:
+            return self.n_trials
+        return min(self.n_trials, math.prod(len(v) for v in grid_of(space).values()))
+
+    def search_extender(self) -> Any:
+        """``custom_search_space``'s function (cfg, trial) -> None, or None; ConfigError if it is not
+        found."""
+        if self.custom_search_space is None:
+            return None
+        try:
+            return get_method(self.custom_search_space)
+        except Exception as e:
+            raise ConfigError(f"hydra.sweeper.custom_search_space={self.custom_search_space} is not a "
+                              f"function that can be imported: {_first_line(e.__cause__ or e)}") from None
 
     def as_info(self, storage: str) -> StudyRef:
         """What a job needs to report to its trial (sweep.json's ``study``): the storage as it is recorded,
         without a password."""
         return StudyRef(recorded_storage(storage), self.study_name, self.direction, self.pruner,
                         self.n_trials, dict(self.pruner_args))
+
+
+def check_directions(direction: Any) -> tuple[str, ...]:
+    """``hydra.sweeper.direction`` (minimize, maximize, or a list of them) as a tuple; ConfigError if not."""
+    values = list(direction) if isinstance(direction, (list, tuple)) else [direction]
+    names = tuple(str(v).lower().removeprefix("direction.") for v in values)
+    if not names or any(n not in DIRECTIONS for n in names):
+        raise ConfigError(f"hydra.sweeper.direction must be maximize or minimize (of the value the task "
+                          f"returns), or a list of them (one per value); got {direction!r}")
+    return names
+
+
+def grid_of(space: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """A GridSampler's grid: each parameter's values (choices, a stepped range's values, a range's ints).
+    ConfigError for a continuous interval, which has no grid."""
+    grid = {}
+    for name, d in space.items():
+        if isinstance(d, optuna.distributions.CategoricalDistribution):
+            grid[name] = list(d.choices)
+        elif isinstance(d, optuna.distributions.IntDistribution) and not d.log:
+            grid[name] = list(range(d.low, d.high + 1, d.step))
+        elif isinstance(d, optuna.distributions.FloatDistribution) and d.step is not None:
+            n = int(round((d.high - d.low) / d.step))
+            grid[name] = [d.low + i * d.step for i in range(n + 1)]
+        else:
+            raise ConfigError(f"{name}: the grid sampler takes choices and ranges only (choice(a, b), "
+                              f"range(a, b, step=s)); got "
+                              f"{_short(optuna.distributions.distribution_to_json(d))}")
+    return grid
 
 
 def make_pruner(name: str, args: Mapping[str, Any]) -> optuna.pruners.BasePruner:
@@ -306,11 +386,11 @@ def load_study(info: StudySettings | StudyRef, storage: str, create: bool = Fals
     info = info.as_info(storage) if isinstance(info, StudySettings) else info
     pruner = make_pruner(info.pruner, info.pruner_args)
     backend = open_storage(storage)
-    name, direction = info.study_name, info.direction
+    name, directions = info.study_name, check_directions(info.direction.split(","))
     try:
         if create:
-            study = optuna.create_study(storage=backend, study_name=name, direction=direction, pruner=pruner,
-                                        load_if_exists=True)
+            study = optuna.create_study(storage=backend, study_name=name, directions=list(directions),
+                                        pruner=pruner, load_if_exists=True)
         else:
             study = optuna.load_study(study_name=name, storage=backend, pruner=pruner)
     except KeyError:
@@ -318,10 +398,12 @@ def load_study(info: StudySettings | StudyRef, storage: str, create: bool = Fals
     except Exception as e:  # the database went away, a journal that is not one
         raise ConfigError(f"hydra.sweeper.storage {_safe(storage)}: the study cannot be opened: "
                           f"{_first_line(e)}") from None
-    held = study.direction.name.lower()
-    if held != direction:
-        raise ConfigError(f"study {name!r} in {_safe(storage)} is set to {held} its value; set "
-                          f"hydra.sweeper.direction={held} or another hydra.sweeper.study_name")
+    held = tuple(d.name.lower() for d in study.directions)
+    if held != directions:
+        shown = held[0] if len(held) == 1 else f"[{','.join(held)}]"
+        raise ConfigError(f"study {name!r} in {_safe(storage)} is set to {' and '.join(held)} its "
+                          f"value{'s' if len(held) > 1 else ''}; set hydra.sweeper.direction={shown} or "
+                          f"another hydra.sweeper.study_name")
     shared = SharedStudy(study, storage, backend, backend.get_study_id_from_name(name))
     if settings is not None and space is not None:
         check_same_search(shared, search_identity(settings, space))
@@ -390,10 +472,7 @@ def search_space(params: Mapping[str, str], arguments: Sequence[str]) -> tuple[d
             space[override.get_key_element()] = distribution(override)
         else:
             fixed.append(override.input_line)
-    if not space:
-        raise ConfigError("the search has nothing to search: give hydra.sweeper.params, e.g. "
-                          "lr='tag(log, interval(1e-4, 1e-1))', or a sweep on the command line")
-    return space, fixed
+    return space, fixed  # an empty space: n_trials jobs of the same config (a custom_search_space's)
 
 
 def distribution(override: Override) -> optuna.distributions.BaseDistribution:
@@ -472,12 +551,23 @@ class Claimed:
         return self.trial.number
 
 
-def claim_trial(shared: SharedStudy, settings: StudySettings, space: Mapping[str, Any],
+def join_study(shared: SharedStudy, settings: StudySettings, space: Mapping[str, Any]) -> int:
+    """This process joins the search of ``shared``: it is given the next worker number (0 for the first
+    process of the study, kept in the study) and its sampler, made once (StudySettings.make_sampler), is
+    the study's here. Returns the worker number."""
+    with storage_lock(shared.storage, shared.name):
+        worker = int(shared.backend.get_study_system_attrs(shared.study_id).get(WORKERS_ATTR, 0))
+        shared.backend.set_study_system_attr(shared.study_id, WORKERS_ATTR, worker + 1)
+    shared.study.sampler = settings.make_sampler(worker, space)
+    return worker
+
+
+def claim_trial(shared: SharedStudy, n_trials: int, space: Mapping[str, Any],
                 stale_after_s: float) -> Claimed | None:
     """The next trial for this process: first a RUNNING one whose owner is gone (its parameters kept),
-    else a new one asked of the sampler while the study has fewer than ``n_trials``; None when the
-    study is full. Done under :func:`storage_lock`, so no two processes claim the same trial and all
-    of them together never make more than ``n_trials``."""
+    else a new one asked of the study's sampler (:func:`join_study`) while the study has fewer than
+    ``n_trials``; None when the study is full. Done under :func:`storage_lock`, so no two processes claim
+    the same trial and all of them together never make more than ``n_trials``."""
     study = shared.study
     with storage_lock(shared.storage, shared.name):
         trials = study.get_trials(deepcopy=False)
@@ -488,9 +578,8 @@ def claim_trial(shared: SharedStudy, settings: StudySettings, space: Mapping[str
                 # a trial of the study, its parameters already set: wrapped as Study.ask wraps the trial
                 # it creates (Optuna has no public call to take over a running trial)
                 return Claimed(optuna.Trial(study, trial_id), resumed=True)
-        if len(trials) >= settings.n_trials:
+        if len(trials) >= n_trials:
             return None
-        study.sampler = settings.make_sampler(len(trials))
         try:
             trial = study.ask(dict(space))
         except Exception:  # its new trial is left RUNNING, with no parameters and no owner: it fails
@@ -521,9 +610,21 @@ def owner_line(trial: optuna.trial.FrozenTrial) -> str:
 
 
 def record_result(shared: SharedStudy, trial_number: int, result: JobResult) -> None:
-    """Tell the study how a trial's job ended (COMPLETE with its val_acc, PRUNED, FAIL) and keep its
-    JobResult with it (its MLflow run as user attributes, for the dashboard)."""
-    backend, study = shared.backend, shared.study
+    """Keep a trial's JobResult with it (:func:`keep_result`) and tell the study how its job ended:
+    COMPLETE with its val_acc, PRUNED, or FAIL."""
+    keep_result(shared, trial_number, result)
+    if result.status == "PRUNED":
+        tell(shared, trial_number, state=optuna.trial.TrialState.PRUNED)
+    elif result.status == "FINISHED" and math.isfinite(result.val_acc):
+        tell(shared, trial_number, [result.val_acc])
+    else:
+        tell(shared, trial_number, state=optuna.trial.TrialState.FAIL)
+
+
+def keep_result(shared: SharedStudy, trial_number: int, result: JobResult) -> None:
+    """Keep a project job's JobResult with its trial (the sweep's summary rows), and its MLflow run as user
+    attributes (shown by optuna-dashboard)."""
+    backend = shared.backend
     trial_id = shared.trial_id(trial_number)
     row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)  # JSON has no NaN
            for k, v in asdict(result).items()}
@@ -531,12 +632,20 @@ def record_result(shared: SharedStudy, trial_number: int, result: JobResult) -> 
     for key in ("run_id", "run_name", "train_acc", "iterations"):
         if row.get(key) not in (None, ""):
             backend.set_trial_user_attr(trial_id, f"mlflow_{key}" if key.startswith("run") else key, row[key])
-    if result.status == "PRUNED":
-        study.tell(trial_number, state=optuna.trial.TrialState.PRUNED)
-    elif result.status == "FINISHED" and math.isfinite(result.val_acc):
-        study.tell(trial_number, result.val_acc)
-    else:
-        study.tell(trial_number, state=optuna.trial.TrialState.FAIL)
+
+
+def tell(shared: SharedStudy, trial_number: int, values: Sequence[float] | None = None,
+         state: optuna.trial.TrialState = optuna.trial.TrialState.COMPLETE) -> None:
+    """Study.tell, quietly: values that are not finite make the trial FAIL (as Optuna would, without its
+    warning), and the GridSampler's ``Study.stop()`` on its last point (which raises outside
+    Study.optimize) is not an error: the search ends when the study holds its trials."""
+    if values is not None and not all(math.isfinite(v) for v in values):
+        values, state = None, optuna.trial.TrialState.FAIL
+    try:
+        shared.study.tell(trial_number, values, state=state)
+    except RuntimeError as e:
+        if "Study.stop" not in str(e):
+            raise
 
 
 def study_results(shared: SharedStudy, stale_after_s: float) -> list[JobResult]:
@@ -590,6 +699,10 @@ def usable_storage(recorded: str, given: str | None) -> str:
 
 
 def study_dashboard_command(storage: str) -> str:
-    """The command that shows the study in optuna-dashboard, as it can be pasted into a shell (a URL without
-    its password: libpq takes it from PGPASSWORD or ~/.pgpass)."""
-    return f"optuna-dashboard {shlex.quote(without_password(storage))}"
+    """The command that shows the study in optuna-dashboard, as it can be pasted into a shell: the
+    dashboard of this environment (``.venv/bin/optuna-dashboard`` from the project's folder, which is not
+    on PATH), the URL without its password (libpq takes it from PGPASSWORD or ~/.pgpass)."""
+    exe = Path(sys.executable).with_name("optuna-dashboard")
+    with contextlib.suppress(ValueError):
+        exe = exe.relative_to(Path.cwd())
+    return f"{shlex.quote(str(exe))} {shlex.quote(without_password(storage))}"
