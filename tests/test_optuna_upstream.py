@@ -103,6 +103,7 @@ def test_launch_jobs(hydra_sweep_runner: TSweepRunner) -> None:
         assert [t.value for t in study.trials] == [100.0] * 8
 
 
+@pytest.mark.subprocess  # runs the app in its own Python, as upstream
 @pytest.mark.parametrize("with_commandline", [True, False])
 def test_optuna_example(with_commandline: bool, tmp_path: Path, apps: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'test.db'}"
@@ -130,6 +131,7 @@ def test_optuna_example(with_commandline: bool, tmp_path: Path, apps: Path) -> N
     assert returns["best_value"] <= 2.27
 
 
+@pytest.mark.subprocess  # runs the app in its own Python, as upstream
 @pytest.mark.parametrize("num_trials", [10, 1])
 def test_example_with_grid_sampler(tmp_path: Path, num_trials: int, apps: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'test.db'}"
@@ -151,6 +153,7 @@ def test_example_with_grid_sampler(tmp_path: Path, num_trials: int, apps: Path) 
     assert len(points) == len(set(points)) == min(num_trials, 8)
 
 
+@pytest.mark.subprocess  # runs the app in its own Python, as upstream
 @pytest.mark.parametrize("with_commandline", [True, False])
 def test_optuna_multi_objective_example(with_commandline: bool, tmp_path: Path, apps: Path) -> None:
     cmd = ["multi-objective.py", "--multirun", f"hydra.sweep.dir={tmp_path}", "hydra.job.chdir=True",
@@ -174,6 +177,7 @@ def _dominates(values_x: list[float], values_y: list[float]) -> bool:
     return all(x <= y for x, y in pairs) and any(x < y for x, y in pairs)
 
 
+@pytest.mark.subprocess  # runs the app in its own Python, as upstream
 def test_optuna_custom_search_space_example(tmp_path: Path, apps: Path) -> None:
     max_z_difference_from_x = 0.3
     cmd = ["custom-search-space-objective.py", "--multirun", f"hydra.sweep.dir={tmp_path}",
@@ -187,6 +191,7 @@ def test_optuna_custom_search_space_example(tmp_path: Path, apps: Path) -> None:
     assert 0 <= returns["best_params"]["+w"] <= 1
 
 
+@pytest.mark.subprocess  # runs the app in its own Python, as upstream
 @pytest.mark.parametrize("max_failure_rate", [0.5, 1.0])
 def test_failure_rate(max_failure_rate: float, tmp_path: Path, apps: Path) -> None:
     cmd = [sys.executable, "sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}", "hydra.job.chdir=True",
@@ -206,6 +211,7 @@ def test_motpe_sampler_removed() -> None:
         instantiate(OmegaConf.structured(MOTPESamplerConfig))
 
 
+@pytest.mark.subprocess  # runs the app in its own Python, as upstream
 def test_example_with_removed_motpe(tmp_path: Path, apps: Path) -> None:
     cmd = [sys.executable, "multi-objective.py", "--multirun", "--config-dir=conf_tests",
            "--config-name=test_motpe", f"hydra.sweep.dir={tmp_path}", "hydra.job.chdir=True",

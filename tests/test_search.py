@@ -146,6 +146,21 @@ def test_a_pruned_search_ends_pruned_trials_with_their_metrics_so_far(store, run
         dash.wait()
 
 
+def test_a_grid_search_visits_each_point_once_and_ends_with_the_grid(store, run_cli, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli(*SEARCH, "hydra/sweeper/sampler=grid", "lr=0.01,0.003", "reg=1e-3,1e-2",
+                   "hydra.sweeper.n_trials=10", "num_iters=100", f"tracking.uri=sqlite:///{store}",
+                   f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "GridSampler, maximize, 4 trials (the grid's 4 points)" in proc.stdout
+    trials = _trials(str(sweep_dir / "optuna.journal"))
+    points = {(t.params["lr"], t.params["reg"]) for t in trials}
+    assert len(trials) == 4 and points == {(lr, reg) for lr in (0.01, 0.003) for reg in (1e-3, 1e-2)}
+    assert all(t.state.name == "COMPLETE" for t in trials) and "Traceback" not in proc.stderr
+    with open(sweep_dir / "summary.csv") as f:
+        assert len(list(csv.DictReader(f))) == 4
+
+
 def _command(store: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "softmax_exp.train", *SEARCH, *extra, f"tracking.uri=sqlite:///{store}"]
 
