@@ -199,7 +199,8 @@ def write_optimization_results(study: optuna.Study, sweep_dir: Path) -> None:
     if len(study.directions) == 1:
         best = study.best_trial
         results = {"name": "optuna", "best_params": best.params, "best_value": best.value}
-        log.info(f"best value {best.value:g}: {_shown(best.params)} (trial {best.number})")
+        name = (study.metric_names or ["value"])[0]
+        log.info(f"best {name} {best.value:g}: {_shown(best.params)} (trial {best.number})")
     else:
         results = {"name": "optuna", "solutions": [{"params": t.params, "values": t.values}
                                                    for t in study.best_trials]}
