@@ -55,10 +55,12 @@ def test_basic_2x2_sweep_is_one_parent_with_four_children(store, run_cli, tmp_pa
         assert len(client.get_metric_history(c.info.run_id, "loss")) == 4  # a mean of every 50 iterations
     best = max(children, key=lambda c: c.data.metrics["val_acc"])
     assert parent.data.metrics["best_val_acc"] == max(accs) == best.data.metrics["val_acc"]
-    assert parent.data.tags["softmax_exp.best_run_id"] == best.info.run_id
+    assert parent.data.tags[tracking.tags.BEST_RUN_ID_TAG] == best.info.run_id
     # the best child's model is registered, the alias `best` on it, and the sweep says so
     version = client.get_model_version_by_alias("softmax-digits", "best")
-    assert version.run_id == best.info.run_id and version.source == best.data.tags["softmax_exp.model_uri"]
+    # registered from the parent (its page lists the version) with the best child's logged model
+    assert version.run_id == parent.info.run_id
+    assert version.source == best.data.tags[tracking.tags.MODEL_URI_TAG]
     assert f"val_acc {best.data.metrics['val_acc']:.4f}" in version.description
     assert (f"  best: {best.info.run_name} ({best.info.run_id}), val_acc {max(accs):f}; registered as model "
             f"'softmax-digits' version {version.version} (alias 'best')") in lines
@@ -84,7 +86,7 @@ def test_basic_2x2_sweep_is_one_parent_with_four_children(store, run_cli, tmp_pa
     parent_run = client.get_run(parent.info.run_id)
     assert {d.dataset.name for d in parent_run.inputs.dataset_inputs} == {"digits/train", "digits/val"}
     assert [o.model_id for o in parent_run.outputs.model_outputs] == [
-        best.data.tags["softmax_exp.model_uri"].removeprefix("models:/")]
+        best.data.tags["mlflow.softmax_exp.model_uri"].removeprefix("models:/")]
 
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {
         "summary.csv", "val_acc_heatmap.png"}
@@ -145,7 +147,7 @@ def test_softmax_and_svm_in_one_sweep_one_table_one_view_a_best_of_each(store, r
                    for ln in lines)
         assert f"**Best model={model}**: `{best.info.run_name}`" in parent.data.tags["mlflow.note.content"]
         # the logged model is the model trained: an SVM gives scores, no probabilities
-        loaded = client.get_logged_model(best.data.tags["softmax_exp.model_uri"].removeprefix("models:/"))
+        loaded = client.get_logged_model(best.data.tags[tracking.tags.MODEL_URI_TAG].removeprefix("models:/"))
         assert loaded.params["model.name"] == model
     note = parent.data.tags["mlflow.note.content"]
     assert "| run | model | lr | reg | train_acc | val_acc | status |" in note
@@ -198,7 +200,7 @@ def test_joblib_sweep_goes_on_after_a_divergence_and_exits_non_zero(store, run_c
     diverged = next(c for c in children if c.info.status == "FAILED")
     assert diverged.data.tags[tracking.FAILURE_TAG].startswith("loss became inf")
     cores = len(os.sched_getaffinity(0))
-    assert {c.data.tags["softmax_exp.numba_threads"] for c in children} == {str(max(1, cores // 2))}
+    assert {c.data.tags["mlflow.softmax_exp.numba_threads"] for c in children} == {str(max(1, cores // 2))}
     rows = {r["run_name"]: r for r in csv.DictReader(open(sweep_dir / "summary.csv"))}
     assert rows["lr=1e+06"]["status"] == "FAILED"
     assert rows["lr=1e+06"]["reason"].startswith("loss became inf")

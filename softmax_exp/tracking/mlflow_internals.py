@@ -18,7 +18,8 @@ starts there.
   every locked SQLite call (the project retries and reports those itself).
 - The UI's conventions, read off its JavaScript bundle: a saved view of the runs table is an experiment
   tag :data:`VIEW_TAG_PREFIX` ``<key>`` opened by the link parameter :data:`VIEW_SHARE_KEY_PARAM`; an
-  experiment's kind is the tag :data:`EXPERIMENT_KIND_TAG`; :data:`MODEL_TRAINING_LINK` asks for the
+  experiment's kind is the tag :data:`EXPERIMENT_KIND_TAG`; a run's tags under :data:`SYSTEM_TAG_PREFIX`
+  are not listed on its page; :data:`MODEL_TRAINING_LINK` asks for the
   model-training mode (MLflow 3 opens in its GenAI mode).
 
 mlflow itself is imported inside the functions only (it costs seconds), as everywhere in the project.
@@ -36,6 +37,7 @@ DATASET_CONTEXT_TAG = "mlflow.data.context"  # mlflow.utils.mlflow_tags.MLFLOW_D
 QUIET_LOGGERS = {"alembic": "WARNING", "mlflow.store.db.utils": "CRITICAL"}
 
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+SYSTEM_TAG_PREFIX = "mlflow."  # tags the UI keeps off a run's page and tag columns (its system tags)
 VIEW_SHARE_KEY_PARAM = "viewStateShareKey"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 CUSTOM_MODEL_DEVELOPMENT = "custom_model_development"  # the kind of model training (not GenAI)

@@ -10,17 +10,18 @@ from softmax_exp.tracking import mlflow_internals
 
 
 def register(client, name: str, model_uri: str, run_id: str, description: str, alias: str = "best"):
-    """Register the logged model ``model_uri`` of run ``run_id`` as a new version of the registered
-    model ``name`` (created if missing) with ``description``, and point ``alias`` at it; return the
-    ModelVersion. If ``alias`` already points at a version of that run (a sweep run again), nothing new is
-    registered and that version is returned."""
+    """Register the logged model ``model_uri`` as a new version of the registered model ``name``
+    (created if missing) from the run ``run_id`` (the version's run: the run page that lists it under
+    "Registered models"; a sweep's parent, whose best child logged the model) with ``description``, and
+    point ``alias`` at it; return the ModelVersion. If ``alias`` already points at a version of that
+    model (a sweep run again), nothing new is registered and that version is returned."""
     from mlflow.exceptions import MlflowException
 
     try:
         current = client.get_model_version_by_alias(name, alias)
     except MlflowException:  # no such model, or no such alias yet
         current = None
-    if current is not None and current.run_id == run_id:
+    if current is not None and current.source == model_uri and current.run_id == run_id:
         return current
     try:
         client.create_registered_model(name, description=f"Linear classifiers; the alias `{alias}` is the "
