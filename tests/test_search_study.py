@@ -195,7 +195,7 @@ def test_results_tell_the_study_and_come_back_as_the_sweeps_rows(tmp_path):
     assert [r.failed for r in rows] == [False, False, True] and best_result(rows).job == 0
     table = format_table(rows)
     assert "[PRUNED: pruned at iteration 100]" in table
-    note = format_note("cmd", rows, study="Optuna study `s`")
+    note = format_note("cmd", rows, study="Optuna study `s`").replace("&emsp;", "")
     assert "3 jobs, 1 failed, 1 pruned." in note and "| PRUNED (pruned at iteration 100) |" in note
 
 

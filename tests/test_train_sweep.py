@@ -41,7 +41,7 @@ def test_basic_2x2_sweep_is_one_parent_with_four_children(store, run_cli, tmp_pa
     # the parent's params: what the jobs share, and the swept values as written
     assert (parent.data.params["lr"], parent.data.params["reg"]) == ("1e-3,1e-2", "1e-2,1")
     assert parent.data.params["num_iters"] == "200" and "progress" not in parent.data.params
-    note = parent.data.tags["mlflow.note.content"]
+    note = parent.data.tags["mlflow.note.content"].replace("&emsp;", "")
     assert note.startswith("**Sweep** `python -m softmax_exp.train -m lr=1e-3,1e-2 reg=1e-2,1")
     assert note.count("| FINISHED |") == 4 and "**Best**: `" in note
     where = [ln for ln in lines if ln.startswith("MLflow: parent run")]
@@ -88,8 +88,13 @@ def test_basic_2x2_sweep_is_one_parent_with_four_children(store, run_cli, tmp_pa
     assert [o.model_id for o in parent_run.outputs.model_outputs] == [
         best.data.tags["mlflow.softmax_exp.model_uri"].removeprefix("models:/")]
 
+    # the best job's per-class results, shown by the parent
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {
-        "summary.csv", "val_acc_heatmap.png"}
+        "summary.csv", "val_acc_heatmap.png", "confusion_matrix.png", "misclassified.png"}
+    per_class = {k: v for k, v in best.data.metrics.items() if k.startswith("val_acc/")}
+    assert len(per_class) == 10
+    assert {k.removeprefix("best_"): v for k, v in parent_run.data.metrics.items()
+            if k.startswith("best_val_acc/")} == per_class
     with Image.open(sweep_dir / "val_acc_heatmap.png") as im:
         assert im.size == (640, 400)
     rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
@@ -108,7 +113,7 @@ def test_a_sweep_with_eval_test_reports_the_test_acc_of_the_job_chosen_by_val_ac
     test_acc = best.data.metrics["test_acc"]
     assert (f"  best: {best.info.run_name} ({best.info.run_id}), val_acc {best.data.metrics['val_acc']:f}, "
             f"test_acc {test_acc:f}") in proc.stdout.splitlines()
-    note = parent.data.tags["mlflow.note.content"]
+    note = parent.data.tags["mlflow.note.content"].replace("&emsp;", "")
     assert "| run | lr | reg | train_acc | val_acc | test_acc | status |" in note
     for c in children:
         assert f"| {c.data.metrics['test_acc']:.4f} | FINISHED |" in note
@@ -149,7 +154,7 @@ def test_softmax_and_svm_in_one_sweep_one_table_one_view_a_best_of_each(store, r
         # the logged model is the model trained: an SVM gives scores, no probabilities
         loaded = client.get_logged_model(best.data.tags[tracking.tags.MODEL_URI_TAG].removeprefix("models:/"))
         assert loaded.params["model.name"] == model
-    note = parent.data.tags["mlflow.note.content"]
+    note = parent.data.tags["mlflow.note.content"].replace("&emsp;", "")
     assert "| run | model | lr | reg | train_acc | val_acc | status |" in note
     rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
     assert sorted(r["model"] for r in rows) == ["softmax", "softmax", "svm", "svm"]
@@ -180,7 +185,8 @@ def test_a_sweep_over_feature_sets_shows_them_as_a_column(store, run_cli, tmp_pa
     experiment = client.get_experiment(parent.info.experiment_id)
     state = views.read_view(experiment, f"sweep-{parent.info.run_id[:12]}")
     assert "params.`features.name`" in state["selectedColumns"]
-    assert "| run | features | lr | reg |" in parent.data.tags["mlflow.note.content"]
+    note = parent.data.tags["mlflow.note.content"].replace("&emsp;", "")
+    assert "| run | features | lr | reg |" in note
 
 
 def test_joblib_sweep_goes_on_after_a_divergence_and_exits_non_zero(store, run_cli, tmp_path):

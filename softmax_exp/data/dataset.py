@@ -66,8 +66,8 @@ class Dataset:
         images kept as ``examples`` (at most 8; ``rows`` is refused)."""
         if self.features is not None:
             if split != "val" or self.examples is None or rows is not None:
-                raise ValueError(f"a dataset of {self.features.NAME} features keeps only its first "
-                                 f"validation images")
+                raise ValueError(f"a dataset of {self.features.NAME} features keeps only validation images "
+                                 f"(its first ones)")
             return np.array(self.examples[:n])
         X = getattr(self, f"X_{split}")
         X = np.asarray(X[:n] if rows is None else X[np.asarray(rows, dtype=np.int64)], dtype=np.float64)

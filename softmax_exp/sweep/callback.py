@@ -35,11 +35,12 @@ from softmax_exp.config.fingerprints import result_config, sweep_fingerprint
 from softmax_exp.config.hydra_internals import split_sweep_arguments
 from softmax_exp.config.overrides import override_key, task_overrides
 from softmax_exp.config.schema import GROUP_KEYS
-from softmax_exp.data import DataError, check_dataset
+from softmax_exp.data import DataError, check_dataset, load_dataset
 from softmax_exp.plots.heatmap import save_val_acc_heatmap_png
 from softmax_exp.sweep import results
 from softmax_exp.sweep.results import StudyRef, SweepInfo
 from softmax_exp.tracking import resume, tags, views
+from softmax_exp.tracking.evaluation import evaluate_model
 from softmax_exp.tracking.links import experiment_link, run_link
 from softmax_exp.tracking.owners import is_stale
 from softmax_exp.tracking.provenance import environment_tags
@@ -240,11 +241,16 @@ class SweepCallback(Callback):
             FAILED_JOBS.append(results.JobResult(-1, "missing", "FAILED", math.nan, math.nan,
                                                  reason="a job left no result"))
         if self._parent is not None:
-            self._close_parent(info, jobs, summary, heatmap, failed, missing)
+            shared = to_config(config)
+            self._close_parent(info, jobs, summary, heatmap, failed, missing,
+                               shared if shared.tracking.evaluate_best else None)
 
     def _close_parent(self, info: SweepInfo, jobs: list[results.JobResult], summary: Path,
-                      heatmap: Path | None, failed: list, missing: bool) -> None:
-        """Best job, note, files and status of the parent run; then where everything is."""
+                      heatmap: Path | None, failed: list, missing: bool,
+                      evaluate: Config | None = None) -> None:
+        """Best job, note, files and status of the parent run (with ``evaluate``, the config the jobs
+        share, MLflow's evaluation of the best model on its validation images); then where everything
+        is."""
         best = results.best_result(jobs)
         parent = self._parent
         versions = []
@@ -255,6 +261,9 @@ class SweepCallback(Callback):
                 if info.register_model:
                     versions = _register_bests(parent.client, jobs, parent.run_id)
                 _show_best_in_parent(parent, best)
+                if evaluate is not None and best.model_uri:
+                    with timing.section("evaluate"):
+                        _evaluate_best(parent, parent.client.tracking_uri, best, evaluate)
             parent.set_tags({tags.NUM_FAILED_TAG: len(failed),
                              tags.NOTE_TAG: results.format_note(info.command, jobs, versions,
                                                                 _study_line(info.study))})
@@ -497,6 +506,19 @@ def _show_best_in_parent(parent, best: results.JobResult) -> None:
     if model_id and model_id not in linked:
         client.log_outputs(parent.run_id, [LoggedModelOutput(model_id, 0)])
     _show_best_classes(parent, child)
+
+
+def _evaluate_best(parent, uri: str, best: results.JobResult, config: Config) -> None:
+    """``mlflow.models.evaluate`` of the best job's logged model on the validation images (the raw
+    pixels of the jobs' dataset and split), logged to the parent: metrics ``best_log_loss``,
+    ``best_roc_auc``, ... and MLflow's plots (``best_roc_curve_plot.png``, ...)."""
+    parent.flush()
+    data = load_dataset(config.dataset)  # the pixels: a feature stage's rows give no images back
+    result = evaluate_model(uri, best.model_uri, data.raw_images("val"), data.y_val, data.class_names,
+                            run_id=parent.run_id, prefix="best_")
+    shown = {k: v for k, v in result.metrics.items() if k.endswith(("log_loss", "roc_auc"))}
+    log.info("  MLflow's evaluation of the best model on the validation split: "
+             + ", ".join(f"{k} {v:.4f}" for k, v in sorted(shown.items())))
 
 
 BEST_PICTURES = ("confusion_matrix.png", "misclassified.png")  # the best job's, shown by the parent

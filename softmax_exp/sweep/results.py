@@ -215,15 +215,18 @@ def format_note(command: str, results: Sequence[JobResult], versions: Sequence =
     tested = any(math.isfinite(r.test_acc) for r in results)  # eval_test=true: a column, never chosen by
     test_head, test_rule = (" test_acc |", "---|") if tested else ("", "")
     counts = f"{len(results)} jobs, {failed} failed" + (f", {pruned} pruned" if pruned else "")
-    lines = [f"**Sweep** `python -m softmax_exp.train -m {command}`: {counts}.", *([study] if study else []),
-             "", f"| run |{head} lr | reg | train_acc | val_acc |{test_head} status |",
+    table = [f"| run |{head} lr | reg | train_acc | val_acc |{test_head} status |",
              f"|---|{rule}---|---|---|---|{test_rule}---|"]
     for r in best_first(results):
         test = f" {_acc(r.test_acc)} |" if tested else ""
         variant = "".join(f" {getattr(r, f)} |" for f in fields)
-        lines.append(f"| {r.run_name} |{variant} {r.lr:g} | {r.reg:g} | {_acc(r.train_acc)} | "
+        table.append(f"| {r.run_name} |{variant} {r.lr:g} | {r.reg:g} | {_acc(r.train_acc)} | "
                      f"{_acc(r.val_acc)} |"
                      f"{test} {r.status}{f' ({r.note})' if r.status == 'PRUNED' and r.note else ''} |")
+    # MLflow's UI draws a note's table without cell padding ("5e-0710000"): a space after each cell
+    lines = [f"**Sweep** `python -m softmax_exp.train -m {command}`: {counts}.", *([study] if study else []),
+             "", table[0].replace(" |", f"{CELL_GAP} |"), table[1],
+             *(row.replace(" |", f"{CELL_GAP} |") for row in table[2:])]
     registered = {v.source: v for v in versions}
     bests = best_of_each(results) if len(variants_of(results)) > 1 else {"": best_result(results)}
     for variant, best in bests.items():
@@ -236,6 +239,9 @@ def format_note(command: str, results: Sequence[JobResult], versions: Sequence =
                       + (f"; registered as model `{version.name}` version {version.version} (alias `best`)."
                          if version is not None else ".")]
     return "\n".join(lines)
+
+
+CELL_GAP = "&emsp;"  # an em space (HTML entity: Markdown keeps it) closing each cell of a note's table
 
 
 def _acc(value: float) -> str:

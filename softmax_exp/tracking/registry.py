@@ -32,7 +32,7 @@ def register(client, name: str, model_uri: str, run_id: str, description: str, a
     # a server checks that a `models:/<model id>` source belongs to the model_id sent with it (without
     # one, to the run, which fails); a local store accepts both
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
-    with _global_tracking_uri(client.tracking_uri):
+    with global_tracking_uri_set(client.tracking_uri):
         version = client.create_model_version(name, source=model_uri, run_id=run_id,
                                               description=description, model_id=model_id)
     client.set_registered_model_alias(name, alias, version.version)
@@ -40,8 +40,9 @@ def register(client, name: str, model_uri: str, run_id: str, description: str, a
 
 
 @contextlib.contextmanager
-def _global_tracking_uri(uri: str) -> Iterator[None]:
-    """MLflow's SQL registry store looks a ``models:/m-...`` source up with ``MlflowClient()``, i.e. the
+def global_tracking_uri_set(uri: str) -> Iterator[None]:
+    """MLflow's fluent API (``mlflow.models.evaluate``, ``mlflow.pyfunc.load_model`` of a ``models:/`` URI)
+    and its SQL registry store looks a ``models:/m-...`` source up with ``MlflowClient()``, i.e. the
     process's global tracking URI, not the caller's (a TODO in its ``create_model_version``): with any
     store but the one in the current directory the lookup fails ("Logged model ... not found"). Point
     the global URI at ``uri`` for the call, then put it (and ``MLFLOW_TRACKING_URI``) back as it was."""
