@@ -55,7 +55,7 @@ def test_submitit_local_sweep_runs_each_job_in_a_process_of_its_own(store, run_c
     assert not [ln for ln in proc.stdout.splitlines() if ln.startswith("job ")]
 
     rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
-    assert [(r["job"], r["status"]) for r in rows] == [("0", "FINISHED"), ("1", "FINISHED")]
+    assert sorted((r["job"], r["status"]) for r in rows) == [("0", "FINISHED"), ("1", "FINISHED")]
     assert {r["run_id"] for r in rows} == {c.info.run_id for c in children}
     assert parent.data.metrics["best_val_acc"] == max(float(r["val_acc"]) for r in rows)
 

@@ -42,7 +42,9 @@ def test_basic_2x2_sweep_is_one_parent_with_four_children(store, run_cli, tmp_pa
     assert (parent.data.params["lr"], parent.data.params["reg"]) == ("1e-3,1e-2", "1e-2,1")
     assert parent.data.params["num_iters"] == "200" and "progress" not in parent.data.params
     note = parent.data.tags["mlflow.note.content"].replace("&emsp;", "")
-    assert note.startswith("**Sweep** `python -m softmax_exp.train -m lr=1e-3,1e-2 reg=1e-2,1")
+    # the table first (the run page shows a note's first lines), then the command
+    assert note.startswith("| run | lr | reg | train_acc | val_acc | status |\n|---|")
+    assert "\n**Sweep** `python -m softmax_exp.train -m lr=1e-3,1e-2 reg=1e-2,1" in note
     assert note.count("| FINISHED |") == 4 and "**Best**: `" in note
     where = [ln for ln in lines if ln.startswith("MLflow: parent run")]
     assert where == [f"MLflow: parent run 'sweep lr x reg (4 jobs)' ({parent.info.run_id}) in sqlite:///{store}"]
@@ -147,7 +149,8 @@ def test_softmax_and_svm_in_one_sweep_one_table_one_view_a_best_of_each(store, r
         val_acc = best.data.metrics["val_acc"]
         assert f"best validation accuracy of model={model}: {val_acc:f} ({best.info.run_name})" in lines
         version = client.get_model_version_by_alias(f"{model}-digits", "best")  # the best of each model
-        assert version.run_id == best.info.run_id and version.description.startswith(f"{model}: val_acc")
+        assert version.run_id == parent.info.run_id and version.description.startswith(f"{model}: val_acc")
+        assert version.source == best.data.tags[tracking.tags.MODEL_URI_TAG]
         assert any(ln.startswith(f"  best model={model}: {best.info.run_name} ") and f"'{model}-digits'" in ln
                    for ln in lines)
         assert f"**Best model={model}**: `{best.info.run_name}`" in parent.data.tags["mlflow.note.content"]
@@ -199,7 +202,7 @@ def test_joblib_sweep_goes_on_after_a_divergence_and_exits_non_zero(store, run_c
     assert failed_line and "[FAILED: loss became inf at iteration" in failed_line[0]
 
     client, (parent,), children = _runs(store)
-    assert parent.info.status == "FAILED" and parent.data.tags["softmax_exp.num_failed"] == "1"
+    assert parent.info.status == "FAILED" and parent.data.tags[tracking.tags.NUM_FAILED_TAG] == "1"
     status = {c.info.run_name: c.info.status for c in children}
     # a child is named by what the sweep varies
     assert status == {"lr=0.01": "FINISHED", "lr=1e+06": "FAILED", "lr=0.003": "FINISHED"}

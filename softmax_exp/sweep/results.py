@@ -204,8 +204,8 @@ def format_table(results: Sequence[JobResult]) -> str:
 
 
 def format_note(command: str, results: Sequence[JobResult], versions: Sequence = (), study: str = "") -> str:
-    """The sweep in Markdown, for its parent run's note: the command, a table of the jobs (best first,
-    then pruned ones; a column for each varied model or feature set), the best job (of each variant, when
+    """The sweep in Markdown, for its parent run's note: a table of the jobs (best first, then pruned ones;
+    a column for each varied model or feature set), the command, the best job (of each variant, when
     more than lr and reg vary) and the model versions registered; ``study``: a line about a search's Optuna
     study."""
     fields = tuple(f for f in ("features", "model") if len({getattr(r, f) for r in results}) > 1)
@@ -223,10 +223,12 @@ def format_note(command: str, results: Sequence[JobResult], versions: Sequence =
         table.append(f"| {r.run_name} |{variant} {r.lr:g} | {r.reg:g} | {_acc(r.train_acc)} | "
                      f"{_acc(r.val_acc)} |"
                      f"{test} {r.status}{f' ({r.note})' if r.status == 'PRUNED' and r.note else ''} |")
-    # MLflow's UI draws a note's table without cell padding ("5e-0710000"): a space after each cell
-    lines = [f"**Sweep** `python -m softmax_exp.train -m {command}`: {counts}.", *([study] if study else []),
-             "", table[0].replace(" |", f"{CELL_GAP} |"), table[1],
-             *(row.replace(" |", f"{CELL_GAP} |") for row in table[2:])]
+    # MLflow's UI draws a note's table without cell padding ("5e-0710000"): a space after each cell. The
+    # table comes first: the run page shows a note's first lines until "Show more" is clicked
+    lines = [table[0].replace(" |", f"{CELL_GAP} |"), table[1],
+             *(row.replace(" |", f"{CELL_GAP} |") for row in table[2:]),
+             "", f"**Sweep** `python -m softmax_exp.train -m {command}`: {counts}.",
+             *([study] if study else [])]
     registered = {v.source: v for v in versions}
     bests = best_of_each(results) if len(variants_of(results)) > 1 else {"": best_result(results)}
     for variant, best in bests.items():

@@ -10,6 +10,7 @@ those it answers to ``params={"output": "probabilities"}``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,8 +28,8 @@ def evaluate_model(uri: str, model_uri: str, images: np.ndarray, labels: np.ndar
     EvaluationResult (``.metrics``: accuracy_score, f1_score, log_loss, roc_auc, ... ; log_loss and roc_auc
     only for a model that gives probabilities, a softmax's). With ``run_id`` the metrics (names prefixed by
     ``prefix``) and plots are logged to that run (MLflow's evaluation artifacts); without, to a new run of
-    MLflow's default experiment."""
-    import mlflow
+    MLflow's default experiment. The model's code folder, which loading it puts first on ``sys.path``,
+    is taken off again (a process started later would import this package from it)."""
     import pandas as pd
 
     images = np.asarray(images)
@@ -37,13 +38,25 @@ def evaluate_model(uri: str, model_uri: str, images: np.ndarray, labels: np.ndar
     data[LABEL] = np.asarray(labels, dtype=np.int64)
     config = {"log_model_explainability": False, "label_list": list(range(len(class_names))),
               "metric_prefix": prefix}
-    with global_tracking_uri_set(uri):
-        loaded = mlflow.pyfunc.load_model(model_uri)
-        model = loaded
-        if "probabilities" in (loaded.metadata.metadata or {}).get("outputs", []):
-            model = mlflow_internals.with_probabilities(
-                loaded, lambda X: loaded.predict(X, params={"output": "probabilities"}),
-                lambda X, y, sample_weight=None: float(np.mean(loaded.predict(X) == np.asarray(y))))
-        with mlflow.start_run(run_id=run_id):
-            return mlflow.models.evaluate(model, data, targets=LABEL, model_type="classifier",
-                                          evaluator_config=config)
+    path = list(sys.path)  # loading puts the model's code folder first; it goes with the evaluation
+    try:
+        with global_tracking_uri_set(uri):
+            return _evaluate(model_uri, data, config, run_id)
+    finally:
+        sys.path[:] = path
+
+
+def _evaluate(model_uri: str, data, config: dict, run_id: str | None):
+    """Load the model (as the evaluator asks a scikit-learn one, when it gives probabilities) and
+    evaluate it on ``data`` (pixels and the label column) into the run ``run_id``."""
+    import mlflow
+
+    loaded = mlflow.pyfunc.load_model(model_uri)
+    model = loaded
+    if "probabilities" in (loaded.metadata.metadata or {}).get("outputs", []):
+        model = mlflow_internals.with_probabilities(
+            loaded, lambda X: loaded.predict(X, params={"output": "probabilities"}),
+            lambda X, y, sample_weight=None: float(np.mean(loaded.predict(X) == np.asarray(y))))
+    with mlflow.start_run(run_id=run_id):
+        return mlflow.models.evaluate(model, data, targets=LABEL, model_type="classifier",
+                                      evaluator_config=config)
