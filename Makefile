@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# the link it prints names the port `make ui` serves on (UI_PORT, below; a running `make ui` records its own)
 train: $(STAMP)
-	$(PY) -m softmax_exp.train
+	SOFTMAX_EXP_UI_PORT=$(UI_PORT) $(PY) -m softmax_exp.train
 
 # Prints the link to the runs of the experiment trained last (model-training mode), then serves quietly;
 # a taken port stops it with one line. MLFLOW_DB: another store (e.g. a scratch one).

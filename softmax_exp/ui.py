@@ -13,8 +13,10 @@ MLflow 3 opens in its GenAI mode (a traces dashboard); the link asks for its mod
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import errno
+import json
 import os
 import signal
 import socket
@@ -23,8 +25,9 @@ import sys
 from pathlib import Path
 
 from softmax_exp.tracking import DB_NAME, TrackingError, default_artifact_root, get_client, views
-from softmax_exp.tracking.links import HOST, experiment_link
+from softmax_exp.tracking.links import HOST, experiment_link, ui_record
 from softmax_exp.tracking.links import UI_PORT as DEFAULT_PORT
+from softmax_exp.util.atomic import write_text
 from softmax_exp.util.cli import OneLineParser
 from softmax_exp.util.paths import project_root, resolve_path
 
@@ -152,6 +155,23 @@ def serve(command: list[str], env: dict[str, str]) -> int:
     return 0 if stopped else (128 - status if status < 0 else status)
 
 
+@contextlib.contextmanager
+def recorded_port(db: Path, port: int):
+    """While the server runs: its port and this process in :func:`softmax_exp.tracking.links.ui_record`,
+    where a training on the same store reads the port its link is to name; removed at the end (a record
+    left by a process killed hard is ignored: its pid is gone)."""
+    record = ui_record(db)
+    try:
+        write_text(record, json.dumps({"port": port, "pid": os.getpid()}))
+    except OSError:  # a read-only folder: links name the default port
+        yield
+        return
+    try:
+        yield
+    finally:
+        record.unlink(missing_ok=True)
+
+
 def _dies_with(parent: int):
     """A ``preexec_fn``: the child gets SIGTERM when ``parent`` dies (``prctl(PR_SET_PDEATHSIG)``, Linux;
     elsewhere nothing), and ends at once if it already has. ``mlflow server`` stops its uvicorn on SIGTERM."""
@@ -220,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         what = "the runs of the experiment trained last" if "/runs?" in link else "the experiments"
         print(f"MLflow UI: {link}\n  ({what}, in model-training mode; store {db}; Ctrl-C stops it)",
               flush=True)
-        return serve(server_command(db, args.port), server_env())
+        with recorded_port(Path(db), args.port):  # a training's printed link finds this port
+            return serve(server_command(db, args.port), server_env())
     except KeyboardInterrupt:
         return 130
 

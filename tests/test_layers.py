@@ -50,6 +50,7 @@ LAZY = {
     "psutil": "20 ms: only when a process's start time is needed",
     "threadpoolctl": "20 ms: only the benchmark's BLAS rows",
     "PIL": "17 ms: only image folders and the pictures of a run",
+    "pandas": "with mlflow: only MLflow's evaluation of a model (its data frame)",
 }
 # Project modules imported inside a function, and why.
 LAZY_PROJECT = {

@@ -385,3 +385,19 @@ def test_a_model_logged_before_loads_beside_this_package(old_model):
     assert model.predict(images).tolist() == expected.tolist()
     names = model.predict(images, params={"output": "names"})
     assert names.tolist() == [str(i) for i in expected]
+
+
+def test_mlflow_evaluate_gives_log_loss_and_roc_auc(logged):
+    """MLflow's own classifier evaluation of the logged model: with the softmax's probabilities it gives
+    log_loss and roc_auc, equal to their definitions on the model's probabilities."""
+    from softmax_exp.tracking.evaluation import evaluate_model
+
+    data = load_dataset({"name": "digits", "cache": False})
+    images, labels = data.raw_images("val"), data.y_val
+    result = evaluate_model(logged.uri, logged.model_uri, images, labels, data.class_names)
+    m = result.metrics
+    proba = logged.model.predict_proba(logged.model.preprocess(images))
+    assert m["log_loss"] == pytest.approx(-np.mean(np.log(proba[np.arange(len(labels)), labels])), rel=1e-6)
+    assert 0.9 < m["roc_auc"] <= 1.0
+    assert m["accuracy_score"] == pytest.approx(logged.model.accuracy(data.X_val, labels))
+    assert {"roc_curve_plot", "confusion_matrix"} <= set(result.artifacts)

@@ -75,7 +75,7 @@ def _children(client, exp_id: str):
 
 
 CHECKPOINTED = ("SELECT r.run_uuid, t.value FROM runs r JOIN tags t USING (run_uuid) "
-                "WHERE r.name LIKE '{name}' AND t.key = 'softmax_exp.checkpoint'")
+                "WHERE r.name LIKE '{name}' AND t.key = '" + tags.CHECKPOINT_TAG + "'")
 
 
 def test_a_sweep_killed_with_sigkill_goes_on_where_it_stopped(store, make_cfg, run_cli, tmp_path):
@@ -90,7 +90,7 @@ def test_a_sweep_killed_with_sigkill_goes_on_where_it_stopped(store, make_cfg, r
     assert _integrity(store) == "ok"
     assert dict(_query(store, "SELECT name, status FROM runs")) == {
         "lr=0.001": "RUNNING", "sweep lr (2 jobs)": "RUNNING"}
-    checkpoint = _query(store, "SELECT value FROM tags WHERE key = 'softmax_exp.checkpoint' AND run_uuid = ?",
+    checkpoint = _query(store, f"SELECT value FROM tags WHERE key = '{tags.CHECKPOINT_TAG}' AND run_uuid = ?",
                         run_id)[0][0]  # perhaps a later one than first seen
     resumed_at = int(checkpoint.split("_")[1].split(".")[0])
 
@@ -280,7 +280,7 @@ def test_two_processes_racing_make_one_experiment_and_one_sweep_parent(store, tm
     parents = {v for k, v in results if k == "parent"}
     assert len(parents) == 1
     live = _query(store, "SELECT r.run_uuid FROM runs r JOIN tags t USING (run_uuid) "
-                         "WHERE t.key = 'softmax_exp.sweep_fingerprint' AND r.lifecycle_stage = 'active'")
+                         f"WHERE t.key = '{tags.SWEEP_FINGERPRINT_TAG}' AND r.lifecycle_stage = 'active'")
     assert [r for (r,) in live] == list(parents)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from softmax_exp.tracking import views
 from softmax_exp.tracking.tags import (
     CHECKPOINT_TAG,
     NOTE_TAG,
+    PARENT_TAG,
     RESUMED_TAG,
     STOPPED_TAG,
     STUDY_NAME_TAG,
@@ -64,6 +66,12 @@ def test_a_pruned_search_ends_pruned_trials_with_their_metrics_so_far(store, run
 
     with open(sweep_dir / "summary.csv") as f:
         rows = list(csv.DictReader(f))
+    # best first: the finished trials by val_acc, then the pruned ones
+    order = [r["status"] for r in rows]
+    assert order == sorted(order, key=lambda s: s != "FINISHED")
+    finished = [float(r["val_acc"]) for r in rows if r["status"] == "FINISHED"]
+    assert finished == sorted(finished, reverse=True)
+    rows.sort(key=lambda r: int(r["job"]))
     statuses = [r["status"] for r in rows]
     assert len(rows) == 8 and set(statuses) <= {"FINISHED", "PRUNED"} and "PRUNED" in statuses
     assert "FINISHED" in statuses
@@ -109,9 +117,13 @@ def test_a_pruned_search_ends_pruned_trials_with_their_metrics_so_far(store, run
         if r["status"] == "PRUNED":  # its metrics so far, a tag, a note, no model
             assert run.data.tags[STOPPED_TAG] == r["note"]
             assert r["note"] in run.data.tags[NOTE_TAG]
-            assert run.data.metrics["val_acc"] == float(r["val_acc"])
+            # its val_acc when stopped is no result: under its own name, and val_acc ends NaN (sorted
+            # after every finished trial's), at the iteration it stopped
+            assert run.data.metrics["val_acc_at_stop"] == float(r["val_acc"])
+            assert math.isnan(run.data.metrics["val_acc"]) and math.isnan(run.data.metrics["train_acc"])
             assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")][-1] == int(
                 r["iterations"])
+            assert not [k for k in run.data.metrics if k.startswith("val_acc/")]
             assert r["model_uri"] == ""
         else:
             assert STOPPED_TAG not in run.data.tags and r["model_uri"].startswith("models:/")
@@ -122,7 +134,13 @@ def test_a_pruned_search_ends_pruned_trials_with_their_metrics_so_far(store, run
     assert f"({pruned['note']}): a pruned trial has no model to compare" in again.stderr
     best = max((r for r in rows if r["status"] == "FINISHED"), key=lambda r: float(r["val_acc"]))
     version = client.get_model_version_by_alias("softmax-digits", "best")
-    assert version.run_id == best["run_id"]
+    assert version.source == best["model_uri"] and version.run_id == parent.info.run_id
+    # the run list sorted by val_acc, as the search's view sorts it: every finished trial before a pruned one
+    ranked = client.search_runs([parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+                                order_by=["metrics.val_acc DESC"])
+    pruned = [STOPPED_TAG in run.data.tags for run in ranked]
+    assert pruned == sorted(pruned) and any(pruned)
+    assert view["selectedColumns"][0] == f"tags.`{STOPPED_TAG}`" and view["orderByKey"] == "metrics.`val_acc`"
 
     # optuna-dashboard, as the README starts it, shows the study
     port = _free_port()

@@ -22,7 +22,7 @@ from softmax_exp.sweep import study as st
 from softmax_exp.sweep.results import JobResult, best_result, format_note, format_table
 from softmax_exp.sweep.trial import TrialReporter
 from softmax_exp.tracking.owners import owner_tags
-from softmax_exp.tracking.tags import PID_START_TAG, PID_TAG
+from softmax_exp.tracking.tags import HEARTBEAT_TAG, HOST_TAG, PID_START_TAG, PID_TAG
 
 SWEEPER = {"study_name": "s", "direction": "maximize", "n_trials": 4, "n_jobs": 1, "storage": None,
            "pruner": "none", "pruner_args": {},
@@ -219,7 +219,7 @@ def test_a_trial_of_a_silent_process_on_another_host_is_claimed_once_stale(tmp_p
     space, _ = st.search_space(s.params, [])
     shared = st.load_study(s, str(tmp_path / "study.journal"), create=True)
     first = st.claim_trial(shared, s.n_trials, space, 3600.0)
-    elsewhere = {**owner_tags(), "softmax_exp.host": "another-host", "softmax_exp.heartbeat": "1000"}
+    elsewhere = {**owner_tags(), HOST_TAG: "another-host", HEARTBEAT_TAG: "1000"}
     shared.backend.set_trial_system_attr(shared.trial_id(first.number), st.OWNER_ATTR, elsewhere)
     shared.backend.set_trial_system_attr(shared.trial_id(first.number), st.HEARTBEAT_ATTR, 2**40)
     assert st.claim_trial(shared, s.n_trials, space, 3600.0) is None  # its job reported lately (heartbeat)
@@ -247,7 +247,7 @@ def test_results_tell_the_study_and_come_back_as_the_sweeps_rows(tmp_path):
     assert [r.failed for r in rows] == [False, False, True] and best_result(rows).job == 0
     table = format_table(rows)
     assert "[PRUNED: pruned at iteration 100]" in table
-    note = format_note("cmd", rows, study="Optuna study `s`")
+    note = format_note("cmd", rows, study="Optuna study `s`").replace("&emsp;", "")
     assert "3 jobs, 1 failed, 1 pruned." in note and "| PRUNED (pruned at iteration 100) |" in note
 
 

@@ -41,7 +41,7 @@ def test_submitit_local_sweep_runs_each_job_in_a_process_of_its_own(store, run_c
     assert {c.data.tags[tracking.PARENT_TAG] for c in children} == {parent.info.run_id}
     assert sorted(c.info.run_name for c in children) == ["lr=0.001", "lr=0.01"]
     # the plugin's submitit_local leaves cpus_per_task unset: one thread per job (they all start at once)
-    assert {c.data.tags["softmax_exp.numba_threads"] for c in children} == {"1"}
+    assert {c.data.tags["mlflow.softmax_exp.numba_threads"] for c in children} == {"1"}
 
     # Each job ran in a process that submitit started (its job id is the local controller's pid): the
     # job's lines are in submitit's log of that job, not on the launcher's stdout.
@@ -55,7 +55,7 @@ def test_submitit_local_sweep_runs_each_job_in_a_process_of_its_own(store, run_c
     assert not [ln for ln in proc.stdout.splitlines() if ln.startswith("job ")]
 
     rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
-    assert [(r["job"], r["status"]) for r in rows] == [("0", "FINISHED"), ("1", "FINISHED")]
+    assert sorted((r["job"], r["status"]) for r in rows) == [("0", "FINISHED"), ("1", "FINISHED")]
     assert {r["run_id"] for r in rows} == {c.info.run_id for c in children}
     assert parent.data.metrics["best_val_acc"] == max(float(r["val_acc"]) for r in rows)
 

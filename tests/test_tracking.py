@@ -95,10 +95,10 @@ def test_run_context_ends_failed_or_killed(store, tmp_path):
 def test_environment_tags():
     tags = tracking.environment_tags()
     assert set(tags) >= {"mlflow.source.git.commit", "mlflow.source.name", "mlflow.user",
-                         "softmax_exp.git_dirty", "softmax_exp.numpy_version", "softmax_exp.numba_version",
-                         "softmax_exp.mlflow_version"}
-    assert tags["softmax_exp.git_dirty"] in ("true", "false", "unknown")
-    assert not math.isnan(float(tags["softmax_exp.numpy_version"].split(".")[0]))
+                         "mlflow.softmax_exp.git_dirty", "mlflow.softmax_exp.numpy_version",
+                         "mlflow.softmax_exp.numba_version", "mlflow.softmax_exp.mlflow_version"}
+    assert tags["mlflow.softmax_exp.git_dirty"] in ("true", "false", "unknown")
+    assert not math.isnan(float(tags["mlflow.softmax_exp.numpy_version"].split(".")[0]))
 
 
 def test_experiment_files_live_beside_the_store_not_in_the_cwd(tmp_path, monkeypatch):

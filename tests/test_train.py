@@ -48,7 +48,7 @@ def test_digits_run_logs_params_metrics_tags_artifacts(store, make_cfg, tmp_path
     assert set(inputs) == {"digits/train", "digits/val"}
     assert [t.value for t in inputs["digits/train"].tags] == ["training"]
     assert [t.value for t in inputs["digits/val"].tags] == ["validation"]
-    fingerprint = r.data.tags["softmax_exp.dataset_fingerprint"]
+    fingerprint = r.data.tags["mlflow.softmax_exp.dataset_fingerprint"]
     assert {i.dataset.digest for i in inputs.values()} == {fingerprint[:32]}
     assert '"num_rows": 1297' in inputs["digits/train"].dataset.profile
     loss = sorted((m.step, m.value) for m in client.get_metric_history(r.info.run_id, "loss"))
@@ -59,14 +59,26 @@ def test_digits_run_logs_params_metrics_tags_artifacts(store, make_cfg, tmp_path
     assert [m.step for m in client.get_metric_history(r.info.run_id, "train_acc")] != []
     assert 0.8 < r.data.metrics["test_acc"] <= 1.0
     t = r.data.tags
-    assert int(t["softmax_exp.numba_threads"]) >= 1 and len(fingerprint) == 64
-    assert t["softmax_exp.git_dirty"] in ("true", "false", "unknown")
-    assert {"softmax_exp.numpy_version", "softmax_exp.numba_version", "softmax_exp.mlflow_version"} <= set(t)
-    # the project's bookkeeping is under one prefix; MLflow's own tags are the rest
+    assert int(t["mlflow.softmax_exp.numba_threads"]) >= 1 and len(fingerprint) == 64
+    assert t["mlflow.softmax_exp.git_dirty"] in ("true", "false", "unknown")
+    assert {f"mlflow.softmax_exp.{p}_version" for p in ("numpy", "numba", "mlflow")} <= set(t)
+    # the project's bookkeeping is under MLflow's system prefix (off the run page); MLflow's own tags are
+    # the rest: a run page lists no project tag of a healthy single training
     assert all(k.startswith(("softmax_exp.", "mlflow.")) for k in t), sorted(t)
+    assert [k for k in t if not k.startswith("mlflow.")] == []
 
     names = {a.path for a in client.list_artifacts(r.info.run_id)}
-    assert names == {"weights.png", "loss.png", "loss.npy", "config.yaml", "overrides.yaml"}  # model: below
+    assert names == {"weights.png", "loss.png", "loss.npy", "confusion_matrix.png", "misclassified.png",
+                     "config.yaml", "overrides.yaml"}  # model: below
+    # per-class accuracies, by hand: of the rows of class c, the fraction the model labels c
+    data = softmax_exp.data.load_dataset(cfg.dataset)
+    for split in ("val", "test"):
+        X, y = getattr(data, f"X_{split}"), getattr(data, f"y_{split}")
+        pred = out.model.predict(X)
+        for c, name in enumerate(data.class_names):
+            mine = [pred[i] == c for i in range(len(y)) if y[i] == c]
+            assert r.data.metrics[f"{split}_acc/{name}"] == pytest.approx(sum(mine) / len(mine), abs=1e-12)
+    assert out.metrics["val_acc/3"] == r.data.metrics["val_acc/3"]
     local = client.download_artifacts(r.info.run_id, "", str(tmp_path / "dl"))
     np.testing.assert_array_equal(np.load(f"{local}/loss.npy"), out.history.loss)  # every iteration's loss
     with Image.open(f"{local}/weights.png") as im:
@@ -75,7 +87,7 @@ def test_digits_run_logs_params_metrics_tags_artifacts(store, make_cfg, tmp_path
         assert im.size == (640, 400)
     from softmax_exp.tracking.logged_model import load_classifier
 
-    model_uri = t["softmax_exp.model_uri"]
+    model_uri = t["mlflow.softmax_exp.model_uri"]
     (logged,) = client.search_logged_models([r.info.experiment_id])
     assert model_uri == f"models:/{logged.model_id}" and logged.source_run_id == r.info.run_id
     model = load_classifier(f"sqlite:///{store}", model_uri)

@@ -41,8 +41,10 @@ def test_basic_2x2_sweep_is_one_parent_with_four_children(store, run_cli, tmp_pa
     # the parent's params: what the jobs share, and the swept values as written
     assert (parent.data.params["lr"], parent.data.params["reg"]) == ("1e-3,1e-2", "1e-2,1")
     assert parent.data.params["num_iters"] == "200" and "progress" not in parent.data.params
-    note = parent.data.tags["mlflow.note.content"]
-    assert note.startswith("**Sweep** `python -m softmax_exp.train -m lr=1e-3,1e-2 reg=1e-2,1")
+    note = parent.data.tags["mlflow.note.content"].replace("&emsp;", "")
+    # the table first (the run page shows a note's first lines), then the command
+    assert note.startswith("| run | lr | reg | train_acc | val_acc | status |\n|---|")
+    assert "\n**Sweep** `python -m softmax_exp.train -m lr=1e-3,1e-2 reg=1e-2,1" in note
     assert note.count("| FINISHED |") == 4 and "**Best**: `" in note
     where = [ln for ln in lines if ln.startswith("MLflow: parent run")]
     assert where == [f"MLflow: parent run 'sweep lr x reg (4 jobs)' ({parent.info.run_id}) in sqlite:///{store}"]
@@ -55,10 +57,12 @@ def test_basic_2x2_sweep_is_one_parent_with_four_children(store, run_cli, tmp_pa
         assert len(client.get_metric_history(c.info.run_id, "loss")) == 4  # a mean of every 50 iterations
     best = max(children, key=lambda c: c.data.metrics["val_acc"])
     assert parent.data.metrics["best_val_acc"] == max(accs) == best.data.metrics["val_acc"]
-    assert parent.data.tags["softmax_exp.best_run_id"] == best.info.run_id
+    assert parent.data.tags[tracking.tags.BEST_RUN_ID_TAG] == best.info.run_id
     # the best child's model is registered, the alias `best` on it, and the sweep says so
     version = client.get_model_version_by_alias("softmax-digits", "best")
-    assert version.run_id == best.info.run_id and version.source == best.data.tags["softmax_exp.model_uri"]
+    # registered from the parent (its page lists the version) with the best child's logged model
+    assert version.run_id == parent.info.run_id
+    assert version.source == best.data.tags[tracking.tags.MODEL_URI_TAG]
     assert f"val_acc {best.data.metrics['val_acc']:.4f}" in version.description
     assert (f"  best: {best.info.run_name} ({best.info.run_id}), val_acc {max(accs):f}; registered as model "
             f"'softmax-digits' version {version.version} (alias 'best')") in lines
@@ -84,10 +88,15 @@ def test_basic_2x2_sweep_is_one_parent_with_four_children(store, run_cli, tmp_pa
     parent_run = client.get_run(parent.info.run_id)
     assert {d.dataset.name for d in parent_run.inputs.dataset_inputs} == {"digits/train", "digits/val"}
     assert [o.model_id for o in parent_run.outputs.model_outputs] == [
-        best.data.tags["softmax_exp.model_uri"].removeprefix("models:/")]
+        best.data.tags["mlflow.softmax_exp.model_uri"].removeprefix("models:/")]
 
+    # the best job's per-class results, shown by the parent
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {
-        "summary.csv", "val_acc_heatmap.png"}
+        "summary.csv", "val_acc_heatmap.png", "confusion_matrix.png", "misclassified.png"}
+    per_class = {k: v for k, v in best.data.metrics.items() if k.startswith("val_acc/")}
+    assert len(per_class) == 10
+    assert {k.removeprefix("best_"): v for k, v in parent_run.data.metrics.items()
+            if k.startswith("best_val_acc/")} == per_class
     with Image.open(sweep_dir / "val_acc_heatmap.png") as im:
         assert im.size == (640, 400)
     rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
@@ -106,7 +115,7 @@ def test_a_sweep_with_eval_test_reports_the_test_acc_of_the_job_chosen_by_val_ac
     test_acc = best.data.metrics["test_acc"]
     assert (f"  best: {best.info.run_name} ({best.info.run_id}), val_acc {best.data.metrics['val_acc']:f}, "
             f"test_acc {test_acc:f}") in proc.stdout.splitlines()
-    note = parent.data.tags["mlflow.note.content"]
+    note = parent.data.tags["mlflow.note.content"].replace("&emsp;", "")
     assert "| run | lr | reg | train_acc | val_acc | test_acc | status |" in note
     for c in children:
         assert f"| {c.data.metrics['test_acc']:.4f} | FINISHED |" in note
@@ -140,14 +149,15 @@ def test_softmax_and_svm_in_one_sweep_one_table_one_view_a_best_of_each(store, r
         val_acc = best.data.metrics["val_acc"]
         assert f"best validation accuracy of model={model}: {val_acc:f} ({best.info.run_name})" in lines
         version = client.get_model_version_by_alias(f"{model}-digits", "best")  # the best of each model
-        assert version.run_id == best.info.run_id and version.description.startswith(f"{model}: val_acc")
+        assert version.run_id == parent.info.run_id and version.description.startswith(f"{model}: val_acc")
+        assert version.source == best.data.tags[tracking.tags.MODEL_URI_TAG]
         assert any(ln.startswith(f"  best model={model}: {best.info.run_name} ") and f"'{model}-digits'" in ln
                    for ln in lines)
         assert f"**Best model={model}**: `{best.info.run_name}`" in parent.data.tags["mlflow.note.content"]
         # the logged model is the model trained: an SVM gives scores, no probabilities
-        loaded = client.get_logged_model(best.data.tags["softmax_exp.model_uri"].removeprefix("models:/"))
+        loaded = client.get_logged_model(best.data.tags[tracking.tags.MODEL_URI_TAG].removeprefix("models:/"))
         assert loaded.params["model.name"] == model
-    note = parent.data.tags["mlflow.note.content"]
+    note = parent.data.tags["mlflow.note.content"].replace("&emsp;", "")
     assert "| run | model | lr | reg | train_acc | val_acc | status |" in note
     rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
     assert sorted(r["model"] for r in rows) == ["softmax", "softmax", "svm", "svm"]
@@ -178,7 +188,8 @@ def test_a_sweep_over_feature_sets_shows_them_as_a_column(store, run_cli, tmp_pa
     experiment = client.get_experiment(parent.info.experiment_id)
     state = views.read_view(experiment, f"sweep-{parent.info.run_id[:12]}")
     assert "params.`features.name`" in state["selectedColumns"]
-    assert "| run | features | lr | reg |" in parent.data.tags["mlflow.note.content"]
+    note = parent.data.tags["mlflow.note.content"].replace("&emsp;", "")
+    assert "| run | features | lr | reg |" in note
 
 
 def test_joblib_sweep_goes_on_after_a_divergence_and_exits_non_zero(store, run_cli, tmp_path):
@@ -191,14 +202,14 @@ def test_joblib_sweep_goes_on_after_a_divergence_and_exits_non_zero(store, run_c
     assert failed_line and "[FAILED: loss became inf at iteration" in failed_line[0]
 
     client, (parent,), children = _runs(store)
-    assert parent.info.status == "FAILED" and parent.data.tags["softmax_exp.num_failed"] == "1"
+    assert parent.info.status == "FAILED" and parent.data.tags[tracking.tags.NUM_FAILED_TAG] == "1"
     status = {c.info.run_name: c.info.status for c in children}
     # a child is named by what the sweep varies
     assert status == {"lr=0.01": "FINISHED", "lr=1e+06": "FAILED", "lr=0.003": "FINISHED"}
     diverged = next(c for c in children if c.info.status == "FAILED")
     assert diverged.data.tags[tracking.FAILURE_TAG].startswith("loss became inf")
     cores = len(os.sched_getaffinity(0))
-    assert {c.data.tags["softmax_exp.numba_threads"] for c in children} == {str(max(1, cores // 2))}
+    assert {c.data.tags["mlflow.softmax_exp.numba_threads"] for c in children} == {str(max(1, cores // 2))}
     rows = {r["run_name"]: r for r in csv.DictReader(open(sweep_dir / "summary.csv"))}
     assert rows["lr=1e+06"]["status"] == "FAILED"
     assert rows["lr=1e+06"]["reason"].startswith("loss became inf")

@@ -96,3 +96,23 @@ def test_a_killed_ui_leaves_no_server_on_its_port(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_links_name_the_port_make_ui_serves_on(tmp_path, monkeypatch):
+    """A training's printed link names the port of a `make ui` serving its store (its record, while its
+    process lives), else the Makefile's UI_PORT, else 5000."""
+    from softmax_exp.tracking.links import UI_PORT_ENV, experiment_link, run_link, ui_record
+
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    monkeypatch.delenv(UI_PORT_ENV, raising=False)
+    assert run_link(uri, "1", "abc").startswith("http://127.0.0.1:5000/#/experiments/1/runs/abc?")
+    monkeypatch.setenv(UI_PORT_ENV, "5001")
+    assert run_link(uri, "1", "abc").startswith("http://127.0.0.1:5001/")
+    with ui.recorded_port(db, 5077):
+        assert ui_record(db).is_file()
+        assert run_link(uri, "1", "abc").startswith("http://127.0.0.1:5077/")
+        assert "127.0.0.1:5077/" in experiment_link(uri, "1")
+    assert not ui_record(db).exists()
+    ui_record(db).write_text('{"port": 5078, "pid": 999999999}')  # a server killed hard: ignored
+    assert run_link(uri, "1", "abc").startswith("http://127.0.0.1:5001/")

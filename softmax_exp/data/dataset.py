@@ -58,16 +58,19 @@ class Dataset:
         """D, the number of features per row (including the bias column)."""
         return int(self.X_train.shape[1])
 
-    def raw_images(self, split: str, n: int) -> np.ndarray:
-        """The first ``n`` images of ``split`` as the source has them, (n, H, W, channels) uint8: the
-        preprocessed rows with the mean added back and the bias column dropped (exact: every source here
-        has uint8 pixels, and the rows differ from them by float rounding only). With a feature stage the
-        rows cannot be turned back into images: the validation images kept as ``examples`` (at most 8)."""
+    def raw_images(self, split: str, n: int | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        """The first ``n`` images of ``split`` (or those at the indices ``rows``) as the source has them,
+        (n, H, W, channels) uint8: the preprocessed rows with the mean added back and the bias column
+        dropped (exact: every source here has uint8 pixels, and the rows differ from them by float
+        rounding only). With a feature stage the rows cannot be turned back into images: the validation
+        images kept as ``examples`` (at most 8; ``rows`` is refused)."""
         if self.features is not None:
-            if split != "val" or self.examples is None:
-                raise ValueError(f"a dataset of {self.features.NAME} features keeps only validation images")
+            if split != "val" or self.examples is None or rows is not None:
+                raise ValueError(f"a dataset of {self.features.NAME} features keeps only validation images "
+                                 f"(its first ones)")
             return np.array(self.examples[:n])
-        X = np.asarray(getattr(self, f"X_{split}")[:n], dtype=np.float64)
+        X = getattr(self, f"X_{split}")
+        X = np.asarray(X[:n] if rows is None else X[np.asarray(rows, dtype=np.int64)], dtype=np.float64)
         pixels = (X[:, :-1] if self.bias_trick else X) + self.mean_image
         return np.clip(np.rint(pixels), 0, 255).astype(np.uint8).reshape(-1, *self.image_shape)
 

@@ -27,9 +27,10 @@ from softmax_exp.data import DataError, Dataset, load_dataset
 from softmax_exp.job.artifacts import write_artifacts
 from softmax_exp.job.context import JobContext, Outcome, TrainingDiverged
 from softmax_exp.kernels import num_threads
+from softmax_exp.learn.metrics import SplitResult
 from softmax_exp.learn.model import LinearClassifier, Preprocessing
 from softmax_exp.learn.sgd import EvalPoint, TrainHistory, TrainState
-from softmax_exp.tracking.job import RunSpec, TrackedJob
+from softmax_exp.tracking.job import RunSpec, TrackedJob, per_class_metrics
 from softmax_exp.tracking.tags import JOB_NUM_TAG, SWEEP_ID_TAG
 from softmax_exp.util import timing
 from softmax_exp.util.atomic import atomic_path, temp_dir
@@ -94,8 +95,8 @@ class Training:
             with self.tracker, INTERRUPTS.deferred():  # an exception ends the run FAILED, Ctrl-C KILLED
                 with _JobHooks(self.tracker, cfg, state, job.stop_early) as hooks:
                     history = training.run(hooks, resume_from=state)
-                metrics = _final_metrics(cfg, model, history, data)
-                self._leave_files(model, history, metrics, data)
+                metrics, results = _final_metrics(cfg, model, history, data)
+                self._leave_files(model, history, metrics, data, results)
         notes = [f"resumed from iteration {state.iteration}" if state is not None else "",
                  history.stopped or ""]
         status = "FAILED" if history.diverged else "PRUNED" if history.stopped else "FINISHED"
@@ -113,14 +114,15 @@ class Training:
                        {**tags, **job.tags})
 
     def _leave_files(self, model: LinearClassifier, history: TrainHistory, metrics: dict[str, float],
-                     data: Dataset) -> None:
+                     data: Dataset, results: dict[str, SplitResult]) -> None:
         """The job's files (its folder's artifacts/ and model.npz) and, tracked, its run's end."""
         cfg, job = self.cfg, self.job
         if self.tracker.run_id is None and job.output_dir is None:
             return
         with _artifact_folder(job) as folder:
             with timing.section("pictures"):
-                write_artifacts(folder, cfg, self.run_name, job.overrides, model, history)
+                write_artifacts(folder, cfg, self.run_name, job.overrides, model, history, results.get("val"),
+                                data)
                 if job.output_dir is not None:
                     with atomic_path(job.output_dir / "model.npz", sync=False) as tmp:
                         model.save(tmp)  # LinearClassifier.load reads it back
@@ -219,14 +221,25 @@ class _JobHooks:
 
 
 def _final_metrics(cfg: Config, model: LinearClassifier, history: TrainHistory,
-                   data: Dataset) -> dict[str, float]:
+                   data: Dataset) -> tuple[dict[str, float], dict[str, SplitResult]]:
+    """The final loss and accuracies, and for a training that ran to its end the labels it gives the
+    validation split (and the test split with ``eval_test``): their per-class accuracies as metrics
+    ``val_acc/<class>`` (``test_acc/<class>``)."""
     metrics = {"loss": float(history.loss[-1]) if len(history.loss) else math.nan}
     if history.evals:
         metrics["train_acc"] = history.evals[-1].train_acc
         metrics["val_acc"] = history.evals[-1].val_acc
-    if cfg.eval_test and history.diverged is None and history.stopped is None and data.X_test.shape[0]:
-        metrics["test_acc"] = model.accuracy(data.X_test, data.y_test)
-    return metrics
+    results: dict[str, SplitResult] = {}
+    if history.diverged is not None or history.stopped is not None:
+        return metrics, results  # no final evaluation: a pruned trial's accuracies are partial
+    C = data.num_classes
+    results["val"] = SplitResult.of(data.y_val, model.predict(data.X_val), C)
+    if cfg.eval_test and data.X_test.shape[0]:
+        results["test"] = SplitResult.of(data.y_test, model.predict(data.X_test), C)
+        metrics["test_acc"] = results["test"].accuracy
+    for split, result in results.items():
+        metrics.update(per_class_metrics(f"{split}_acc", data.class_names, result.per_class))
+    return metrics, results
 
 
 def _artifact_folder(job: JobContext) -> AbstractContextManager[Path]:

@@ -35,11 +35,12 @@ from softmax_exp.config.fingerprints import result_config, sweep_fingerprint
 from softmax_exp.config.hydra_internals import split_sweep_arguments
 from softmax_exp.config.overrides import override_key, task_overrides
 from softmax_exp.config.schema import GROUP_KEYS
-from softmax_exp.data import DataError, check_dataset
+from softmax_exp.data import DataError, check_dataset, load_dataset
 from softmax_exp.plots.heatmap import save_val_acc_heatmap_png
 from softmax_exp.sweep import results
 from softmax_exp.sweep.results import StudyRef, SweepInfo
 from softmax_exp.tracking import resume, tags, views
+from softmax_exp.tracking.evaluation import evaluate_model
 from softmax_exp.tracking.links import experiment_link, run_link
 from softmax_exp.tracking.owners import is_stale
 from softmax_exp.tracking.provenance import environment_tags
@@ -240,11 +241,16 @@ class SweepCallback(Callback):
             FAILED_JOBS.append(results.JobResult(-1, "missing", "FAILED", math.nan, math.nan,
                                                  reason="a job left no result"))
         if self._parent is not None:
-            self._close_parent(info, jobs, summary, heatmap, failed, missing)
+            shared = to_config(config)
+            self._close_parent(info, jobs, summary, heatmap, failed, missing,
+                               shared if shared.tracking.evaluate_best else None)
 
     def _close_parent(self, info: SweepInfo, jobs: list[results.JobResult], summary: Path,
-                      heatmap: Path | None, failed: list, missing: bool) -> None:
-        """Best job, note, files and status of the parent run; then where everything is."""
+                      heatmap: Path | None, failed: list, missing: bool,
+                      evaluate: Config | None = None) -> None:
+        """Best job, note, files and status of the parent run (with ``evaluate``, the config the jobs
+        share, MLflow's evaluation of the best model on its validation images); then where everything
+        is."""
         best = results.best_result(jobs)
         parent = self._parent
         versions = []
@@ -253,8 +259,11 @@ class SweepCallback(Callback):
                 parent.log_metric("best_val_acc", best.val_acc, step=0)
                 parent.set_tags({tags.BEST_RUN_ID_TAG: best.run_id, tags.BEST_RUN_NAME_TAG: best.run_name})
                 if info.register_model:
-                    versions = _register_bests(parent.client, jobs)
+                    versions = _register_bests(parent.client, jobs, parent.run_id)
                 _show_best_in_parent(parent, best)
+                if evaluate is not None and best.model_uri:
+                    with timing.section("evaluate"):
+                        _evaluate_best(parent, parent.client.tracking_uri, best, evaluate)
             parent.set_tags({tags.NUM_FAILED_TAG: len(failed),
                              tags.NOTE_TAG: results.format_note(info.command, jobs, versions,
                                                                 _study_line(info.study))})
@@ -276,7 +285,7 @@ class SweepCallback(Callback):
             log.info(f"  its {'trials' if info.study else 'jobs'}, best first: {link}")
         if info.study is not None:
             log.info(f"  its study: {_study().study_dashboard_command(info.study.storage)}")
-        registered = {v.run_id: v for v in versions}
+        registered = {v.source: v for v in versions}
         several = len(results.variants_of(jobs)) > 1
         bests = results.best_of_each(jobs) if several else {"": results.best_result(jobs)}
         for variant, best in bests.items():
@@ -286,7 +295,7 @@ class SweepCallback(Callback):
             line = f"  best{which}: {best.run_name} ({best.run_id}), val_acc {best.val_acc:f}"
             if math.isfinite(best.test_acc):  # reported for the job chosen by val_acc, never chosen by
                 line += f", test_acc {best.test_acc:f}"
-            version = registered.get(best.run_id)
+            version = registered.get(best.model_uri)
             if version is not None:
                 line += f"; registered as model {version.name!r} version {version.version} (alias 'best')"
             log.info(line)
@@ -459,10 +468,13 @@ def _save_views(client, experiment_id: str, parent_run_id: str, name: str, keys:
     return key if views.save_view(client, experiment_id, key, f"{name}: jobs by val_acc", state) else None
 
 
-def _register_bests(client, jobs: list[results.JobResult]) -> list:
+def _register_bests(client, jobs: list[results.JobResult], parent_run_id: str) -> list:
     """Register the best job of each registered-model name the jobs resolved (``tracking.register_model``,
     by default ``<model>-<experiment>``: the best of each model) and return the versions. Jobs of several
-    models under one name register the best of them all, the model named in the version's description."""
+    models under one name register the best of them all, the model named in the version's description.
+    A version is the best job's logged model registered from the sweep's parent run: the parent's page
+    lists it under "Registered models" (MLflow lists the versions whose run is the page's), its
+    description names the job's run."""
     by_name: dict[str, list[results.JobResult]] = {}
     for r in jobs:
         if r.register_model:
@@ -475,7 +487,7 @@ def _register_bests(client, jobs: list[results.JobResult]) -> list:
         test = f", test_acc {best.test_acc:.4f}" if math.isfinite(best.test_acc) else ""
         about = (f"{best.model}: val_acc {best.val_acc:.4f} (train_acc {best.train_acc:.4f}{test}) with "
                  f"lr={best.lr:g}, reg={best.reg:g}: run {best.run_name} ({best.run_id})")
-        versions.append(register(client, name, best.model_uri, best.run_id, about))
+        versions.append(register(client, name, best.model_uri, parent_run_id, about))
     return versions
 
 
@@ -494,3 +506,34 @@ def _show_best_in_parent(parent, best: results.JobResult) -> None:
     model_id = best.model_uri.removeprefix("models:/") if best.model_uri else None
     if model_id and model_id not in linked:
         client.log_outputs(parent.run_id, [LoggedModelOutput(model_id, 0)])
+    _show_best_classes(parent, child)
+
+
+def _evaluate_best(parent, uri: str, best: results.JobResult, config: Config) -> None:
+    """``mlflow.models.evaluate`` of the best job's logged model on the validation images (the raw
+    pixels of the jobs' dataset and split), logged to the parent: metrics ``best_log_loss``,
+    ``best_roc_auc``, ... and MLflow's plots (``best_roc_curve_plot.png``, ...)."""
+    parent.flush()
+    data = load_dataset(config.dataset)  # the pixels: a feature stage's rows give no images back
+    result = evaluate_model(uri, best.model_uri, data.raw_images("val"), data.y_val, data.class_names,
+                            run_id=parent.run_id, prefix="best_")
+    shown = {k: v for k, v in result.metrics.items() if k.endswith(("log_loss", "roc_auc"))}
+    log.info("  MLflow's evaluation of the best model on the validation split: "
+             + ", ".join(f"{k} {v:.4f}" for k, v in sorted(shown.items())))
+
+
+BEST_PICTURES = ("confusion_matrix.png", "misclassified.png")  # the best job's, shown by the parent
+
+
+def _show_best_classes(parent, child) -> None:
+    """The best job's per-class results on the parent run: its ``val_acc/<class>`` (``test_acc/<class>``)
+    as ``best_val_acc/<class>`` (``best_test_acc/<class>``), its confusion matrix and its gallery of the
+    most confused validation images."""
+    for key, value in child.data.metrics.items():
+        if key.startswith(("val_acc/", "test_acc/")):
+            parent.log_metric(f"best_{key}", value, step=0)
+    have = {a.path for a in parent.client.list_artifacts(child.info.run_id)}
+    with tempfile.TemporaryDirectory(prefix="softmax_exp-best-") as tmp:
+        for name in BEST_PICTURES:
+            if name in have:
+                parent.log_artifact(parent.client.download_artifacts(child.info.run_id, name, tmp))

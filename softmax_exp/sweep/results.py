@@ -204,8 +204,8 @@ def format_table(results: Sequence[JobResult]) -> str:
 
 
 def format_note(command: str, results: Sequence[JobResult], versions: Sequence = (), study: str = "") -> str:
-    """The sweep in Markdown, for its parent run's note: the command, a table of the jobs (best first,
-    then pruned ones; a column for each varied model or feature set), the best job (of each variant, when
+    """The sweep in Markdown, for its parent run's note: a table of the jobs (best first, then pruned ones;
+    a column for each varied model or feature set), the command, the best job (of each variant, when
     more than lr and reg vary) and the model versions registered; ``study``: a line about a search's Optuna
     study."""
     fields = tuple(f for f in ("features", "model") if len({getattr(r, f) for r in results}) > 1)
@@ -215,23 +215,26 @@ def format_note(command: str, results: Sequence[JobResult], versions: Sequence =
     tested = any(math.isfinite(r.test_acc) for r in results)  # eval_test=true: a column, never chosen by
     test_head, test_rule = (" test_acc |", "---|") if tested else ("", "")
     counts = f"{len(results)} jobs, {failed} failed" + (f", {pruned} pruned" if pruned else "")
-    lines = [f"**Sweep** `python -m softmax_exp.train -m {command}`: {counts}.", *([study] if study else []),
-             "", f"| run |{head} lr | reg | train_acc | val_acc |{test_head} status |",
+    table = [f"| run |{head} lr | reg | train_acc | val_acc |{test_head} status |",
              f"|---|{rule}---|---|---|---|{test_rule}---|"]
-    order = sorted(results, key=lambda r: (r.failed, not r.finished,
-                                           -r.val_acc if math.isfinite(r.val_acc) else 0, r.job))
-    for r in order:
+    for r in best_first(results):
         test = f" {_acc(r.test_acc)} |" if tested else ""
         variant = "".join(f" {getattr(r, f)} |" for f in fields)
-        lines.append(f"| {r.run_name} |{variant} {r.lr:g} | {r.reg:g} | {_acc(r.train_acc)} | "
+        table.append(f"| {r.run_name} |{variant} {r.lr:g} | {r.reg:g} | {_acc(r.train_acc)} | "
                      f"{_acc(r.val_acc)} |"
                      f"{test} {r.status}{f' ({r.note})' if r.status == 'PRUNED' and r.note else ''} |")
-    registered = {v.run_id: v for v in versions}
+    # MLflow's UI draws a note's table without cell padding ("5e-0710000"): a space after each cell. The
+    # table comes first: the run page shows a note's first lines until "Show more" is clicked
+    lines = [table[0].replace(" |", f"{CELL_GAP} |"), table[1],
+             *(row.replace(" |", f"{CELL_GAP} |") for row in table[2:]),
+             "", f"**Sweep** `python -m softmax_exp.train -m {command}`: {counts}.",
+             *([study] if study else [])]
+    registered = {v.source: v for v in versions}
     bests = best_of_each(results) if len(variants_of(results)) > 1 else {"": best_result(results)}
     for variant, best in bests.items():
         if best is None:
             continue
-        version = registered.get(best.run_id)
+        version = registered.get(best.model_uri)
         lines += ["", f"**Best{f' {variant}' if variant else ''}**: `{best.run_name}` (run {best.run_id}), "
                       f"val_acc {best.val_acc:.4f}, train_acc {_acc(best.train_acc)}"
                       + (f", test_acc {_acc(best.test_acc)}" if tested else "")
@@ -240,17 +243,35 @@ def format_note(command: str, results: Sequence[JobResult], versions: Sequence =
     return "\n".join(lines)
 
 
+CELL_GAP = "&emsp;"  # an em space (HTML entity: Markdown keeps it) closing each cell of a note's table
+
+
 def _acc(value: float) -> str:
     return f"{value:.4f}" if math.isfinite(value) else "-"
 
 
+SUMMARY_FIRST = ("run_name", "val_acc", "train_acc", "test_acc", "status", "lr", "reg")
+
+
+def best_first(results: Sequence[JobResult]) -> list[JobResult]:
+    """The jobs as a person reads them: finished ones by val_acc, best first, then the pruned ones (by
+    their val_acc when stopped), then those still running, then the failed ones; ties by job number."""
+    rank = {"FINISHED": 0, "PRUNED": 1, "RUNNING": 2}
+    return sorted(results, key=lambda r: (rank.get(r.status, 3),
+                                          -r.val_acc if math.isfinite(r.val_acc) else math.inf, r.job))
+
+
 def write_summary_csv(path: str | Path, results: Sequence[JobResult]) -> Path:
-    """One row per job: every JobResult field; failed jobs have status FAILED and a reason."""
+    """One row per job, :func:`best_first`, under a header naming every column: run_name, val_acc,
+    train_acc, test_acc, status, lr and reg first, then the other JobResult fields. An accuracy not
+    measured (test_acc without ``eval_test``, a failed job's) is an empty cell, not ``nan``; failed jobs
+    have status FAILED and a reason."""
     path = Path(path)
-    names = [f.name for f in fields(JobResult)]
+    names = [*SUMMARY_FIRST, *(f.name for f in fields(JobResult) if f.name not in SUMMARY_FIRST)]
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=names)
         writer.writeheader()
-        for r in results:
-            writer.writerow(asdict(r))
+        for r in best_first(results):
+            writer.writerow({k: "" if isinstance(v, float) and not math.isfinite(v) else v
+                             for k, v in asdict(r).items()})
     return path

@@ -14,6 +14,8 @@ Ctrl-C: never RUNNING.
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -182,14 +184,19 @@ class TrackedJob:
     def finish(self, history: TrainHistory, metrics: dict[str, float], artifacts: Path,
                model: LinearClassifier,
                data: Dataset, note: str) -> None:
-        """Send the losses not sent yet, test_acc if measured, the files in the folder ``artifacts``, the
-        model as an MLflow model (unless the training diverged or was stopped early), the one-line ``note``
+        """Send the losses not sent yet, the final metrics besides loss, train_acc and val_acc (test_acc if
+        measured, the per-class accuracies), the files in the folder ``artifacts``, the model as an MLflow
+        model (unless the training diverged or was stopped early; stopped, its accuracies so far become
+        ``*_at_stop``, see :meth:`_MetricLog.stopped`), the one-line ``note``
         (MLflow's description of the run), and end the run FINISHED (FAILED with the reason if the
         training diverged): params, tags and metrics go in one call if they fit."""
-        self.log.finish(history.loss, metrics.get("test_acc"))
+        final = {k: v for k, v in metrics.items() if k not in ("loss", "train_acc", "val_acc")}
+        self.log.finish(history.loss, final)
+        if history.stopped and history.evals:
+            self.log.stopped(history.evals[-1])
         self.run.log_artifacts(artifacts)
         tags = {NOTE_TAG: note}
-        if history.stopped:  # a pruned trial: its metrics so far, no model
+        if history.stopped:  # a pruned trial: its metrics so far, renamed; no model
             tags[STOPPED_TAG] = history.stopped
         elif not history.diverged:
             self.model_uri = log_model(self.uri, self.run.run_id, model, data.raw_images("val", 3),
@@ -291,6 +298,17 @@ def log_dataset_inputs(run: Run, data: Dataset) -> None:
 FLUSH_EVERY_S = 10.0
 
 
+def per_class_metrics(metric: str, class_names, values: np.ndarray) -> dict[str, float]:
+    """``{"<metric>/<class>": value}`` for each class name and its value (C,); a class with no value
+    (NaN: no rows of it in the split) left out. MLflow's metric keys take letters, digits, ``_-. /``:
+    other characters of a class name become ``_``."""
+    return {f"{metric}/{_NOT_IN_KEY.sub('_', str(name))}": float(v)
+            for name, v in zip(class_names, np.asarray(values).tolist(), strict=True) if math.isfinite(v)}
+
+
+_NOT_IN_KEY = re.compile(r"[^A-Za-z0-9_.\- ]")
+
+
 class _MetricLog:
     """Feeds a training's metrics to its run: the loss every ``log_every`` iterations, as the mean of that
     window (step = iterations done at its end; the last window may be shorter), and the accuracies
@@ -321,11 +339,21 @@ class _MetricLog:
         if time.monotonic() - self.run.flushed_at > FLUSH_EVERY_S:
             self.run.flush()
 
-    def finish(self, losses: np.ndarray, test_acc: float | None) -> None:
-        """Buffer the last window and test_acc; the run's end sends them."""
+    def finish(self, losses: np.ndarray, final: dict[str, float]) -> None:
+        """Buffer the last window and the ``final`` metrics (test_acc, per-class accuracies) at the last
+        step; the run's end sends them."""
         self.losses(losses, final=True)
-        if test_acc is not None:
-            self.run.log_metric("test_acc", test_acc, len(losses))
+        for key, value in final.items():
+            self.run.log_metric(key, value, len(losses))
+
+    def stopped(self, point: EvalPoint) -> None:
+        """A training stopped early (a pruned trial): its last accuracies are no result, so they go as
+        ``train_acc_at_stop`` and ``val_acc_at_stop``, and train_acc and val_acc end NaN at that step
+        (MLflow sorts NaN after every number: the run never ranks among finished ones by val_acc)."""
+        later = int(time.time() * 1000) + 1  # MLflow's latest value: the highest (step, time, value)
+        for key, value in (("train_acc", point.train_acc), ("val_acc", point.val_acc)):
+            self.run.log_metric(f"{key}_at_stop", value, point.iteration)
+            self.run.log_metric(key, math.nan, point.iteration, later)
 
     def losses(self, losses: np.ndarray, final: bool = False) -> None:
         """Buffer the means of the whole windows of ``losses`` the run does not have yet (with ``final``,

@@ -13,12 +13,16 @@ starts there.
   tables and alembic's ``alembic_version`` (MLflow's schema is alembic's).
 - :func:`artifact_repository`: deleting one artifact of a run (a superseded checkpoint) needs the run's
   artifact repository; MlflowClient has no delete.
+- :func:`with_probabilities`: MLflow's default classifier evaluator asks a model for probabilities (and
+  then gives log_loss, roc_auc and their curves) only when its pyfunc loader is scikit-learn's, XGBoost's or
+  CatBoost's, reading ``predict_proba`` off the raw model (``_extract_raw_model``).
 - :data:`DATASET_CONTEXT_TAG` (``mlflow.utils.mlflow_tags``): the tag that says a dataset input's role.
 - :data:`QUIET_LOGGERS`: loggers of MLflow's store that narrate its schema set-up or log a traceback for
   every locked SQLite call (the project retries and reports those itself).
 - The UI's conventions, read off its JavaScript bundle: a saved view of the runs table is an experiment
   tag :data:`VIEW_TAG_PREFIX` ``<key>`` opened by the link parameter :data:`VIEW_SHARE_KEY_PARAM`; an
-  experiment's kind is the tag :data:`EXPERIMENT_KIND_TAG`; :data:`MODEL_TRAINING_LINK` asks for the
+  experiment's kind is the tag :data:`EXPERIMENT_KIND_TAG`; a run's tags under :data:`SYSTEM_TAG_PREFIX`
+  are not listed on its page; :data:`MODEL_TRAINING_LINK` asks for the
   model-training mode (MLflow 3 opens in its GenAI mode).
 
 mlflow itself is imported inside the functions only (it costs seconds), as everywhere in the project.
@@ -27,6 +31,7 @@ mlflow itself is imported inside the functions only (it costs seconds), as every
 from __future__ import annotations
 
 import contextlib
+import copy
 import sqlite3
 from pathlib import Path
 
@@ -36,6 +41,7 @@ DATASET_CONTEXT_TAG = "mlflow.data.context"  # mlflow.utils.mlflow_tags.MLFLOW_D
 QUIET_LOGGERS = {"alembic": "WARNING", "mlflow.store.db.utils": "CRITICAL"}
 
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+SYSTEM_TAG_PREFIX = "mlflow."  # tags the UI keeps off a run's page and tag columns (its system tags)
 VIEW_SHARE_KEY_PARAM = "viewStateShareKey"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 CUSTOM_MODEL_DEVELOPMENT = "custom_model_development"  # the kind of model training (not GenAI)
@@ -80,3 +86,26 @@ def artifact_repository(artifact_uri: str, tracking_uri: str):
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     return get_artifact_repository(artifact_uri, tracking_uri=tracking_uri)
+
+
+def with_probabilities(model, predict_proba, score=None):
+    """The loaded pyfunc ``model`` as MLflow's default classifier evaluator asks a scikit-learn model: its
+    raw model's ``predict`` (``model.predict``), ``predict_proba(X) -> (N, C)`` and ``score(X, y)``
+    (accuracy, optional). Only the loader's name in a copy of the metadata changes; the model's files and
+    code are as logged."""
+    from mlflow.pyfunc import PyFuncModel
+
+    class Raw:
+        def predict(self, X, params=None):
+            return model.predict(X)
+
+        def get_raw_model(self):
+            return self
+
+    raw = Raw()
+    raw.predict_proba = predict_proba
+    if score is not None:
+        raw.score = score
+    meta = copy.deepcopy(model.metadata)
+    meta.flavors["python_function"] = {**meta.flavors["python_function"], "loader_module": "mlflow.sklearn"}
+    return PyFuncModel(meta, raw)

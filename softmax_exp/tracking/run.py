@@ -82,9 +82,11 @@ class Run:
         self._tags.update({k: _text(v) for k, v in tags.items()})
         self.flush()
 
-    def log_metric(self, key: str, value: float, step: int) -> None:
-        """Buffer one metric value; sent when 1000 are waiting or at :meth:`flush` / :meth:`end`."""
-        self._metrics.append((key, float(value), _now_ms(), int(step)))
+    def log_metric(self, key: str, value: float, step: int, timestamp_ms: int | None = None) -> None:
+        """Buffer one metric value (stamped now, or at ``timestamp_ms``); sent when 1000 are waiting or at
+        :meth:`flush` / :meth:`end`."""
+        self._metrics.append((key, float(value), _now_ms() if timestamp_ms is None else int(timestamp_ms),
+                              int(step)))
         if len(self._metrics) + len(self._params) + len(self._tags) >= MAX_METRICS_PER_BATCH:
             self.flush(full_only=True)
 

@@ -49,5 +49,8 @@ class TrackingConfig(Checked):
     register_model: str | None = option("${model.name}-${.experiment}",
                                         Name(nullable=True, max_chars=MAX_MODEL_NAME, forbidden="/\\:"),
                                         "a sweep registers its best model (of each model) so; null: not")
+    evaluate_best: bool = option(False, Boolean(),
+                                 "a sweep runs mlflow.models.evaluate on its best model (validation split) "
+                                 "and logs it to its parent")
     log_every: int = option(50, Integer(low=1),
                             "the loss metric: the mean of every this many iterations (loss.npy has them all)")

@@ -53,7 +53,8 @@ def columns(swept_keys: Iterable[str] = (), test_acc: bool = False, pruned: bool
     """The runs table's columns besides the run name, start and duration: val_acc, train_acc (and test_acc),
     then lr, reg and every swept key as params (a swept config group ``optimizer`` is its param
     ``optimizer.name``, ``model`` its ``model.name``); with ``pruned`` (a search with a pruner) the tag
-    saying where a trial was pruned."""
+    saying where a trial was pruned first, and ``val_acc_at_stop`` (a pruned trial's val_acc is NaN, its
+    partial value under that name: it sorts after every finished trial)."""
     metrics = [*_METRICS, "test_acc"] if test_acc else list(_METRICS)
     params: list[str] = []
     for key in ("lr", "reg", *swept_keys):
@@ -61,8 +62,10 @@ def columns(swept_keys: Iterable[str] = (), test_acc: bool = False, pruned: bool
         name = f"{name}.name" if name in ("optimizer", "dataset", "model", "features") else name
         if name not in params:
             params.append(name)
-    tags = [f"tags.`{STOPPED_TAG}`"] if pruned else []
-    return [*(f"metrics.`{m}`" for m in metrics), *(f"params.`{p}`" for p in params), *tags]
+    if pruned:  # which trials were stopped, first; their accuracies when stopped beside the final ones
+        return [f"tags.`{STOPPED_TAG}`", *(f"metrics.`{m}`" for m in metrics), "metrics.`val_acc_at_stop`",
+                *(f"params.`{p}`" for p in params)]
+    return [*(f"metrics.`{m}`" for m in metrics), *(f"params.`{p}`" for p in params)]
 
 
 def view_state(selected_columns: Sequence[str], search_filter: str = "") -> dict:
