@@ -32,9 +32,9 @@ def run_job(cfg: Any, job: JobContext, info: SweepInfo | None) -> float:
     lr, reg = _number(cfg, "lr"), _number(cfg, "reg")
     name = run_name(job.overrides, lr, reg, job.name_keys)
     search = info is not None and info.study is not None
-    what = "trial" if search else "job"
+    what, shown = ("trial", num) if search else ("job", num + 1)  # a trial by its Optuna number
     if info is not None and not search:  # a search's sweeper says each trial's line
-        log.info(f"{what} {num + 1}/{info.num_jobs or '?'}: {name}")
+        log.info(f"{what} {shown}/{info.num_jobs or '?'}: {name}")
     result = JobResult(num, name, "FAILED", lr, reg, output_dir=str(job.output_dir),
                        sweep_id=info.sweep_id if info is not None else "", model=_choice(cfg, "model"),
                        features=_choice(cfg, "features"))
@@ -55,7 +55,7 @@ def run_job(cfg: Any, job: JobContext, info: SweepInfo | None) -> float:
             reason=outcome.history.diverged or "", note=outcome.note, run_name=outcome.run_name or name,
             model_uri=outcome.model_uri or "", iterations=len(outcome.history.loss))
         if outcome.note:
-            log.info(f"{what} {num if search else num + 1}: {outcome.note}")
+            log.info(f"{what} {shown}: {outcome.note}")
     except KeyboardInterrupt:
         result = dataclasses.replace(result, status="KILLED", reason="interrupted", **_run_of(training))
         raise
@@ -66,7 +66,7 @@ def run_job(cfg: Any, job: JobContext, info: SweepInfo | None) -> float:
     if result.status == "PRUNED":
         return result.val_acc
     if result.status != "FINISHED":
-        log.warning(f"{what} {num if search else num + 1} {result.status}: {result.reason}")
+        log.warning(f"{what} {shown} {result.status}: {result.reason}")
         return math.nan
     return result.val_acc
 

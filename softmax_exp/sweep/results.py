@@ -225,10 +225,9 @@ def format_note(command: str, results: Sequence[JobResult], versions: Sequence =
                      f"{test} {r.status}{f' ({r.note})' if r.status == 'PRUNED' and r.note else ''} |")
     # MLflow's UI draws a note's table without cell padding ("5e-0710000"): a space after each cell. The
     # table comes first: the run page shows a note's first lines until "Show more" is clicked
-    lines = [table[0].replace(" |", f"{CELL_GAP} |"), table[1],
-             *(row.replace(" |", f"{CELL_GAP} |") for row in table[2:]),
-             "", f"**Sweep** `python -m softmax_exp.train -m {command}`: {counts}.",
-             *([study] if study else [])]
+    lines = [row if i == 1 else row.replace(" |", f"{CELL_GAP} |") for i, row in enumerate(table)]
+    lines += ["", f"**Sweep** `python -m softmax_exp.train -m {command}`: {counts}.",
+              *([study] if study else [])]
     registered = {v.source: v for v in versions}
     bests = best_of_each(results) if len(variants_of(results)) > 1 else {"": best_result(results)}
     for variant, best in bests.items():
