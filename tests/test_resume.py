@@ -214,3 +214,31 @@ def test_an_unusable_checkpoint_is_skipped_with_a_warning(store, make_cfg, monke
     assert again.status == "FINISHED" and again.note == ""  # trained from the start
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a usable checkpoint" in err[0] and "training from the start" in err[0]
+
+
+def test_a_run_logged_with_the_old_tag_names_is_resumed(store, make_cfg, monkeypatch):
+    # runs logged before the bookkeeping tags moved under mlflow.softmax_exp.* carry softmax_exp.*
+    real_checkpoint = TrackedJob.on_checkpoint
+
+    def checkpoint_then_stop(self, state):
+        real_checkpoint(self, state)
+        if state.iteration == 500:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrackedJob, "on_checkpoint", checkpoint_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        fit(make_cfg(store, *LONG))
+    client = client_for(store)
+    exp = client.get_experiment_by_name("digits").experiment_id
+    (killed,) = client.search_runs([exp])
+    for key, value in killed.data.tags.items():  # as the earlier version named them
+        if key.startswith(tags.BOOKKEEPING):
+            client.delete_tag(killed.info.run_id, key)
+            client.set_tag(killed.info.run_id, tags.legacy_name(key), value)
+    assert tags.FINGERPRINT_TAG not in client.get_run(killed.info.run_id).data.tags
+
+    monkeypatch.setattr(TrackedJob, "on_checkpoint", real_checkpoint)
+    again = fit(make_cfg(store, *LONG))
+    assert again.note == "resumed from iteration 500" and again.run_id == killed.info.run_id
+    assert tags.renamed("softmax_exp.config_fingerprint") == tags.FINGERPRINT_TAG
+    assert tags.renamed("softmax_exp.optuna_trial") is None  # read by a person: its name is kept

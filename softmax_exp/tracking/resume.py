@@ -30,6 +30,8 @@ from softmax_exp.tracking.tags import (  # noqa: F401 (the resume tags are read 
     STOPPED_TAG,
     SUPERSEDED_TAG,
     SWEEP_FINGERPRINT_TAG,
+    legacy_name,
+    renamed,
 )
 
 
@@ -53,6 +55,7 @@ def earlier_runs(client, experiment_id: str, fingerprint: str, parent_run_id: st
     outside any sweep). Stale RUNNING ones are marked KILLED first. In a sweep a live one raises
     JobRunningElsewhere; the same single run may run twice at once. A KILLED or FAILED run with a
     checkpoint is resumable only if no run of the job finished after it started."""
+    adopt_legacy_runs(client, experiment_id, FINGERPRINT_TAG, fingerprint)
     runs = client.search_runs([experiment_id], filter_string=f"tags.{FINGERPRINT_TAG} = '{fingerprint}'",
                               max_results=1000, order_by=["attributes.start_time DESC"])
     found = Earlier()
@@ -107,7 +110,23 @@ def supersede(client, runs: Iterable, new_run_id: str) -> None:
 
 def sweep_parents(client, experiment_id: str, fingerprint: str) -> list:
     """The live parent runs of the sweep ``fingerprint``, oldest first (ties: by run id)."""
+    adopt_legacy_runs(client, experiment_id, SWEEP_FINGERPRINT_TAG, fingerprint)
     runs = client.search_runs([experiment_id],
                               filter_string=f"tags.{SWEEP_FINGERPRINT_TAG} = '{fingerprint}'",
                               max_results=100)
     return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+
+
+def adopt_legacy_runs(client, experiment_id: str, tag: str, value: str) -> None:
+    """Runs logged before the bookkeeping tags moved under ``mlflow.softmax_exp.*`` (off MLflow's run
+    pages) carry them as ``softmax_exp.*``: those whose ``tag`` (by its old name) is ``value`` get every
+    bookkeeping tag under its new name too, once, so that resume finds and reads them as any other."""
+    from mlflow.entities import RunTag
+
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{legacy_name(tag)}` = '{value}'",
+                              max_results=1000)
+    for run in runs:
+        if tag in run.data.tags:
+            continue
+        moved = [RunTag(new, v) for k, v in run.data.tags.items() if (new := renamed(k)) is not None]
+        client.log_batch(run.info.run_id, tags=moved)

@@ -69,3 +69,21 @@ STUDY_NAME_TAG = PREFIX + "optuna_study"
 def version_tag(package: str) -> str:
     """The tag holding a library's version: ``mlflow.softmax_exp.numpy_version``."""
     return f"{BOOKKEEPING}{package}_version"
+
+
+def legacy_name(tag: str) -> str:
+    """The name a bookkeeping tag had before the bookkeeping moved under :data:`BOOKKEEPING`
+    (``mlflow.softmax_exp.config_fingerprint`` was ``softmax_exp.config_fingerprint``)."""
+    return PREFIX + tag.removeprefix(BOOKKEEPING)
+
+
+def renamed(key: str) -> str | None:
+    """A run's tag ``key`` as it is named now, if it is a bookkeeping tag under its old name; else None."""
+    if not key.startswith(PREFIX):
+        return None
+    new = BOOKKEEPING + key.removeprefix(PREFIX)
+    return new if new in _BOOKKEEPING_TAGS or new.endswith("_version") else None
+
+
+_BOOKKEEPING_TAGS = {v for k, v in dict(globals()).items()
+                     if k.endswith("_TAG") and isinstance(v, str) and v.startswith(BOOKKEEPING)}
